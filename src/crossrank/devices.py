@@ -1,0 +1,138 @@
+"""Device choice and dtype policy.
+
+Half precision helps on CUDA and Apple GPUs (MPS) and hurts on CPUs, where fp16/bf16 matmuls are
+slower than fp32. ``use_fp16`` therefore means "half precision where the device does it well";
+``dtype`` forces a precision on any device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional, Union
+
+import torch
+
+DeviceLike = Union[str, torch.device, None]
+DTypeLike = Union[str, torch.dtype, None]
+
+_SUPPORTED_TYPES = ("cpu", "cuda", "mps")
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+_noted: set = set()
+
+
+class CrossrankWarning(UserWarning):
+    """Warnings crossrank emits: settings it ignored or changed, and how to silence them."""
+
+
+def warn_once(key: str, message: str) -> None:
+    """Emit ``message`` as a :class:`CrossrankWarning` the first time ``key`` is seen."""
+    if key in _noted:
+        return
+    _noted.add(key)
+    warnings.warn(message, CrossrankWarning, stacklevel=3)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(device: DeviceLike = "auto") -> torch.device:
+    """Turn ``"auto" | "cpu" | "cuda[:n]" | "mps"`` into a :class:`torch.device` that exists here.
+
+    ``"auto"`` (or ``None``) picks CUDA, then MPS, then CPU.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            dev = None
+        if dev is None or dev.type not in _SUPPORTED_TYPES:
+            raise ValueError(
+                f"device={device!r} is not a device crossrank knows; "
+                "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+            )
+    else:
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    if dev.type not in _SUPPORTED_TYPES:
+        raise ValueError(
+            f"device={str(dev)!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'"
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(dev)!r} was requested but CUDA is not available on this machine; "
+                "use device='auto' or device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(dev)!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(
+            "device='mps' was requested but MPS is not available on this machine; "
+            "use device='auto' or device='cpu'"
+        )
+    return dev
+
+
+def parse_dtype(dtype: DTypeLike) -> Optional[torch.dtype]:
+    """``"float16" | "bfloat16" | "float32"`` (or a torch dtype) → torch dtype; ``None`` stays None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        if isinstance(dtype, torch.dtype) and dtype not in _DTYPES.values():
+            raise ValueError(f"dtype={dtype} is not supported; use float32, float16 or bfloat16")
+        return dtype
+    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.lower().removeprefix("torch.")]
+    raise ValueError(f"dtype={dtype!r} is not supported; use 'float32', 'float16' or 'bfloat16'")
+
+
+def choose_dtype(
+    device: torch.device, use_fp16: Optional[bool] = None, dtype: DTypeLike = None
+) -> torch.dtype:
+    """Pick the compute dtype for ``device``.
+
+    An explicit ``dtype`` wins on every device. Otherwise ``use_fp16`` (``None`` = automatic) gives
+    float16 on CUDA and MPS and float32 on CPU; ``use_fp16=True`` on CPU is ignored with a one-time
+    note, because half precision is slower than float32 there.
+    """
+    explicit = parse_dtype(dtype)
+    if explicit is not None:
+        return explicit
+    if device.type in ("cuda", "mps"):
+        return torch.float32 if use_fp16 is False else torch.float16
+    if use_fp16:
+        warn_once(
+            "fp16-on-cpu",
+            "use_fp16=True is ignored on CPU, where half precision is slower than float32; "
+            "crossrank runs float32 there (pass dtype='bfloat16' to force half precision).",
+        )
+    return torch.float32
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for an accelerator out-of-memory error (worth a smaller batch), False otherwise."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(error, oom_type):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()

@@ -1,0 +1,83 @@
+"""Pair encoding the way FlagReranker does it, on transformers 4 and 5 alike.
+
+The query is tokenized alone and capped (``query_max_length``, by default 3/4 of ``max_length``);
+the passage fills what is left (``only_second`` truncation); then the tokenizer's own template adds
+the special tokens (``[CLS] q [SEP] p [SEP]``, ``<s> q </s></s> p </s>``, …). FlagReranker builds the
+pair with ``tokenizer.prepare_for_model``, which transformers 5 removed from fast tokenizers; here
+the same template comes from the fast tokenizer's post-processor, with ``prepare_for_model`` as the
+route for slow (Python) tokenizers.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, List, Optional, Sequence
+
+Feature = Dict[str, List[int]]
+
+
+class PairEncoder:
+    """Encode (query, passage) pairs into model inputs without padding.
+
+    >>> encoder = PairEncoder(tokenizer, max_length=512)          # doctest: +SKIP
+    >>> encoder.encode(["what is a panda?"], ["The giant panda ..."])  # doctest: +SKIP
+    [{'input_ids': [101, ...], 'token_type_ids': [0, ..., 1]}]
+    """
+
+    def __init__(self, tokenizer, max_length: int = 512, query_max_length: Optional[int] = None):
+        if max_length < 16:
+            raise ValueError(f"max_length must be at least 16 tokens, got {max_length}")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.query_max_length = query_max_length or max_length * 3 // 4
+        self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
+        self.num_special = tokenizer.num_special_tokens_to_add(pair=True)
+        self._fast = bool(getattr(tokenizer, "is_fast", False))
+        # A fast tokenizer's truncation settings live in shared Rust state that each call rewrites;
+        # concurrent calls fail with "Already borrowed", so tokenization takes turns.
+        self._lock = threading.Lock()
+
+    def encode(self, queries: Sequence[str], passages: Sequence[str]) -> List[Feature]:
+        """Encode ``queries[i]`` with ``passages[i]``; equal queries are tokenized once."""
+        unique = list(dict.fromkeys(queries))
+        query_tokens = dict(zip(unique, self._tokenize(unique, self.query_max_length)))
+        passage_tokens = self._tokenize(list(passages), self.max_length)
+        return [self._pair(query_tokens[q], p) for q, p in zip(queries, passage_tokens)]
+
+    def _tokenize(self, texts: List[str], max_length: int) -> list:
+        if not texts:
+            return []
+        with self._lock:
+            out = self.tokenizer(
+                texts, add_special_tokens=False, truncation=True, max_length=max_length
+            )
+        if self._fast:
+            return out.encodings
+        return out["input_ids"]
+
+    def _pair(self, query, passage) -> Feature:
+        if self._fast:
+            return self._pair_fast(query, passage)
+        item = self.tokenizer.prepare_for_model(
+            query, passage, truncation="only_second", max_length=self.max_length, padding=False
+        )
+        feature = {"input_ids": list(item["input_ids"])}
+        if self.with_token_types:
+            feature["token_type_ids"] = list(item["token_type_ids"])
+        return feature
+
+    def _pair_fast(self, query, passage) -> Feature:
+        # Encoding.truncate works in place: copy-free because every passage encoding is fresh,
+        # while the shared query encoding is never truncated here (it was capped at tokenization).
+        room = self.max_length - len(query.ids) - self.num_special
+        if len(passage.ids) > room:
+            passage.truncate(max(room, 0))
+        processor = self.tokenizer.backend_tokenizer.post_processor
+        if processor is not None:
+            merged = processor.process(query, passage, True)
+        else:
+            merged = type(query).merge([query, passage], True)
+        feature = {"input_ids": merged.ids}
+        if self.with_token_types:
+            feature["token_type_ids"] = merged.type_ids
+        return feature

@@ -1,0 +1,63 @@
+"""Length-ordered token-budget batching returns scores in input order."""
+
+from __future__ import annotations
+
+import pytest
+from test_scores import PAIRS
+
+from crossrank import Reranker
+from crossrank.batching import collate, plan_batches, restore_order
+
+
+def test_plan_batches_orders_longest_first_and_keeps_ties_in_input_order():
+    assert plan_batches([3, 10, 2, 10], batch_size=1) == [[1], [3], [0, 2]]
+    assert plan_batches([], batch_size=4) == []
+
+
+def test_plan_batches_respects_token_budget():
+    lengths = [100, 100, 100, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10]
+    batches = plan_batches(lengths, batch_size=2)
+    budget = 2 * 100
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= budget
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batches[0] == [0, 1] and len(batches[-1]) > 2  # short items share bigger batches
+
+
+def test_plan_batches_rejects_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):
+        plan_batches([1, 2], batch_size=0)
+
+
+def test_restore_order_undoes_the_permutation():
+    batches = [[2, 0], [1]]
+    assert restore_order(batches, [[0.2, 0.0], [0.1]]) == [0.0, 0.1, 0.2]
+    with pytest.raises(ValueError):
+        restore_order([[0, 1]], [[0.5]])
+
+
+def test_collate_pads_right_and_left():
+    feats = [{"input_ids": [5, 6, 7]}, {"input_ids": [8]}]
+    right = collate(feats, pad_token_id=0)
+    assert right["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert right["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    left = collate(feats, pad_token_id=0, padding_side="left")
+    assert left["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert left["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_scores_do_not_depend_on_batching(bert_dir, batch_size):
+    reranker = Reranker(bert_dir, max_length=48)
+    pairs = [list(p) for p in PAIRS] * 3
+    one_by_one = [reranker.compute_score(p) for p in pairs]
+    batched = reranker.compute_score(pairs, batch_size=batch_size)
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
+
+
+def test_progress_bar_can_be_shown_and_hidden(bert_dir, capsys):
+    pairs = [list(p) for p in PAIRS]
+    Reranker(bert_dir, max_length=48, show_progress_bar=True).compute_score(pairs)
+    assert "Reranking" in capsys.readouterr().err
+    Reranker(bert_dir, max_length=48, show_progress_bar=False).compute_score(pairs)
+    assert "Reranking" not in capsys.readouterr().err
