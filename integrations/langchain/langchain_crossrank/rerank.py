@@ -100,16 +100,15 @@ class CrossRankRerank(BaseDocumentCompressor):
 
     def model_post_init(self, context: Any) -> None:
         if self.reranker is None:
+            self.model = self.model or DEFAULT_MODEL
             self.reranker = Reranker(
-                self.model or DEFAULT_MODEL,
-                device=self.device,
-                use_fp16=self.use_fp16,
-                max_length=self.max_length,
+                self.model, device=self.device, use_fp16=self.use_fp16, max_length=self.max_length
             )
-        # Describe the model actually in use, so model_dump() rebuilds an equivalent compressor.
-        self.model = self.reranker.model_name
-        self.device = str(self.reranker.device)
-        self.max_length = self.reranker.max_length
+        else:
+            # Describe the shared model, so model_dump() rebuilds an equivalent compressor.
+            self.model = self.reranker.model_name
+            self.device = str(self.reranker.device)
+            self.max_length = self.reranker.max_length
 
     def compress_documents(
         self,

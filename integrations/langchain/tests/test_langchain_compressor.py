@@ -149,6 +149,8 @@ def test_model_dump_is_config_without_the_model(reranker, bert_dir):
         "use_fp16": None,
     }
     assert "reranker" not in compressor.model_dump_json()
+    # Options the caller left at their defaults stay portable ("auto", not the device picked here).
+    assert CrossRankRerank(model=bert_dir, max_length=128).model_dump()["device"] == "auto"
     # A shared reranker is described by its model, so the dump rebuilds an equivalent compressor.
     shared_dump = CrossRankRerank(reranker=reranker, top_n=5, score_threshold=0.2).model_dump()
     assert shared_dump == dump
