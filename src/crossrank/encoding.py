@@ -11,7 +11,9 @@ route for slow (Python) tokenizers.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .windows import split_windows, window_overlap
 
 Feature = Dict[str, List[int]]
 
@@ -44,13 +46,43 @@ class PairEncoder:
         passage_tokens = self._tokenize(list(passages), self.max_length)
         return [self._pair(query_tokens[q], p) for q, p in zip(queries, passage_tokens)]
 
-    def _tokenize(self, texts: List[str], max_length: int) -> list:
+    def encode_windows(
+        self, queries: Sequence[str], passages: Sequence[str], stride: int
+    ) -> Tuple[List[Feature], List[int]]:
+        """Like :meth:`encode`, but a passage that does not fit is split into overlapping windows.
+
+        Returns the features and, for each, the index of its pair. A passage that fits gives the
+        same single feature as :meth:`encode`; a longer one gives windows sharing
+        ``min(stride, room // 2)`` tokens (see :mod:`crossrank.windows`).
+        """
+        unique = list(dict.fromkeys(queries))
+        query_tokens = dict(zip(unique, self._tokenize(unique, self.query_max_length)))
+        features: List[Feature] = []
+        owners: List[int] = []
+        for index, (q, passage) in enumerate(zip(queries, self._tokenize(list(passages), None))):
+            query = query_tokens[q]
+            query_length = len(query.ids) if self._fast else len(query)
+            room = max(self.max_length - query_length - self.num_special, 1)
+            for window in self._windows(passage, room, window_overlap(stride, room)):
+                features.append(self._pair(query, window))
+                owners.append(index)
+        return features, owners
+
+    def _windows(self, passage, room: int, overlap: int) -> list:
+        if not self._fast:
+            return split_windows(passage, room, overlap)
+        if len(passage.ids) > room:
+            # the tokenizers library's own windows: the same rule as split_windows
+            passage.truncate(room, stride=overlap)
+        return [passage, *passage.overflowing]
+
+    def _tokenize(self, texts: List[str], max_length: Optional[int]) -> list:
         if not texts:
             return []
+        # max_length=None keeps whole passages, to be cut into windows
+        limit = {"truncation": True, "max_length": max_length} if max_length else {"verbose": False}
         with self._lock:
-            out = self.tokenizer(
-                texts, add_special_tokens=False, truncation=True, max_length=max_length
-            )
+            out = self.tokenizer(texts, add_special_tokens=False, **limit)
         if self._fast:
             return out.encodings
         return out["input_ids"]

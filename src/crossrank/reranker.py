@@ -1,4 +1,4 @@
-"""The cross-encoder scorer: load any ``*ForSequenceClassification`` model, score, rank."""
+"""The reranker: load a cross-encoder or a decoder LLM reranker, score, rank."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 from tqdm.auto import tqdm
 
+from . import llm
 from .batching import collate, plan_batches, restore_order
 from .devices import (
     DeviceLike,
@@ -21,6 +22,7 @@ from .devices import (
 )
 from .encoding import Feature, PairEncoder
 from .results import RankedDocument, select, validate_top_k
+from .windows import LONG_DOCUMENT_MODES, max_per_document
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
 Pair = Union[Sequence[str], tuple]
@@ -37,6 +39,11 @@ class Reranker:
     3/4 of ``max_length`` and the passage truncated to fit. A 1-logit head scores with its logit,
     a 2-logit head with ``logit[1] - logit[0]``.
 
+    Decoder LLM rerankers (a ``*ForCausalLM`` checkpoint) are scored from the next-token logits
+    with the prompt their family was trained with (see :mod:`crossrank.llm`): Qwen3-Reranker with
+    ``logit("yes") - logit("no")``, bge-reranker-v2-gemma with the ``"Yes"`` logit, as
+    FlagEmbedding's ``FlagLLMReranker``.
+
     Args:
         model: a hub id (``"BAAI/bge-reranker-base"``) or a local checkpoint directory.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
@@ -48,6 +55,14 @@ class Reranker:
         batch_size: pairs per batch for the longest pairs; shorter pairs share the same token budget.
         show_progress_bar: show a tqdm bar while scoring.
         trust_remote_code: passed to ``from_pretrained`` for checkpoints with custom code.
+        instruction: decoder LLM rerankers only: the task instruction (Qwen3-Reranker's
+            ``<Instruct>``, bge-reranker-v2-gemma's prompt); ``None`` keeps the family's default.
+        long_documents: ``"truncate"`` (default) cuts a passage that does not fit next to the
+            query; ``"maxp"`` splits it into overlapping token windows, scores each and keeps the
+            best (all windows of all documents share the same batches).
+        stride: with ``"maxp"``, tokens shared by consecutive windows (at most half a window).
+        prompt_format: decoder LLM rerankers only: ``"qwen3"`` or ``"bge"`` where the model type
+            does not tell (detected for ``qwen2``/``qwen3`` and ``gemma``/``gemma2``).
 
     Example:
         >>> rr = Reranker("BAAI/bge-reranker-base")                      # doctest: +SKIP
@@ -71,21 +86,38 @@ class Reranker:
         batch_size: int = 32,
         show_progress_bar: bool = False,
         trust_remote_code: bool = False,
+        instruction: Optional[str] = None,
+        long_documents: str = "truncate",
+        stride: int = 128,
+        prompt_format: Optional[str] = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 16:
             raise ValueError(f"max_length must be an int >= 16, got {max_length!r}")
+        _check_long_document_options(long_documents, stride)
+        _check_llm_options(instruction, prompt_format)
         self.device = resolve_device(device)
         self.dtype = choose_dtype(self.device, use_fp16, dtype)
         self.model_name = os.fspath(model) if isinstance(model, os.PathLike) else model
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
         self._trust_remote_code = trust_remote_code
+        self.long_documents = long_documents
+        self.stride = stride
         self.tokenizer, self.model = _load(self.model_name, trust_remote_code)
-        self.num_labels = _check_head(self.model, self.model_name)
+        self.prompt_format = _prompt_format(
+            self.model, self.tokenizer, prompt_format, instruction, self.model_name
+        )  # None for a cross-encoder
         self.max_length = _cap_max_length(max_length, self.tokenizer, self.model)
-        self.encoder = PairEncoder(self.tokenizer, self.max_length, query_max_length)
+        if self.prompt_format is None:
+            self.num_labels = _check_head(self.model, self.model_name)
+            self.encoder = PairEncoder(self.tokenizer, self.max_length, query_max_length)
+        else:
+            self.encoder = llm.PromptEncoder(
+                self.tokenizer, self.prompt_format, self.max_length, query_max_length, instruction
+            )
+            self.num_labels = len(self.encoder.label_token_ids)  # [no, yes] or [Yes]
         self.model.to(device=self.device, dtype=self.dtype)
         self.model.eval()
         self._lock = threading.Lock()
@@ -150,7 +182,12 @@ class Reranker:
         if not pairs:
             return []
         batch_size = self.batch_size if batch_size is None else batch_size
-        features = self.encoder.encode([q for q, _ in pairs], [p for _, p in pairs])
+        queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
+        owners = None
+        if self.long_documents == "maxp":
+            features, owners = self.encoder.encode_windows(queries, passages, self.stride)
+        else:
+            features = self.encoder.encode(queries, passages)
         batches = plan_batches([len(f["input_ids"]) for f in features], batch_size)
         batch_scores = []
         with tqdm(
@@ -160,6 +197,8 @@ class Reranker:
                 batch_scores.append(self._score_features([features[i] for i in batch]))
                 bar.update(len(batch))
         scores = restore_order(batches, batch_scores)
+        if owners is not None:
+            scores = max_per_document(scores, owners, len(pairs))
         if normalize:
             scores = [_sigmoid(s) for s in scores]
         return scores
@@ -182,7 +221,8 @@ class Reranker:
             return self._score_features(features[:half]) + self._score_features(features[half:])
 
     def _forward(self, features: List[Feature]) -> List[float]:
-        batch = collate(features, self._pad_id())
+        padding_side = "right" if self.prompt_format is None else "left"  # decoders read the end
+        batch = collate(features, self._pad_id(), padding_side=padding_side)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         try:
             logits = self._logits(batch)
@@ -195,6 +235,8 @@ class Reranker:
 
     def _logits(self, batch) -> torch.Tensor:
         with torch.inference_mode():
+            if self.prompt_format is not None:
+                return llm.label_logits(self.model, batch, self.encoder.label_token_ids)
             return self.model(**batch).logits.float()
 
     def _head_scores(self, logits: torch.Tensor) -> torch.Tensor:
@@ -237,7 +279,12 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _load(model: str, trust_remote_code: bool):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     if not isinstance(model, str) or not model.strip():
         raise TypeError(f"model must be a hub id or a local directory path, got {model!r}")
@@ -254,9 +301,11 @@ def _load(model: str, trust_remote_code: bool):
         tokenizer = AutoTokenizer.from_pretrained(
             path, trust_remote_code=trust_remote_code, **kwargs
         )
-        hf_model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=trust_remote_code, **kwargs
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+        model_class = (
+            AutoModelForCausalLM if llm.is_causal_lm(config) else AutoModelForSequenceClassification
         )
+        hf_model = model_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
         return tokenizer, hf_model
 
     try:
@@ -327,6 +376,19 @@ def _check_head(model, name: str) -> int:
     return num_labels
 
 
+def _prompt_format(model, tokenizer, prompt_format, instruction, name: str) -> Optional[str]:
+    """The decoder LLM prompt family of ``model``; None for a cross-encoder."""
+    if llm.is_causal_lm(model.config):
+        return llm.detect_prompt_format(model.config, tokenizer, prompt_format, name)
+    for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
+        if value is not None:
+            raise ValueError(
+                f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
+                f"bge-reranker-v2-gemma); model={name!r} is a cross-encoder, leave it out"
+            )
+    return None
+
+
 def _cap_max_length(max_length: int, tokenizer, model) -> int:
     limits = [getattr(tokenizer, "model_max_length", None)]
     positions = getattr(model.config, "max_position_embeddings", None)
@@ -348,6 +410,24 @@ def _cap_max_length(max_length: int, tokenizer, model) -> int:
 
 
 # ---------------------------------------------------------------------- input checks
+
+
+def _check_long_document_options(long_documents, stride) -> None:
+    if long_documents not in LONG_DOCUMENT_MODES:
+        raise ValueError(f"long_documents must be 'truncate' or 'maxp', got {long_documents!r}")
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
+        raise ValueError(
+            f"stride must be an int >= 0 (tokens shared by consecutive windows), got {stride!r}"
+        )
+
+
+def _check_llm_options(instruction, prompt_format) -> None:
+    if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
+        raise ValueError(f"instruction must be a non-empty str or None, got {instruction!r}")
+    if prompt_format is not None and prompt_format not in llm.PROMPT_FORMATS:
+        raise ValueError(
+            f"prompt_format must be one of {llm.PROMPT_FORMATS} or None, got {prompt_format!r}"
+        )
 
 
 def _sigmoid(x: float) -> float:

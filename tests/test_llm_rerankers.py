@@ -1,0 +1,373 @@
+"""Decoder LLM rerankers (Qwen3-Reranker, bge-reranker-v2-gemma) on tiny random checkpoints.
+
+Each model is built here with a tokenizer trained on the spot (byte-level BPE for Qwen, a
+SentencePiece-style BPE for Gemma); scores are checked against references computed straight from
+the model's logits for each family's documented prompt, one pair at a time and without padding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from conftest import WORDS
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from crossrank import Reranker
+
+# The prompts as their model cards document them, written out here independently of crossrank.
+QWEN_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and "
+    'the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+)
+QWEN_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+BGE_PROMPT = (
+    "Given a query A and a passage B, determine whether the passage contains an answer to the "
+    "query by providing a prediction of either 'Yes' or 'No'."
+)
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+CORPUS = [QWEN_PREFIX, QWEN_SUFFIX, QWEN_INSTRUCTION, BGE_PROMPT, " ".join(WORDS), "yes no Yes No"]
+CORPUS += ["<Instruct>: \n<Query>: \n<Document>: A: B: "]
+
+LONG = " ".join(["the giant panda is a bear of china that eats bamboo in the rain."] * 12)
+PAIRS = [
+    ("what does a panda eat?", "The giant panda eats bamboo."),
+    ("what does a panda eat?", "Paris is the capital city of France."),
+    ("what is the capital of france", LONG),  # passage cut
+    ("python", ""),  # an empty passage is scored, not dropped
+    ("which bear eats bamboo", "A cat is an animal; a dog is an animal."),
+    ("where is the rain?", "the rain is in the sky, the sky is blue"),
+]
+
+
+def _tokenizer_class(name: str):
+    import transformers
+
+    return getattr(transformers, name + "Fast", None) or getattr(transformers, name)
+
+
+def qwen_tokenizer():
+    """A byte-level BPE with Qwen2's pre-tokenizer and chat tokens, trained on the prompts."""
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return _tokenizer_class("Qwen2Tokenizer")(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None
+    )
+
+
+def gemma_tokenizer():
+    """A SentencePiece-style BPE (``▁`` for spaces, byte fallback) with Gemma's special tokens."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.pre_tokenizer = pre_tokenizers.Split("\u2581", behavior="merged_with_next")
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    bytes_ = [f"<0x{i:02X}>" for i in range(256)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=800,
+        special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"] + bytes_,
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return _tokenizer_class("GemmaTokenizer")(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+def build_decoder(kind: str, seed: int = 0):
+    """A tiny random ``*ForCausalLM`` (hidden 32, 2 layers) with its tokenizer."""
+    import transformers
+
+    torch.manual_seed(seed)
+    tokenizer = gemma_tokenizer() if kind in ("gemma", "llama-gemma") else qwen_tokenizer()
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        initializer_range=0.2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    if kind == "qwen3":
+        model = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(head_dim=8, **common))
+    elif kind == "qwen2":
+        model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**common))
+    elif kind == "gemma":
+        config = transformers.GemmaConfig(head_dim=8, bos_token_id=tokenizer.bos_token_id, **common)
+        model = transformers.GemmaForCausalLM(config)
+    elif kind in ("llama-qwen", "llama-gemma"):
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
+    elif kind == "qwen3-seqcls":
+        config = transformers.Qwen3Config(head_dim=8, num_labels=1, **common)
+        model = transformers.Qwen3ForSequenceClassification(config)
+    else:
+        raise ValueError(kind)
+    return tokenizer, model.eval()
+
+
+def save_decoder(path, kind: str, seed: int = 0) -> str:
+    tokenizer, model = build_decoder(kind, seed)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return os.fspath(path)
+
+
+@pytest.fixture(scope="module")
+def decoder_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoders")
+    kinds = ["qwen3", "qwen2", "gemma", "llama-qwen", "llama-gemma", "qwen3-seqcls"]
+    return {kind: save_decoder(root / kind, kind) for kind in kinds}
+
+
+# ---------------------------------------------------------------------- references
+
+
+def _load_reference(model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir).eval()
+
+
+def _last_logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0, -1]
+
+
+def qwen3_prompt(tokenizer, query, passage, max_length, instruction=QWEN_INSTRUCTION):
+    """The Qwen3-Reranker model card's ``process_inputs`` for one pair."""
+    prefix = tokenizer.encode(QWEN_PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(QWEN_SUFFIX, add_special_tokens=False)
+    body = f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {passage}"
+    room = max_length - len(prefix) - len(suffix)
+    ids = tokenizer(body, add_special_tokens=False, truncation=True, max_length=room)["input_ids"]
+    return prefix + ids + suffix
+
+
+def qwen3_reference(model_dir, pairs, max_length, instruction=QWEN_INSTRUCTION):
+    """logit("yes") − logit("no") at the last position, one pair at a time."""
+    tokenizer, model = _load_reference(model_dir)
+    yes = tokenizer.convert_tokens_to_ids("yes")
+    no = tokenizer.convert_tokens_to_ids("no")
+    scores = []
+    for query, passage in pairs:
+        logits = _last_logits(
+            model, qwen3_prompt(tokenizer, query, passage, max_length, instruction)
+        )
+        scores.append(float(logits[yes] - logits[no]))
+    return scores
+
+
+def bge_prompt(tokenizer, query, passage, max_length, prompt=BGE_PROMPT):
+    """FlagLLMReranker's prompt for one pair: <bos>A: q, \\n, B: p (cut), \\n, prompt."""
+    q = tokenizer(
+        "A: " + query, add_special_tokens=False, truncation=True, max_length=max_length * 3 // 4
+    )["input_ids"]
+    p = tokenizer(
+        "B: " + passage, add_special_tokens=False, truncation=True, max_length=max_length
+    )["input_ids"]
+    sep = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    first = [tokenizer.bos_token_id] + q
+    second = (sep + p)[: max_length + len(sep) + len(prompt_ids) - len(first)]
+    return first + second + sep + prompt_ids
+
+
+def bge_reference(model_dir, pairs, max_length, prompt=BGE_PROMPT):
+    """The "Yes" logit at the last position, one pair at a time."""
+    tokenizer, model = _load_reference(model_dir)
+    yes = tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+    return [
+        float(_last_logits(model, bge_prompt(tokenizer, q, p, max_length, prompt))[yes])
+        for q, p in pairs
+    ]
+
+
+def reference(kind, model_dir, pairs, max_length, instruction=None):
+    if kind in ("gemma", "llama-gemma"):
+        return bge_reference(model_dir, pairs, max_length, instruction or BGE_PROMPT)
+    return qwen3_reference(model_dir, pairs, max_length, instruction or QWEN_INSTRUCTION)
+
+
+# ---------------------------------------------------------------------- scores
+
+
+@pytest.mark.parametrize(
+    "kind, max_length",
+    [("qwen3", 100), ("qwen3", 256), ("qwen2", 100), ("gemma", 48), ("gemma", 256)],
+)
+def test_scores_equal_reference_for_documented_prompt(decoder_dirs, kind, max_length):
+    reranker = Reranker(decoder_dirs[kind], max_length=max_length, batch_size=4)
+    expected = reference(kind, decoder_dirs[kind], PAIRS, max_length)
+    got = reranker.compute_score([list(p) for p in PAIRS])
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert max(expected) - min(expected) > 0.1  # the scores differ, so equality says something
+
+
+def test_long_passage_is_cut_to_max_length(decoder_dirs):
+    for kind, expected_length in (("qwen3", 96), ("gemma", None)):
+        reranker = Reranker(decoder_dirs[kind], max_length=96)
+        ids = reranker.encoder.encode(["what is the capital of france"], [LONG])[0]["input_ids"]
+        tokenizer = reranker.tokenizer
+        if expected_length is None:  # bge: max_length for query + passage, the prompt on top
+            expected_length = len(bge_prompt(tokenizer, "what is the capital of france", LONG, 96))
+            assert ids[0] == tokenizer.bos_token_id
+        assert len(ids) == expected_length
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "gemma"])
+def test_left_padded_batches_equal_one_by_one(decoder_dirs, kind):
+    reranker = Reranker(decoder_dirs[kind], max_length=128, batch_size=8)
+    pairs = [list(p) for p in PAIRS]
+    lengths = {len(f["input_ids"]) for f in reranker.encoder.encode(*zip(*pairs))}
+    assert len(lengths) > 2  # batches really pad
+    batched = reranker.compute_score(pairs)
+    alone = [reranker.compute_score(pair, batch_size=1) for pair in pairs]
+    assert batched == pytest.approx(alone, abs=1e-4)
+
+
+def test_qwen3_normalized_score_is_p_yes(decoder_dirs):
+    path = decoder_dirs["qwen3"]
+    tokenizer, model = _load_reference(path)
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    expected = []
+    for query, passage in PAIRS:  # the model card's compute_logits: softmax over [no, yes]
+        logits = _last_logits(model, qwen3_prompt(tokenizer, query, passage, 128))
+        expected.append(float(torch.softmax(torch.stack([logits[no], logits[yes]]), 0)[1]))
+    got = Reranker(path, max_length=128).compute_score([list(p) for p in PAIRS], normalize=True)
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_gemma_normalized_score_is_sigmoid_of_yes_logit(decoder_dirs):
+    reranker = Reranker(decoder_dirs["gemma"], max_length=128)
+    raw = reranker.compute_score([list(p) for p in PAIRS])
+    norm = reranker.compute_score([list(p) for p in PAIRS], normalize=True)
+    assert norm == pytest.approx([1 / (1 + math.exp(-s)) for s in raw], abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "gemma"])
+def test_instruction_replaces_the_default(decoder_dirs, kind):
+    instruction = "Given a question about animals, find the passage that answers it"
+    reranker = Reranker(decoder_dirs[kind], max_length=128, instruction=instruction)
+    pairs = PAIRS[:3]
+    got = reranker.compute_score([list(p) for p in pairs])
+    assert got == pytest.approx(
+        reference(kind, decoder_dirs[kind], pairs, 128, instruction), abs=1e-4
+    )
+    default = Reranker(decoder_dirs[kind], max_length=128).compute_score([list(p) for p in pairs])
+    assert max(abs(a - b) for a, b in zip(got, default)) > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["qwen3", "gemma"])
+def test_rank_orders_by_score_with_top_k_and_threshold(decoder_dirs, kind):
+    reranker = Reranker(decoder_dirs[kind], max_length=128)
+    query = "what does a panda eat?"
+    docs = [p for _, p in PAIRS]
+    scores = reranker.compute_score([[query, d] for d in docs], normalize=True)
+    hits = reranker.rank(query, docs)
+    assert [h.index for h in hits] == sorted(range(len(docs)), key=lambda i: -scores[i])
+    assert [h.score for h in hits] == pytest.approx(sorted(scores, reverse=True), abs=1e-6)
+    assert all(h.text == docs[h.index] for h in hits)
+    threshold = sorted(scores)[len(scores) // 2]
+    kept = reranker.rank(query, docs, top_k=2, threshold=threshold)
+    assert [h.index for h in kept] == [h.index for h in hits if h.score >= threshold][:2]
+    assert reranker.rank(query, []) == []
+
+
+# ---------------------------------------------------------------------- detection and errors
+
+
+def test_family_is_detected_from_model_type_and_vocabulary(decoder_dirs):
+    assert Reranker(decoder_dirs["qwen3"]).prompt_format == "qwen3"
+    assert Reranker(decoder_dirs["qwen2"]).prompt_format == "qwen3"
+    assert Reranker(decoder_dirs["gemma"]).prompt_format == "bge"
+    # a llama checkpoint with Qwen's chat tokens and yes/no: the Qwen3-Reranker prompt
+    llama = Reranker(decoder_dirs["llama-qwen"], max_length=128)
+    assert llama.prompt_format == "qwen3"
+    assert llama.compute_score([list(p) for p in PAIRS[:3]]) == pytest.approx(
+        qwen3_reference(decoder_dirs["llama-qwen"], PAIRS[:3], 128), abs=1e-4
+    )
+
+
+def test_undetectable_family_asks_for_prompt_format(decoder_dirs):
+    with pytest.raises(ValueError, match="prompt_format='qwen3'.*'bge'"):
+        Reranker(decoder_dirs["llama-gemma"])
+    reranker = Reranker(decoder_dirs["llama-gemma"], max_length=128, prompt_format="bge")
+    assert reranker.compute_score([list(p) for p in PAIRS[:3]]) == pytest.approx(
+        bge_reference(decoder_dirs["llama-gemma"], PAIRS[:3], 128), abs=1e-4
+    )
+
+
+def test_sequence_classification_decoder_stays_a_classifier(decoder_dirs):
+    """A Qwen3ForSequenceClassification checkpoint is scored by its head, not as an LLM."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = decoder_dirs["qwen3-seqcls"]
+    reranker = Reranker(path, max_length=64)
+    assert reranker.prompt_format is None
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    ids = reranker.encoder.encode([PAIRS[0][0]], [PAIRS[0][1]])[0]["input_ids"]
+    with torch.no_grad():
+        expected = float(model(input_ids=torch.tensor([ids])).logits[0, 0])
+    assert reranker.compute_score(list(PAIRS[0])) == pytest.approx(expected, abs=1e-5)
+
+
+def test_llm_options_are_checked(decoder_dirs, bert_dir):
+    with pytest.raises(ValueError, match="instruction= applies to decoder LLM rerankers"):
+        Reranker(bert_dir, instruction="find answers")
+    with pytest.raises(ValueError, match="prompt_format= applies to decoder LLM rerankers"):
+        Reranker(bert_dir, prompt_format="qwen3")
+    with pytest.raises(ValueError, match="prompt_format must be one of"):
+        Reranker(decoder_dirs["qwen3"], prompt_format="chatml")
+    with pytest.raises(ValueError, match="instruction must be a non-empty str"):
+        Reranker(decoder_dirs["qwen3"], instruction="  ")
+    with pytest.raises(ValueError, match="max_length=32 leaves no room"):
+        Reranker(decoder_dirs["qwen3"], max_length=32)
+
+
+# ---------------------------------------------------------------------- FlagEmbedding
+
+
+def test_gemma_scores_equal_flagllmreranker(decoder_dirs):
+    flag = pytest.importorskip("FlagEmbedding", reason="FlagEmbedding needs transformers 4.x")
+    path = decoder_dirs["gemma"]
+    pairs = [list(p) for p in PAIRS]
+    reference_reranker = flag.FlagLLMReranker(path, use_fp16=False, devices="cpu")
+    for max_length in (48, 128):
+        expected = reference_reranker.compute_score(pairs, max_length=max_length, batch_size=4)
+        assert max(expected) - min(expected) > 0.1
+        got = Reranker(path, max_length=max_length, batch_size=4).compute_score(pairs)
+        assert got == pytest.approx(expected, abs=1e-4)
+    expected = reference_reranker.compute_score(pairs, max_length=128, normalize=True)
+    got = Reranker(path, max_length=128).compute_score(pairs, normalize=True)
+    assert got == pytest.approx(expected, abs=1e-5)
