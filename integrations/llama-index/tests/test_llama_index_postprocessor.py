@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+from pathlib import Path
 from typing import Any, List
 
 import pytest
@@ -280,7 +281,7 @@ def test_shared_reranker_is_used_as_is(reranker):
 
 
 def test_model_path_loads_and_round_trips(cross_encoder_dir, reranker):
-    post = CrossRankRerank(cross_encoder_dir, device="cpu", max_length=64, top_n=2)
+    post = CrossRankRerank(Path(cross_encoder_dir), device="cpu", max_length=64, top_n=2)
     assert isinstance(post, BaseNodePostprocessor) and post.class_name() == "CrossRankRerank"
     assert post.reranker is not reranker and post.reranker.max_length == 64
     data = post.to_dict()
@@ -298,6 +299,8 @@ def test_missing_query_is_a_clear_error(reranker):
         post.postprocess_nodes(make_nodes())
     with pytest.raises(ValueError, match="query_bundle"):
         asyncio.run(post.apostprocess_nodes(make_nodes()))
+    with pytest.raises(ValueError, match="query is empty"):
+        post.postprocess_nodes(make_nodes(), query_str="  ")
 
 
 def test_model_and_reranker_together_are_refused(cross_encoder_dir, reranker):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import List, Optional
+import os
+from typing import List, Optional, Union
 
 import torch
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -80,7 +81,7 @@ class CrossRankRerank(BaseNodePostprocessor):
 
     def __init__(
         self,
-        model: Optional[str] = None,
+        model: Union[str, os.PathLike, None] = None,
         *,
         reranker: Optional[Reranker] = None,
         top_n: Optional[int] = 3,
@@ -111,7 +112,7 @@ class CrossRankRerank(BaseNodePostprocessor):
                     "reranker=; set them on the Reranker you pass"
                 )
         super().__init__(
-            model=DEFAULT_MODEL if model is None else model,
+            model=DEFAULT_MODEL if model is None else os.fspath(model),
             top_n=top_n,
             score_threshold=score_threshold,
             keep_retrieval_score=keep_retrieval_score,
