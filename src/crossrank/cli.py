@@ -1,4 +1,4 @@
-"""``crossrank`` command line: ``crossrank rank`` (and more subcommands as they land)."""
+"""``crossrank`` command line: ``crossrank rank``, ``crossrank eval``, ``crossrank train``."""
 
 from __future__ import annotations
 
@@ -67,7 +67,75 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--raw", action="store_true", help="raw logits instead of sigmoid scores")
     rank.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_model_options(rank)
+    _add_eval_parser(commands)
+    _add_train_parser(commands)
     return parser
+
+
+def _add_eval_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        help="BM25 vs BM25 + rerank on a BEIR-format dataset (nDCG@10, R@10, R@100, MRR@10)",
+        description="Retrieve BM25 top-N candidates for each judged query of a BEIR-format dataset "
+        "(corpus.jsonl[.gz], queries.jsonl, qrels/SPLIT.tsv), rerank them with --model, and print "
+        "a table of metrics for BM25 alone, BM25 + rerank and (with --fuse-weight) their fusion.",
+    )
+    evaluate.add_argument("data", help="dataset directory in BEIR format")
+    evaluate.add_argument("--split", default="test", help="qrels split (default: test)")
+    evaluate.add_argument("--top-n", type=int, default=100, help="BM25 candidates per query")
+    evaluate.add_argument("--max-queries", type=int, default=None, help="only the first N queries")
+    evaluate.add_argument(
+        "--fuse-weight",
+        type=float,
+        default=None,
+        help="also report W x BM25 + (1 - W) x reranker, both min-max normalized per query",
+    )
+    evaluate.add_argument("--bm25-only", action="store_true", help="no reranking, BM25 alone")
+    evaluate.add_argument("--output", "-o", default=None, help="write the report as JSON here")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(evaluate)
+
+
+def _add_train_parser(commands) -> None:
+    from .train import LOSSES, TrainConfig
+
+    defaults = TrainConfig("", "", "")
+    train = commands.add_parser(
+        "train",
+        help="fine-tune an encoder into a cross-encoder on BEIR-format train qrels",
+        description="Fine-tune --model (any Hugging Face encoder or cross-encoder) into a 1-logit "
+        "cross-encoder on a BEIR-format dataset's train qrels, with BM25 hard negatives, and save "
+        "it (model + tokenizer + training_log.json) to --output.",
+    )
+    train.add_argument("data", help="dataset directory in BEIR format")
+    train.add_argument("--model", required=True, help="base model: hub id or local directory")
+    train.add_argument("--output", "-o", required=True, help="directory to save the checkpoint")
+    train.add_argument("--split", default=defaults.split)
+    train.add_argument("--loss", choices=LOSSES, default=defaults.loss)
+    train.add_argument("--negatives", type=int, default=defaults.negatives, help="per positive")
+    train.add_argument(
+        "--negatives-depth", type=int, default=defaults.negatives_depth, help="BM25 depth to mine"
+    )
+    train.add_argument("--max-length", type=int, default=defaults.max_length)
+    train.add_argument(
+        "--queries-per-step", type=int, default=defaults.queries_per_step, help="batch size"
+    )
+    train.add_argument("--epochs", type=float, default=defaults.epochs)
+    train.add_argument("--max-steps", type=int, default=None, help="overrides --epochs")
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument(
+        "--eval-queries", type=int, default=defaults.eval_queries, help="held-out train queries"
+    )
+    train.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps")
+    train.add_argument("--eval-top-n", type=int, default=defaults.eval_top_n)
+    train.add_argument(
+        "--time-budget-minutes", type=float, default=None, help="stop at this wall-clock budget"
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _rank(args: argparse.Namespace) -> int:
@@ -93,6 +161,72 @@ def _rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+    from .reranker import Reranker
+
+    reranker = None
+    if not args.bm25_only:
+        reranker = Reranker(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+        )
+    report = evaluate(
+        args.data,
+        reranker,
+        split=args.split,
+        top_n=args.top_n,
+        max_queries=args.max_queries,
+        fuse_weight=args.fuse_weight,
+        show_progress=not args.no_progress,
+    )
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as stream:
+            json.dump(report.to_dict(), stream, indent=1)
+    print(json.dumps(report.to_dict()) if args.json else report.table())
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(
+        model=args.model,
+        data_dir=args.data,
+        output_dir=args.output,
+        split=args.split,
+        loss=args.loss,
+        negatives=args.negatives,
+        negatives_depth=args.negatives_depth,
+        max_length=args.max_length,
+        queries_per_step=args.queries_per_step,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        learning_rate=args.lr,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        eval_queries=args.eval_queries,
+        eval_every=args.eval_every,
+        eval_top_n=args.eval_top_n,
+        time_budget_minutes=args.time_budget_minutes,
+        show_progress=not args.no_progress,
+    )
+    result = train(config)
+    summary = {
+        "output": result.output_dir,
+        "steps": result.steps,
+        "minutes": round(result.seconds / 60, 2),
+        "stopped_by": result.stopped_by,
+        "held_out_nDCG@10": result.evals[-1] if result.evals else None,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``crossrank`` command."""
     parser = _build_parser()
@@ -100,10 +234,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "rank":
             return _rank(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "train":
+            return _train(args)
     except ModelLoadError as error:
         print(f"crossrank: error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"crossrank: error: {error}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover

@@ -1,0 +1,124 @@
+"""``crossrank.train`` and ``crossrank train`` on a tiny model and a tiny BEIR dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("bm25s")
+pytest.importorskip("Stemmer")
+pytest.importorskip("ir_measures")
+
+import torch  # noqa: E402
+from conftest import save_model  # noqa: E402
+from test_evaluation import write_tiny_beir  # noqa: E402
+from transformers import AutoConfig  # noqa: E402
+
+from crossrank import Reranker  # noqa: E402
+from crossrank.cli import main  # noqa: E402
+from crossrank.evaluation import BM25, load_beir  # noqa: E402
+from crossrank.train import TrainConfig, _Examples, train  # noqa: E402
+
+
+@pytest.fixture
+def tiny_beir(tmp_path):
+    return str(write_tiny_beir(tmp_path / "tiny"))
+
+
+@pytest.fixture
+def base_dir(tmp_path):
+    # a 2-logit head on purpose: training must replace it with a 1-logit one
+    return save_model(tmp_path / "base", "bert", num_labels=2, seed=3)
+
+
+def _config(data, base, out, **overrides):
+    settings = dict(
+        max_length=32,
+        queries_per_step=4,
+        negatives=3,
+        negatives_depth=10,
+        learning_rate=2e-3,
+        warmup_ratio=0.1,
+        eval_queries=4,
+        eval_every=0,
+        eval_top_n=5,
+        show_progress=False,
+    )
+    settings.update(overrides)
+    return TrainConfig(base, data, str(out), **settings)
+
+
+def test_training_lowers_the_loss_and_round_trips(tiny_beir, base_dir, tmp_path):
+    out = tmp_path / "trained"
+    result = train(_config(tiny_beir, base_dir, out, max_steps=60))
+    assert result.steps == 60 and result.stopped_by == "schedule" and len(result.losses) == 60
+    first, last = result.losses[:10], result.losses[-10:]
+    # listwise loss over 1 positive + 3 negatives starts near ln 4 ≈ 1.39
+    assert sum(last) / 10 < 0.6 * sum(first) / 10, (first, last)
+
+    # saved: a standard 1-logit checkpoint whose scores in crossrank equal the trained model's
+    assert AutoConfig.from_pretrained(out).num_labels == 1
+    reranker = Reranker(str(out), max_length=32)
+    data = load_beir(tiny_beir, "train")
+    pairs = [[data.queries["q00"], data.doc_text(d)] for d in ("t0-r0", "t0-n1", "t5-r0")]
+    batch = reranker.tokenizer(
+        [p[0] for p in pairs], [p[1] for p in pairs], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        in_memory = result.model(**batch).logits[:, 0].tolist()
+    assert reranker.compute_score(pairs) == pytest.approx(in_memory, abs=1e-5)
+
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["steps"] == 60 and log["config"]["loss"] == "listwise"
+    assert len(log["held_out_queries"]) == 4 and [e["step"] for e in log["evals"]] == [0, 60]
+
+
+def test_same_seed_same_run_and_bce(tiny_beir, base_dir, tmp_path):
+    runs = [
+        train(_config(tiny_beir, base_dir, tmp_path / f"run{i}", max_steps=4, loss="bce", seed=7))
+        for i in range(2)
+    ]
+    assert runs[0].losses == runs[1].losses
+    other = train(_config(tiny_beir, base_dir, tmp_path / "other", max_steps=4, loss="bce", seed=8))
+    assert other.losses != runs[0].losses
+
+
+def test_negatives_are_hard_and_never_relevant(tiny_beir):
+    config = _config(tiny_beir, "unused", "unused", negatives=3, negatives_depth=4)
+    data = load_beir(tiny_beir, "train")
+    queries = list(data.queries)
+    run = BM25(data).search(data.queries, 6)
+    examples = _Examples(data, queries, run, config)
+    assert len(examples) == 40  # 20 queries × 2 positives
+    for _ in range(30):
+        for query_id, docs in examples.batch():
+            positive, negatives = docs[0], docs[1:]
+            assert data.qrels[query_id].get(positive) == 1
+            assert len(set(negatives)) == 3
+            assert not any(d in data.qrels[query_id] for d in negatives)
+            assert set(negatives) <= set(run[query_id])  # mined from BM25, not random
+
+
+def test_bad_configuration_is_named(tiny_beir, base_dir, tmp_path):
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train(_config(tiny_beir, base_dir, tmp_path / "x", loss="hinge"))
+    with pytest.raises(ValueError, match="negatives=60 but the corpus has only 48"):
+        train(_config(tiny_beir, base_dir, tmp_path / "x", negatives=60, max_steps=1))
+    with pytest.raises(ValueError, match="queries_per_step must be >= 1"):
+        train(_config(tiny_beir, base_dir, tmp_path / "x", queries_per_step=0))
+
+
+def test_train_cli(tiny_beir, base_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", tiny_beir, "--model", base_dir, "--output", str(out), "--max-steps", "3"]
+    args += ["--max-length", "32", "--negatives", "3", "--eval-queries", "4", "--no-progress"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["output"] == str(out)
+    assert summary["held_out_nDCG@10"]["step"] == 3
+    scores = Reranker(str(out), max_length=32).compute_score([["panda", "bamboo"], ["a", "b"]])
+    assert len(scores) == 2
+    with pytest.raises(SystemExit):
+        main(["train", tiny_beir, "--model", base_dir, "-o", str(out), "--loss", "hinge"])
+    assert "invalid choice: 'hinge'" in capsys.readouterr().err
