@@ -105,7 +105,7 @@ def build_decoder(kind: str, seed: int = 0):
     import transformers
 
     torch.manual_seed(seed)
-    tokenizer = gemma_tokenizer() if kind in ("gemma", "llama-gemma") else qwen_tokenizer()
+    tokenizer = gemma_tokenizer() if "gemma" in kind else qwen_tokenizer()
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -125,6 +125,11 @@ def build_decoder(kind: str, seed: int = 0):
     elif kind == "gemma":
         config = transformers.GemmaConfig(head_dim=8, bos_token_id=tokenizer.bos_token_id, **common)
         model = transformers.GemmaForCausalLM(config)
+    elif kind == "gemma2":  # with Gemma 2's logit soft-capping
+        config = transformers.Gemma2Config(
+            head_dim=8, bos_token_id=tokenizer.bos_token_id, final_logit_softcapping=3.0, **common
+        )
+        model = transformers.Gemma2ForCausalLM(config)
     elif kind in ("llama-qwen", "llama-gemma"):
         model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
     elif kind == "qwen3-seqcls":
@@ -145,7 +150,7 @@ def save_decoder(path, kind: str, seed: int = 0) -> str:
 @pytest.fixture(scope="module")
 def decoder_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("decoders")
-    kinds = ["qwen3", "qwen2", "gemma", "llama-qwen", "llama-gemma", "qwen3-seqcls"]
+    kinds = ["qwen3", "qwen2", "gemma", "gemma2", "llama-qwen", "llama-gemma", "qwen3-seqcls"]
     return {kind: save_decoder(root / kind, kind) for kind in kinds}
 
 
@@ -214,7 +219,7 @@ def bge_reference(model_dir, pairs, max_length, prompt=BGE_PROMPT):
 
 
 def reference(kind, model_dir, pairs, max_length, instruction=None):
-    if kind in ("gemma", "llama-gemma"):
+    if "gemma" in kind:
         return bge_reference(model_dir, pairs, max_length, instruction or BGE_PROMPT)
     return qwen3_reference(model_dir, pairs, max_length, instruction or QWEN_INSTRUCTION)
 
@@ -224,7 +229,7 @@ def reference(kind, model_dir, pairs, max_length, instruction=None):
 
 @pytest.mark.parametrize(
     "kind, max_length",
-    [("qwen3", 100), ("qwen3", 256), ("qwen2", 100), ("gemma", 48), ("gemma", 256)],
+    [("qwen3", 100), ("qwen3", 256), ("qwen2", 100), ("gemma", 48), ("gemma", 256), ("gemma2", 64)],
 )
 def test_scores_equal_reference_for_documented_prompt(decoder_dirs, kind, max_length):
     reranker = Reranker(decoder_dirs[kind], max_length=max_length, batch_size=4)
@@ -232,6 +237,28 @@ def test_scores_equal_reference_for_documented_prompt(decoder_dirs, kind, max_le
     got = reranker.compute_score([list(p) for p in PAIRS])
     assert got == pytest.approx(expected, abs=1e-4)
     assert max(expected) - min(expected) > 0.1  # the scores differ, so equality says something
+
+
+def test_bge_long_query_is_capped_like_flagllmreranker(decoder_dirs):
+    pairs = [(" ".join(["what is the weather in the sky"] * 12), "blue sky and rain")]
+    reranker = Reranker(decoder_dirs["gemma"], max_length=48)
+    query_tokens = reranker.tokenizer("A: " + pairs[0][0], add_special_tokens=False)["input_ids"]
+    assert len(query_tokens) > 48 * 3 // 4  # the cap applies
+    got = reranker.compute_score([list(p) for p in pairs])
+    assert got == pytest.approx(bge_reference(decoder_dirs["gemma"], pairs, 48), abs=1e-4)
+
+
+def test_qwen3_long_query_is_cut_and_the_passage_keeps_room(decoder_dirs):
+    reranker = Reranker(decoder_dirs["qwen3"], max_length=120)
+    long_query = " ".join(["what is the weather in the sky"] * 12)
+    ids = reranker.encoder.encode([long_query], [LONG])[0]["input_ids"]
+    assert len(ids) == 120
+    text = reranker.tokenizer.decode(ids)
+    assert "<Query>: what is the weather" in text and text.endswith(QWEN_SUFFIX)
+    kept_query = text.split("<Query>: ")[1].split("\n<Document>:")[0]
+    assert 0 < len(kept_query) < len(long_query)
+    passage = text.split("<Document>: ")[1].split("<|im_end|>")[0]
+    assert LONG.startswith(passage) and len(passage) > 10
 
 
 def test_long_passage_is_cut_to_max_length(decoder_dirs):
@@ -361,7 +388,8 @@ def test_llm_options_are_checked(decoder_dirs, bert_dir):
 def test_gemma_scores_equal_flagllmreranker(decoder_dirs):
     flag = pytest.importorskip("FlagEmbedding", reason="FlagEmbedding needs transformers 4.x")
     path = decoder_dirs["gemma"]
-    pairs = [list(p) for p in PAIRS]
+    long_query = " ".join(["what is the weather in the sky"] * 12)  # capped at 3/4 of max_length
+    pairs = [list(p) for p in PAIRS] + [[long_query, "blue sky and rain"]]
     reference_reranker = flag.FlagLLMReranker(path, use_fp16=False, devices="cpu")
     for max_length in (48, 128):
         expected = reference_reranker.compute_score(pairs, max_length=max_length, batch_size=4)
