@@ -100,11 +100,23 @@ def test_negatives_are_hard_and_never_relevant(tiny_beir):
             assert set(negatives) <= set(run[query_id])  # mined from BM25, not random
 
 
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_time_budget_stops_the_run(tiny_beir, base_dir, tmp_path, clock):
+    config = _config(tiny_beir, base_dir, tmp_path / clock, max_steps=10_000, eval_queries=0)
+    config.time_budget_minutes, config.budget_clock = 0.02, clock  # 1.2 seconds
+    result = train(config)
+    assert result.stopped_by == "time_budget" and 0 < result.steps < 10_000
+    assert result.seconds < 30 and 0 < result.cpu_seconds
+    assert json.loads((tmp_path / clock / "training_log.json").read_text())["steps"] == result.steps
+
+
 def test_bad_configuration_is_named(tiny_beir, base_dir, tmp_path):
     with pytest.raises(ValueError, match="loss must be one of"):
         train(_config(tiny_beir, base_dir, tmp_path / "x", loss="hinge"))
     with pytest.raises(ValueError, match="negatives=60 but the corpus has only 48"):
         train(_config(tiny_beir, base_dir, tmp_path / "x", negatives=60, max_steps=1))
+    with pytest.raises(ValueError, match="budget_clock must be one of"):
+        train(_config(tiny_beir, base_dir, tmp_path / "x", budget_clock="sundial"))
     with pytest.raises(ValueError, match="queries_per_step must be >= 1"):
         train(_config(tiny_beir, base_dir, tmp_path / "x", queries_per_step=0))
 

@@ -98,7 +98,7 @@ def _add_eval_parser(commands) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from .train import LOSSES, TrainConfig
+    from .train import CLOCKS, LOSSES, TrainConfig
 
     defaults = TrainConfig("", "", "")
     train = commands.add_parser(
@@ -133,7 +133,13 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps")
     train.add_argument("--eval-top-n", type=int, default=defaults.eval_top_n)
     train.add_argument(
-        "--time-budget-minutes", type=float, default=None, help="stop at this wall-clock budget"
+        "--time-budget-minutes", type=float, default=None, help="stop when this budget is spent"
+    )
+    train.add_argument(
+        "--budget-clock",
+        choices=CLOCKS,
+        default=defaults.budget_clock,
+        help="wall: wall-clock time; cpu: CPU time / torch threads (fair on a shared machine)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -213,6 +219,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_top_n=args.eval_top_n,
         time_budget_minutes=args.time_budget_minutes,
+        budget_clock=args.budget_clock,
         show_progress=not args.no_progress,
     )
     result = train(config)
@@ -220,6 +227,7 @@ def _train(args: argparse.Namespace) -> int:
         "output": result.output_dir,
         "steps": result.steps,
         "minutes": round(result.seconds / 60, 2),
+        "cpu_minutes": round(result.cpu_seconds / 60, 2),
         "stopped_by": result.stopped_by,
         "held_out_nDCG@10": result.evals[-1] if result.evals else None,
     }
