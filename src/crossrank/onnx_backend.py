@@ -1,0 +1,261 @@
+"""ONNX Runtime backend: export a cross-encoder once, optionally int8-quantize it, score with it.
+
+The export is the model's own forward traced by ``torch.onnx`` with the inputs crossrank feeds the
+torch model (``input_ids``, ``attention_mask`` and, where the tokenizer makes them,
+``token_type_ids``), padded batches of any size and length. fp32 scores equal the torch ones (to
+float rounding); ``quantize="int8"`` stores weights as int8 with per-batch activation scales
+(onnxruntime's dynamic quantization), which is about three times faster on an AVX2 CPU and moves
+scores slightly.
+
+Exports are cached in ``<model dir>/crossrank-onnx/``, or, for a hub id or a directory crossrank
+cannot write to, in ``$CROSSRANK_CACHE`` (default ``~/.cache/crossrank``) under ``onnx/``. A
+fingerprint of the weights and config is stored beside them, so changed weights are exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .batching import collate
+
+QUANTIZATIONS = (None, "int8")
+EXPORT_DIR_NAME = "crossrank-onnx"
+# Bump when the export or quantization recipe changes, so older cached files are redone.
+FORMAT_VERSION = 1
+_OPSET = 17
+# onnxruntime materializes every attention matrix (rows x heads x length^2 floats); runs of about
+# this many tokens keep those in cache and memory flat, and measured 10-20% faster per pair on an
+# AVX2 CPU than whole batches of 32 x 512 tokens.
+CHUNK_TOKENS = 1024
+_INSTALL_HINT = "pip install crossrank[onnx]"
+
+
+def require_onnxruntime():
+    """Import onnxruntime, or fail with the install command."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(
+            f"backend='onnx' needs onnxruntime and onnx, which are not installed: {_INSTALL_HINT}"
+        ) from error
+    return onnxruntime
+
+
+class OnnxModel:
+    """An onnxruntime session that takes crossrank's padded batches and returns logits.
+
+    Build it with :func:`load_onnx_model`; ``logits(batch)`` takes the dict of int64 tensors that
+    :func:`crossrank.batching.collate` makes. ``InferenceSession.run`` is thread-safe, so one
+    instance serves many threads.
+
+    >>> onnx_model = load_onnx_model(torch_model, encoder, "path/to/model", "int8")  # doctest: +SKIP
+    >>> onnx_model.logits(collate(encoder.encode(["q"], ["p"]), 0))                   # doctest: +SKIP
+    tensor([[0.73]])
+    """
+
+    def __init__(self, path: Path, num_threads: Optional[int] = None) -> None:
+        ort = require_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(
+            os.fspath(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [node.name for node in self.session.get_inputs()]
+
+    def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of a padded batch, run in slices of about ``CHUNK_TOKENS`` tokens."""
+        arrays = {name: batch[name].cpu().numpy() for name in self.input_names}
+        rows, width = arrays[self.input_names[0]].shape
+        step = max(1, CHUNK_TOKENS // max(width, 1))
+        outputs = [
+            self.session.run(None, {k: v[i : i + step] for k, v in arrays.items()})[0]
+            for i in range(0, rows, step)
+        ]
+        return torch.from_numpy(np.concatenate(outputs)).float()
+
+
+def load_onnx_model(
+    model, encoder, model_name: str, quantize: Optional[str] = None, pad_id: int = 0
+) -> OnnxModel:
+    """Export ``model`` (or reuse the cached export), quantize if asked, and open a session.
+
+    ``model`` is the loaded torch ``*ForSequenceClassification`` (float32, eval mode) and
+    ``encoder`` the :class:`~crossrank.encoding.PairEncoder` that makes its inputs.
+    """
+    require_onnxruntime()
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    directory = export_dir(model_name)
+    fingerprint = model_fingerprint(model)
+    fp32 = directory / "model.onnx"
+    meta = _read_meta(directory)
+    if meta.get("fingerprint") != fingerprint or not fp32.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("model*.onnx*"):
+            stale.unlink()
+        export_onnx(model, encoder, fp32, pad_id)
+        meta = {"fingerprint": fingerprint, "format": FORMAT_VERSION, "model": model_name}
+        _write_meta(directory, meta)
+    path = fp32
+    if quantize == "int8":
+        path = directory / "model.int8.onnx"
+        if not path.is_file():
+            quantize_int8(fp32, path)
+    return OnnxModel(path)
+
+
+def export_onnx(model, encoder, path: Path, pad_id: int = 0) -> None:
+    """Trace ``model`` into an ONNX file at ``path`` with batch and sequence axes left dynamic."""
+    require_onnxruntime()
+    # Two pairs of different lengths, so the traced graph takes the padded-batch path.
+    features = encoder.encode(
+        ["what is a panda?", "what is a panda?"],
+        ["hi", "The giant panda is a bear native to China; it eats bamboo."],
+    )
+    example = collate(features, pad_id)
+    names = list(example)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    # The TorchScript-based exporter: it needs no onnxscript, and its graphs ran faster in
+    # onnxruntime than the dynamo exporter's in our measurements. torch >= 2.9 defaults to dynamo.
+    dynamo = (
+        {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    )
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer warns about Python branches on shapes; the ones in these models take the
+        # same way for every padded batch (checked by the tests against torch scores).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),  # a trailing dict is passed as keyword arguments
+            os.fspath(tmp),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in names},
+            opset_version=_OPSET,
+            **dynamo,
+        )
+    os.replace(tmp, path)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization: int8 weights, activations scaled per batch at run time.
+
+    Weights get one scale per output channel: on all-MiniLM-L6-v2 that cut the error of the pooled
+    [CLS] vector from 45% to 17% of its spread across SciFact pairs, at the same speed, where one
+    scale per tensor (the default) or ``reduce_range`` did worse.
+    """
+    require_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    with _quiet_root_logger():
+        quantize_dynamic(
+            os.fspath(source),
+            os.fspath(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            use_external_data_format=source.stat().st_size > 1_900_000_000,
+        )
+    os.replace(tmp, target)
+
+
+@contextmanager
+def _quiet_root_logger():
+    """Drop what onnxruntime logs on the root logger while quantizing.
+
+    It advises "pre-processing" (symbolic shape inference, which fails on these graphs) through
+    ``logging.warning``; that call would also install a stderr handler on an unconfigured root
+    logger. A temporary handler and filter keep both away from the caller's logging set-up.
+    """
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    drop = logging.Filter("crossrank-drop-all")  # passes only records of a logger by that name
+    root.addHandler(handler)
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(handler)
+
+
+def export_dir(model_name: str) -> Path:
+    """Where the export of ``model_name`` lives: beside a writable local checkpoint, else a cache."""
+    local = Path(os.path.expanduser(model_name))
+    if local.is_dir():
+        beside = local / EXPORT_DIR_NAME
+        if _writable(beside):
+            return beside
+        name = os.fspath(local.resolve())
+    else:
+        name = model_name
+    root = os.environ.get("CROSSRANK_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "crossrank"
+    )
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", name.strip("/\\"))[-80:]
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
+    return Path(os.path.expanduser(root)) / "onnx" / f"{slug}-{digest}"
+
+
+def model_fingerprint(model) -> str:
+    """A hash of the config and the weights, cheap enough to compute on every load.
+
+    Each tensor contributes its name, shape, dtype, exact sum and a strided sample of its values,
+    so retrained or edited weights change it without hashing every byte.
+    """
+    digest = hashlib.sha256(f"crossrank-onnx-{FORMAT_VERSION}".encode())
+    config = {
+        k: v
+        for k, v in model.config.to_dict().items()
+        if not k.startswith("_") and k not in ("transformers_version", "torch_dtype", "dtype")
+    }
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            flat = tensor.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 256)].float().cpu().numpy().tobytes()
+            total = float(flat.sum(dtype=torch.float64)) if flat.is_floating_point() else 0.0
+            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}{total!r}".encode())
+            digest.update(sample)
+    return digest.hexdigest()
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _read_meta(directory: Path) -> dict:
+    try:
+        return json.loads((directory / "export.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_meta(directory: Path, meta: dict) -> None:
+    tmp = directory / f"export.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, directory / "export.json")
+
+
+__all__: List[str] = ["OnnxModel", "load_onnx_model", "export_onnx", "quantize_int8", "export_dir"]
