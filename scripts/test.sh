@@ -25,7 +25,7 @@ run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests col
 
 echo "== transformers 5.x: core, integrations, notebooks"
 venv .venv-test
-extras=(-e ".[dev,eval]")
+extras=(-e ".[dev,eval,notebooks]")
 for pkg in integrations/langchain integrations/llama-index; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
@@ -42,7 +42,8 @@ for pkg in integrations/langchain integrations/llama-index; do
   fi
 done
 if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
-  run_pytest .venv-test -q -p no:cacheprovider --nbmake notebooks
+  echo "== notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
+  run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
 fi
 
 echo "== transformers 4.57 + FlagEmbedding: core, with score equality against FlagReranker"
