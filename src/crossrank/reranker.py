@@ -293,18 +293,16 @@ class Reranker:
 
     def _load_onnx(self):
         """Export (or reuse the cached export of) the model for onnxruntime; free the torch weights."""
-        from .onnx_backend import load_onnx_model
+        from .onnx_backend import OnnxModel, onnx_file
 
         if self.prompt_format is not None:
             raise ValueError(
                 "backend='onnx' runs cross-encoders (*ForSequenceClassification); "
                 f"model={self.model_name!r} is a decoder LLM reranker: use backend='torch'"
             )
-        onnx_model = load_onnx_model(
-            self.model, self.encoder, self.model_name, self.quantize, self._pad_id()
-        )
+        path = onnx_file(self.model, self.encoder, self.model_name, self.quantize, self._pad_id())
         self.model.to("meta")  # the session holds its own copy; keep the config, drop the weights
-        return onnx_model
+        return OnnxModel(path)
 
     def _cache_identity(self) -> tuple:
         """Everything besides the texts that changes a score (dtype changes on fp32 fallback)."""
