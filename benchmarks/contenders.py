@@ -1,0 +1,162 @@
+"""One benchmark contender in its own process: load, warm up, time the calls, report peak RSS.
+
+Run by ``throughput.py`` (and ``memory.py``) with the Python of the venv where the contender
+imports; prints one JSON line. Each call scores one query's candidate list, as a RAG pipeline does.
+
+    python benchmarks/contenders.py --contender flagreranker --model DIR --workload pairs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from typing import Callable, List
+
+CONTENDERS = (
+    "crossrank-torch",
+    "crossrank-onnx",
+    "crossrank-onnx-int8",
+    "flagreranker",
+    "sentence-transformers",
+    "transformers-loop",
+)
+Scorer = Callable[[List[List[str]]], List[float]]
+
+
+def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
+    """Load contender ``name`` and return a function scoring a list of [query, passage] pairs."""
+    if name.startswith("crossrank"):
+        from crossrank import Reranker
+
+        backend = "torch" if name == "crossrank-torch" else "onnx"
+        quantize = "int8" if name.endswith("int8") else None
+        reranker = Reranker(
+            model,
+            device="cpu",
+            max_length=max_length,
+            batch_size=batch_size,
+            backend=backend,
+            quantize=quantize,
+        )
+        return reranker.compute_score
+    if name == "flagreranker":
+        from FlagEmbedding import FlagReranker
+
+        flag = FlagReranker(
+            model, use_fp16=False, devices="cpu", batch_size=batch_size, max_length=max_length
+        )
+        return lambda pairs: flag.compute_score(pairs, batch_size=batch_size, max_length=max_length)
+    if name == "sentence-transformers":
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        # Identity: raw logits, as FlagReranker returns (a 1-logit CrossEncoder applies a sigmoid).
+        encoder = CrossEncoder(
+            model, device="cpu", max_length=max_length, activation_fn=torch.nn.Identity()
+        )
+        return lambda pairs: encoder.predict(
+            pairs, batch_size=batch_size, show_progress_bar=False
+        ).tolist()
+    if name == "transformers-loop":
+        return _transformers_loop(model, batch_size, max_length)
+    raise SystemExit(f"unknown contender {name!r}; one of {', '.join(CONTENDERS)}")
+
+
+def _transformers_loop(model_dir: str, batch_size: int, max_length: int) -> Scorer:
+    """What a user writes by hand: batches in input order, padded, passage truncated."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+
+    def score(pairs: List[List[str]]) -> List[float]:
+        scores: List[float] = []
+        for start in range(0, len(pairs), batch_size):
+            batch = pairs[start : start + batch_size]
+            inputs = tokenizer(
+                [q for q, _ in batch],
+                [p for _, p in batch],
+                padding=True,
+                truncation="only_second",
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                scores.extend(model(**inputs).logits[:, 0].float().tolist())
+        return scores
+
+    return score
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contender", required=True, choices=CONTENDERS)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--workload", required=True, help="JSON: {warmup: pairs, calls: [pairs]}")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with open(args.workload, encoding="utf-8") as handle:
+        workload = json.load(handle)
+    started = time.perf_counter()
+    score = load(args.contender, args.model, args.batch_size, args.max_length)
+    load_s = time.perf_counter() - started
+    rss_loaded = peak_rss_mib()
+    score(workload["warmup"])
+    scores: List[float] = []
+    started = time.perf_counter()
+    for pairs in workload["calls"]:
+        scores.extend(float(s) for s in score(pairs))
+    seconds = time.perf_counter() - started
+    result = {
+        "contender": args.contender,
+        "pairs": len(scores),
+        "seconds": seconds,
+        "pairs_per_s": len(scores) / seconds,
+        "load_s": load_s,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_after_load_mib": rss_loaded,
+        "threads": torch.get_num_threads(),
+        "python": sys.executable,
+        "versions": _versions(),
+        "scores": scores,
+    }
+    print(json.dumps(result))
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in (
+        "torch",
+        "transformers",
+        "FlagEmbedding",
+        "sentence-transformers",
+        "onnxruntime",
+    ):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

@@ -1,0 +1,53 @@
+"""Does int8 cost ranking quality? nDCG@10 on SciFact, torch fp32 vs ONNX int8, same model.
+
+Reranks the BM25 top-N of SciFact test queries with a trained cross-encoder twice (torch fp32,
+ONNX int8) and prints nDCG@10 for both, plus the largest score difference. Needs the ``eval`` and
+``onnx`` extras.
+
+    python benchmarks/int8_quality.py --model runs/minilm-ce --queries 100 --top-n 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from crossrank import Reranker
+from crossrank.evaluation import BM25, compute_metrics, load_beir, rerank
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workload import DATA  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a trained cross-encoder checkpoint dir")
+    parser.add_argument("--queries", type=int, default=100, help="SciFact test queries (of 300)")
+    parser.add_argument("--top-n", type=int, default=20, help="BM25 candidates per query")
+    parser.add_argument("--max-length", type=int, default=512)
+    args = parser.parse_args(argv)
+
+    data = load_beir(str(DATA), "test").subset(args.queries)
+    first_stage = BM25(data).search(data.queries, args.top_n)
+    rows = {"BM25": first_stage}
+    for label, kwargs in (
+        ("torch fp32", {}),
+        ("ONNX fp32", {"backend": "onnx"}),
+        ("ONNX int8", {"backend": "onnx", "quantize": "int8"}),
+    ):
+        reranker = Reranker(args.model, device="cpu", max_length=args.max_length, **kwargs)
+        rows[label] = rerank(reranker, data, first_stage, show_progress=False, desc=label)
+    reference = rows["torch fp32"]
+    print(f"SciFact test, {len(data.queries)} queries, BM25 top-{args.top_n}, model {args.model}")
+    print("| scorer | nDCG@10 | max abs score diff to torch fp32 |\n| --- | ---: | ---: |")
+    for label, run in rows.items():
+        ndcg = compute_metrics(data.qrels, run)["nDCG@10"]
+        diff = "–"
+        if label != "BM25":
+            diff = f"{max(abs(run[q][d] - reference[q][d]) for q in run for d in run[q]):.1e}"
+        print(f"| {label} | {ndcg:.4f} | {diff} |")
+
+
+if __name__ == "__main__":
+    main()

