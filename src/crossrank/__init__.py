@@ -1,7 +1,8 @@
 """crossrank: fast, correct cross-encoder reranking for RAG pipelines."""
 
 from .devices import CrossrankWarning
-from .reranker import DEFAULT_MODEL, ModelLoadError, Reranker
+from .loading import DEFAULT_MODEL, ModelLoadError
+from .reranker import Reranker
 from .results import RankedDocument
 
 __all__ = ["Reranker", "RankedDocument", "ModelLoadError", "CrossrankWarning", "DEFAULT_MODEL"]

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from .reranker import DEFAULT_MODEL, ModelLoadError
+from .loading import DEFAULT_MODEL, ModelLoadError
 
 PROGRESS_MIN_DOCS = 64  # a bar for inputs long enough to take a while
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from typing import List, Optional, Sequence, Union
@@ -18,20 +17,31 @@ from .devices import (
     DTypeLike,
     choose_dtype,
     is_out_of_memory,
-    parse_dtype,
     resolve_device,
     warn_once,
 )
 from .encoding import Feature, PairEncoder
+from .loading import (
+    DEFAULT_MODEL,
+    cap_max_length,
+    check_head,
+    resolve_prompt_format,
+)
+from .loading import load_model as _load  # a module global, so tests can count loads
 from .results import RankedDocument, select, validate_top_k
-from .windows import LONG_DOCUMENT_MODES, max_per_document
+from .validation import (
+    as_pairs,
+    check_documents,
+    check_llm_options,
+    check_long_document_options,
+    check_query,
+    check_speed_options,
+    onnx_device,
+    sigmoid,
+)
+from .windows import max_per_document
 
-DEFAULT_MODEL = "BAAI/bge-reranker-base"
 Pair = Union[Sequence[str], tuple]
-
-
-class ModelLoadError(OSError):
-    """The model could not be loaded (missing path, unreachable hub, not a cross-encoder)."""
 
 
 class Reranker:
@@ -107,12 +117,12 @@ class Reranker:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 16:
             raise ValueError(f"max_length must be an int >= 16, got {max_length!r}")
-        _check_long_document_options(long_documents, stride)
-        _check_llm_options(instruction, prompt_format)
-        _check_speed_options(backend, quantize, cache_size)
+        check_long_document_options(long_documents, stride)
+        check_llm_options(instruction, prompt_format)
+        check_speed_options(backend, quantize, cache_size)
         self.device = resolve_device(device)
         if backend == "onnx":
-            self.device = _onnx_device(device, self.device, dtype)
+            self.device = onnx_device(device, self.device, dtype)
         self.dtype = choose_dtype(self.device, use_fp16, dtype)
         self.model_name = os.fspath(model) if isinstance(model, os.PathLike) else model
         self.batch_size = batch_size
@@ -121,12 +131,12 @@ class Reranker:
         self.long_documents = long_documents
         self.stride = stride
         self.tokenizer, self.model = _load(self.model_name, trust_remote_code)
-        self.prompt_format = _prompt_format(
+        self.prompt_format = resolve_prompt_format(
             self.model, self.tokenizer, prompt_format, instruction, self.model_name
         )  # None for a cross-encoder
-        self.max_length = _cap_max_length(max_length, self.tokenizer, self.model)
+        self.max_length = cap_max_length(max_length, self.tokenizer, self.model)
         if self.prompt_format is None:
-            self.num_labels = _check_head(self.model, self.model_name)
+            self.num_labels = check_head(self.model, self.model_name)
             self.encoder = PairEncoder(self.tokenizer, self.max_length, query_max_length)
         else:
             self.encoder = llm.PromptEncoder(
@@ -162,7 +172,7 @@ class Reranker:
         >>> rr.compute_score([["q", "p1"], ["q", "p2"]], normalize=True)  # doctest: +SKIP
         [0.0003, 0.9948]
         """
-        single, pairs = _as_pairs(sentence_pairs)
+        single, pairs = as_pairs(sentence_pairs)
         scores = self._score(pairs, normalize, batch_size)
         return scores[0] if single else scores
 
@@ -184,8 +194,8 @@ class Reranker:
         >>> hits = rr.rank("what is panda?", docs, top_k=3, threshold=0.5)  # doctest: +SKIP
         >>> hits[0].index, hits[0].score, hits[0].text                      # doctest: +SKIP
         """
-        _check_query(query)
-        texts = _check_documents(documents)
+        check_query(query)
+        texts = check_documents(documents)
         validate_top_k(top_k)
         if not texts or top_k == 0:
             return []
@@ -209,7 +219,7 @@ class Reranker:
                 pairs,
                 lambda todo: self._score(todo, False, batch_size, use_cache=False),
             )
-            return [_sigmoid(s) for s in scores] if normalize else scores
+            return [sigmoid(s) for s in scores] if normalize else scores
         batch_size = self.batch_size if batch_size is None else batch_size
         queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
         owners = None
@@ -229,7 +239,7 @@ class Reranker:
         if owners is not None:
             scores = max_per_document(scores, owners, len(pairs))
         if normalize:
-            scores = [_sigmoid(s) for s in scores]
+            scores = [sigmoid(s) for s in scores]
         return scores
 
     def _score_features(self, features: List[Feature]) -> List[float]:
@@ -321,275 +331,3 @@ class Reranker:
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return 0 if pad is None else pad
-
-
-# ---------------------------------------------------------------------- loading
-
-
-def _looks_like_path(name: str) -> bool:
-    return (
-        os.path.isabs(name)
-        or name.startswith((".", "~"))
-        or name.endswith(("/", os.sep))
-        or name.count("/") > 1
-        or (os.sep != "/" and os.sep in name)
-    )
-
-
-def _load(model: str, trust_remote_code: bool):
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
-
-    if not isinstance(model, str) or not model.strip():
-        raise TypeError(f"model must be a hub id or a local directory path, got {model!r}")
-    local = os.path.isdir(os.path.expanduser(model))
-    if not local and _looks_like_path(model):
-        raise ModelLoadError(
-            f"model={model!r}: no such directory. Pass a directory that holds a Hugging Face "
-            "checkpoint (config.json, weights, tokenizer files) or a hub id like "
-            f"{DEFAULT_MODEL!r}."
-        )
-    path = os.path.expanduser(model) if local else model
-
-    def from_pretrained(**kwargs):
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, trust_remote_code=trust_remote_code, **kwargs
-        )
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
-        model_class = (
-            AutoModelForCausalLM if llm.is_causal_lm(config) else AutoModelForSequenceClassification
-        )
-        hf_model = model_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
-        return tokenizer, hf_model
-
-    try:
-        if local:
-            return from_pretrained()
-        try:  # the local cache first: no network round trips when the model is already here
-            return from_pretrained(local_files_only=True)
-        except (OSError, ValueError):
-            pass
-        endpoint = _unreachable_hub()
-        if endpoint:
-            raise ModelLoadError(
-                f"cannot load model={model!r}: it is not in the local Hugging Face cache and the hub "
-                f"({endpoint}) is unreachable. Offline, pass a local checkpoint directory "
-                "(CLI: --model PATH)."
-            )
-        return from_pretrained()
-    except (OSError, ValueError) as error:
-        if isinstance(error, ModelLoadError):
-            raise
-        where = "the local directory" if local else "the Hugging Face hub or its local cache"
-        raise ModelLoadError(
-            f"could not load model={model!r} from {where} ({_first_line(error)}). "
-            "Offline, pass a local checkpoint directory (CLI: --model PATH)."
-        ) from error
-
-
-def _unreachable_hub() -> Optional[str]:
-    """The hub's host when it cannot be reached (so loading would only retry and fail), else None.
-
-    Behind a proxy the direct check says nothing, so it is skipped.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return "HF_HUB_OFFLINE is set"
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None
-    try:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
-    except Exception:  # pragma: no cover - very old huggingface_hub
-        endpoint = "https://huggingface.co"
-    parsed = urlparse(endpoint)
-    host = parsed.hostname or "huggingface.co"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=5):
-            return None
-    except OSError:
-        return host
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
-
-
-def _check_head(model, name: str) -> int:
-    num_labels = getattr(model.config, "num_labels", None)
-    if num_labels not in (1, 2):
-        raise ModelLoadError(
-            f"model={name!r} has a classification head with {num_labels} outputs; a cross-encoder "
-            "reranker needs 1 (relevance logit) or 2 (not relevant / relevant)."
-        )
-    return num_labels
-
-
-def _prompt_format(model, tokenizer, prompt_format, instruction, name: str) -> Optional[str]:
-    """The decoder LLM prompt family of ``model``; None for a cross-encoder."""
-    if llm.is_causal_lm(model.config):
-        return llm.detect_prompt_format(model.config, tokenizer, prompt_format, name)
-    for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
-        if value is not None:
-            raise ValueError(
-                f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
-                f"bge-reranker-v2-gemma); model={name!r} is a cross-encoder, leave it out"
-            )
-    return None
-
-
-def _cap_max_length(max_length: int, tokenizer, model) -> int:
-    limits = [getattr(tokenizer, "model_max_length", None)]
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions and getattr(model.config, "model_type", "") in (
-        "roberta",
-        "xlm-roberta",
-        "camembert",
-    ):
-        positions -= 2  # RoBERTa-style position ids start after the padding index
-    limits.append(positions)
-    cap = min([m for m in limits if isinstance(m, int) and 0 < m < 1_000_000], default=max_length)
-    if max_length > cap:
-        warn_once(
-            f"max-length-{cap}",
-            f"max_length={max_length} is more than this model accepts ({cap} tokens); using {cap}.",
-        )
-        return cap
-    return max_length
-
-
-# ---------------------------------------------------------------------- input checks
-
-
-def _check_long_document_options(long_documents, stride) -> None:
-    if long_documents not in LONG_DOCUMENT_MODES:
-        raise ValueError(f"long_documents must be 'truncate' or 'maxp', got {long_documents!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
-        raise ValueError(
-            f"stride must be an int >= 0 (tokens shared by consecutive windows), got {stride!r}"
-        )
-
-
-def _check_speed_options(backend, quantize, cache_size) -> None:
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    if backend == "onnx":
-        from .onnx_backend import require_onnxruntime
-
-        require_onnxruntime()  # before the model loads: a missing extra fails fast
-    if quantize is not None and backend != "onnx":
-        raise ValueError(
-            f"quantize={quantize!r} needs backend='onnx' (pip install crossrank[onnx]); "
-            "the torch backend runs the model as loaded"
-        )
-    if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-        raise ValueError(
-            f"cache_size must be an int >= 0 (0 turns the cache off), got {cache_size!r}"
-        )
-
-
-def _onnx_device(requested, resolved: torch.device, dtype) -> torch.device:
-    """backend='onnx' runs on CPU in float32: 'auto' means CPU, anything else is an error."""
-    if dtype is not None and parse_dtype(dtype) != torch.float32:
-        raise ValueError(
-            f"backend='onnx' runs float32 (or int8 with quantize='int8'), got dtype={dtype!r}"
-        )
-    if resolved.type == "cpu":
-        return resolved
-    if requested is None or requested == "auto":
-        return torch.device("cpu")
-    raise ValueError(
-        f"backend='onnx' runs on CPU (onnxruntime's CPUExecutionProvider), got device={requested!r}; "
-        "use device='cpu' or backend='torch'"
-    )
-
-
-def _check_llm_options(instruction, prompt_format) -> None:
-    if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
-        raise ValueError(f"instruction must be a non-empty str or None, got {instruction!r}")
-    if prompt_format is not None and prompt_format not in llm.PROMPT_FORMATS:
-        raise ValueError(
-            f"prompt_format must be one of {llm.PROMPT_FORMATS} or None, got {prompt_format!r}"
-        )
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _check_query(query) -> None:
-    if query is None or not isinstance(query, str):
-        raise TypeError(f"query must be a non-empty str, got {type(query).__name__}")
-    if not query.strip():
-        raise ValueError("query is empty; pass the question or search text to rank documents for")
-
-
-def _check_documents(documents) -> List[str]:
-    if documents is None or isinstance(documents, (str, bytes)):
-        raise TypeError(
-            "documents must be a list of str (one entry per document), "
-            f"got {type(documents).__name__}"
-        )
-    try:
-        texts = list(documents)
-    except TypeError:
-        raise TypeError(
-            f"documents must be a list of str, got {type(documents).__name__}"
-        ) from None
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"documents[{i}] is {type(text).__name__}, expected str; pass document texts "
-                "(e.g. [d.page_content for d in docs])"
-            )
-    return texts
-
-
-def _is_pair(item) -> bool:
-    return (
-        isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(s, str) for s in item)
-    )
-
-
-def _as_pairs(sentence_pairs) -> tuple:
-    """→ (single, list of (query, passage)) with a clear error for anything else."""
-    if (
-        sentence_pairs is None
-        or isinstance(sentence_pairs, (str, bytes))
-        or not isinstance(sentence_pairs, (list, tuple))
-    ):
-        raise TypeError(
-            "sentence_pairs must be a [query, passage] pair or a list of such pairs, "
-            f"got {type(sentence_pairs).__name__}"
-        )
-    if len(sentence_pairs) == 0:
-        return False, []
-    if isinstance(sentence_pairs[0], str):
-        if not _is_pair(sentence_pairs):
-            raise TypeError(
-                "sentence_pairs looks like one pair but is not two strings: pass "
-                "[query, passage] or a list of [query, passage] pairs"
-            )
-        return True, [tuple(sentence_pairs)]
-    pairs = []
-    for i, item in enumerate(sentence_pairs):
-        if not _is_pair(item):
-            raise TypeError(
-                f"sentence_pairs[{i}] must be a [query, passage] pair of two str, got {item!r:.80}"
-            )
-        pairs.append((item[0], item[1]))
-    return False, pairs
