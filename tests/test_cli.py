@@ -114,3 +114,26 @@ def test_stdin_and_progress_bar(bert_dir):
     assert proc.returncode == 0, proc.stderr
     assert len(_rows(proc.stdout)) == 5
     assert "Reranking" in proc.stderr  # 70 documents get a bar
+
+
+def test_rank_maxp_option_matches_the_api(bert_dir, tmp_path, capsys):
+    long_doc = (
+        " ".join(["the sky is blue and the rain falls"] * 30) + " the giant panda eats bamboo"
+    )
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join([long_doc, *DOCS]))
+    args = ["rank", "--model", bert_dir, "--max-length", "48", "-q", "panda food"]
+    assert main([*args, "--long-documents", "maxp", "--stride", "8", str(path)]) == 0
+    rows = _rows(capsys.readouterr().out)
+    expected = Reranker(bert_dir, max_length=48, long_documents="maxp", stride=8).rank(
+        "panda food", [long_doc, *DOCS]
+    )
+    assert [r["index"] for r in rows] == [h.index for h in expected]
+    assert [r["score"] for r in rows] == pytest.approx([h.score for h in expected], abs=1e-5)
+
+
+def test_rank_rejects_instruction_for_a_cross_encoder(bert_dir, tmp_path, capsys):
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join(DOCS))
+    assert main(["rank", "--model", bert_dir, "-q", "x", "--instruction", "judge", str(path)]) == 2
+    assert "instruction" in capsys.readouterr().err

@@ -66,6 +66,16 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--threshold", type=float, default=None, help="drop scores below this")
     rank.add_argument("--raw", action="store_true", help="raw logits instead of sigmoid scores")
     rank.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    rank.add_argument(
+        "--long-documents",
+        choices=("truncate", "maxp"),
+        default="truncate",
+        help="truncate long passages (default) or score overlapping windows and keep the best",
+    )
+    rank.add_argument("--stride", type=int, default=128, help="maxp: tokens windows share")
+    rank.add_argument("--instruction", default=None, help="decoder LLM rerankers: the task text")
+    rank.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    rank.add_argument("--quantize", choices=("int8",), default=None, help="with --backend onnx")
     _add_model_options(rank)
     _add_eval_parser(commands)
     _add_train_parser(commands)
@@ -155,6 +165,11 @@ def _rank(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         batch_size=args.batch_size,
         show_progress_bar=not args.no_progress and len(texts) >= PROGRESS_MIN_DOCS,
+        long_documents=args.long_documents,
+        stride=args.stride,
+        instruction=args.instruction,
+        backend=args.backend,
+        quantize=args.quantize,
     )
     hits = reranker.rank(
         args.query, texts, top_k=args.top_k, threshold=args.threshold, normalize=not args.raw
