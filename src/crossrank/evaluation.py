@@ -15,6 +15,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from tqdm.auto import tqdm
@@ -99,7 +100,7 @@ def _find(directory: str, *names: str) -> str:
 def load_beir(directory: str, split: str = "test") -> BeirData:
     """Load ``corpus.jsonl[.gz]``, ``queries.jsonl`` and ``qrels/<split>.tsv`` from ``directory``.
 
-    Only queries judged in the split are kept. Malformed files raise ``ValueError`` naming the file
+    Only queries with a relevant document in the split are kept. Malformed files raise ``ValueError`` naming the file
     and line.
 
     >>> data = load_beir("data/scifact", split="test")  # doctest: +SKIP
@@ -117,13 +118,7 @@ def load_beir(directory: str, split: str = "test") -> BeirData:
     all_queries = {row["_id"]: row["text"] for row in _read_jsonl(queries_path, ("_id", "text"))}
     qrels_path = os.path.join(directory, "qrels", f"{split}.tsv")
     if not os.path.isfile(qrels_path):
-        splits = (
-            sorted(
-                f[:-4] for f in os.listdir(os.path.join(directory, "qrels")) if f.endswith(".tsv")
-            )
-            if os.path.isdir(os.path.join(directory, "qrels"))
-            else []
-        )
+        splits = sorted(p.stem for p in Path(directory, "qrels").glob("*.tsv"))
         raise FileNotFoundError(f"{qrels_path} does not exist (splits here: {splits or 'none'})")
     qrels = _read_qrels(qrels_path, all_queries, corpus)
     queries = {q: all_queries[q] for q in qrels}
