@@ -119,15 +119,17 @@ def main(argv=None) -> None:
     rss_loaded = peak_rss_mib()
     score(workload["warmup"])
     scores: List[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for pairs in workload["calls"]:
         scores.extend(float(s) for s in score(pairs))
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started  # all threads; less skewed by other load
     result = {
         "contender": args.contender,
         "pairs": len(scores),
         "seconds": seconds,
         "pairs_per_s": len(scores) / seconds,
+        "cpu_seconds": cpu_seconds,
         "load_s": load_s,
         "peak_rss_mib": peak_rss_mib(),
         "rss_after_load_mib": rss_loaded,
