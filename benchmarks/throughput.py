@@ -104,7 +104,11 @@ def machine() -> str:
 
 
 def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace the first "## Speed" block of RESULTS.md (up to the next "## ") with ``section``."""
+    """Replace the table part of RESULTS.md's "## Speed" section with ``section``.
+
+    The part ends at the next "## " or "### " heading, so hand-written subsections below the
+    table (memory, int8 quality, notes) survive a re-run.
+    """
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == "## Speed"), None)
@@ -112,7 +116,8 @@ def write_results(section: str, path: Path = RESULTS) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "### "))),
+            len(lines),
         )
         text = (
             "".join(lines[:start])
