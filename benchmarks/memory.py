@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     if any(n.startswith("crossrank-onnx") for n in names):
         _prepare_onnx(model, names)
     rows = [
-        "| contender | documents | RSS after load (MiB) | peak RSS (MiB) | peak − load (MiB) | pairs/s |",
+        "| contender | documents | peak RSS after load (MiB) | peak RSS (MiB) | peak − load (MiB) | pairs/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     with tempfile.TemporaryDirectory() as tmp:
