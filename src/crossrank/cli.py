@@ -154,16 +154,24 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _rank(args: argparse.Namespace) -> int:
+def _reranker(args: argparse.Namespace, **options):
+    """The Reranker the shared model options (--model, --device, --dtype, ...) describe."""
     from .reranker import Reranker
 
-    texts, extras = read_documents(args.file)
-    reranker = Reranker(
+    return Reranker(
         args.model,
         device=args.device,
         dtype=args.dtype,
         max_length=args.max_length,
         batch_size=args.batch_size,
+        **options,
+    )
+
+
+def _rank(args: argparse.Namespace) -> int:
+    texts, extras = read_documents(args.file)
+    reranker = _reranker(
+        args,
         show_progress_bar=not args.no_progress and len(texts) >= PROGRESS_MIN_DOCS,
         long_documents=args.long_documents,
         stride=args.stride,
@@ -184,17 +192,10 @@ def _rank(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
-    from .reranker import Reranker
 
     reranker = None
     if not args.bm25_only:
-        reranker = Reranker(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-        )
+        reranker = _reranker(args)
     report = evaluate(
         args.data,
         reranker,
