@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from test_scores import PAIRS
 
+import crossrank.encoding as encoding_module
+import crossrank.reranker as reranker_module
 from crossrank import Reranker
 from crossrank.batching import collate, plan_batches, restore_order
 
@@ -61,3 +65,48 @@ def test_progress_bar_can_be_shown_and_hidden(bert_dir, capsys):
     assert "Reranking" in capsys.readouterr().err
     Reranker(bert_dir, max_length=48, show_progress_bar=False).compute_score(pairs)
     assert "Reranking" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("long_documents", ["truncate", "maxp"])
+def test_many_pairs_are_encoded_and_tokenized_a_chunk_at_a_time(
+    bert_dir, monkeypatch, long_documents
+):
+    reranker = Reranker(bert_dir, max_length=24, batch_size=2, long_documents=long_documents)
+    pairs = [[q, f"{p} {i}"] for i in range(4) for q, p in PAIRS]
+    whole = reranker.compute_score(pairs)  # fewer pairs than MIN_CHUNK: one chunk
+
+    monkeypatch.setattr(reranker_module, "MIN_CHUNK", 5)
+    monkeypatch.setattr(reranker_module, "CHUNK_BATCHES", 1)
+    monkeypatch.setattr(encoding_module, "TOKENIZE_SLICE", 2)
+    encoded, tokenized = [], []
+    encoder = reranker.encoder
+    for name, sizes in (("encode", encoded), ("encode_windows", encoded), ("_tokenize", tokenized)):
+        method = getattr(encoder, name)
+        monkeypatch.setattr(
+            encoder,
+            name,
+            lambda texts, *a, _m=method, _s=sizes: _s.append(len(texts)) or _m(texts, *a),
+        )
+    chunked = reranker.compute_score(pairs)
+    assert chunked == pytest.approx(whole, abs=1e-5)
+    assert max(encoded) == 5 and sum(encoded) == len(pairs)
+    assert max(tokenized) == 2
+
+
+def test_python_memory_of_scoring_does_not_grow_with_the_input(bert_dir):
+    """Token ids of pairs not yet scored are not all held at once (chunks, compact arrays)."""
+    reranker = Reranker(bert_dir, max_length=128, batch_size=8)
+    filler = " ".join(["giant panda bamboo forest china"] * 40)
+    documents = [f"{i} {filler}" for i in range(2048)]
+
+    def peak(count: int) -> int:
+        pairs = [["what do pandas eat?", d] for d in documents[:count]]
+        tracemalloc.start()
+        try:
+            reranker.compute_score(pairs)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(512), peak(2048)
+    assert large < 1.5 * small, f"peak Python memory {large} B for 2048 pairs vs {small} B for 512"

@@ -36,9 +36,9 @@ def test_pair_encoding_equals_prepare_for_model(model_dirs, name):
         p = tok(passage, add_special_tokens=False, truncation=True, max_length=32)["input_ids"]
         item = tok.prepare_for_model(q, p, truncation="only_second", max_length=32)
         ours = reranker.encoder.encode([query], [passage])[0]
-        assert ours["input_ids"] == item["input_ids"]
+        assert list(ours["input_ids"]) == item["input_ids"]
         if "token_type_ids" in ours:
-            assert ours["token_type_ids"] == item["token_type_ids"]
+            assert list(ours["token_type_ids"]) == item["token_type_ids"]
 
 
 @pytest.mark.parametrize("max_length", [64, 512])

@@ -11,11 +11,17 @@ route for slow (Python) tokenizers.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple
+from array import array
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .windows import split_windows, window_overlap
 
-Feature = Dict[str, List[int]]
+# Token ids are kept as compact int arrays (4 bytes a token, not a Python int object each).
+Feature = Dict[str, Sequence[int]]
+
+# Passages are tokenized this many at a time, so that the tokenizer's full Encoding objects
+# (tokens, offsets, masks) never exist for more than a slice of the input at once.
+TOKENIZE_SLICE = 64
 
 
 class PairEncoder:
@@ -23,7 +29,7 @@ class PairEncoder:
 
     >>> encoder = PairEncoder(tokenizer, max_length=512)          # doctest: +SKIP
     >>> encoder.encode(["what is a panda?"], ["The giant panda ..."])  # doctest: +SKIP
-    [{'input_ids': [101, ...], 'token_type_ids': [0, ..., 1]}]
+    [{'input_ids': array('i', [101, ...]), 'token_type_ids': array('b', [0, ..., 1])}]
     """
 
     def __init__(self, tokenizer, max_length: int = 512, query_max_length: Optional[int] = None):
@@ -40,11 +46,11 @@ class PairEncoder:
         self._lock = threading.Lock()
 
     def encode(self, queries: Sequence[str], passages: Sequence[str]) -> List[Feature]:
-        """Encode ``queries[i]`` with ``passages[i]``; equal queries are tokenized once."""
-        unique = list(dict.fromkeys(queries))
-        query_tokens = dict(zip(unique, self._tokenize(unique, self.query_max_length)))
-        passage_tokens = self._tokenize(list(passages), self.max_length)
-        return [self._pair(query_tokens[q], p) for q, p in zip(queries, passage_tokens)]
+        """Encode ``queries[i]`` with ``passages[i]``; equal queries are tokenized once a slice."""
+        return [
+            self._pair(query, passage)
+            for query, passage in self._tokenized(queries, passages, self.max_length)
+        ]
 
     def encode_windows(
         self, queries: Sequence[str], passages: Sequence[str], stride: int
@@ -55,18 +61,28 @@ class PairEncoder:
         same single feature as :meth:`encode`; a longer one gives windows sharing
         ``min(stride, room // 2)`` tokens (see :mod:`crossrank.windows`).
         """
-        unique = list(dict.fromkeys(queries))
-        query_tokens = dict(zip(unique, self._tokenize(unique, self.query_max_length)))
         features: List[Feature] = []
         owners: List[int] = []
-        for index, (q, passage) in enumerate(zip(queries, self._tokenize(list(passages), None))):
-            query = query_tokens[q]
+        for index, (query, passage) in enumerate(self._tokenized(queries, passages, None)):
             query_length = len(query.ids) if self._fast else len(query)
             room = max(self.max_length - query_length - self.num_special, 1)
             for window in self._windows(passage, room, window_overlap(stride, room)):
                 features.append(self._pair(query, window))
                 owners.append(index)
         return features, owners
+
+    def _tokenized(
+        self, queries: Sequence[str], passages: Sequence[str], max_length: Optional[int]
+    ) -> Iterator[tuple]:
+        """(query tokens, passage tokens) pair by pair, tokenizing a slice at a time."""
+        for start in range(0, len(passages), TOKENIZE_SLICE):
+            stop = start + TOKENIZE_SLICE
+            chunk_queries = list(queries[start:stop])
+            unique = list(dict.fromkeys(chunk_queries))
+            query_tokens = dict(zip(unique, self._tokenize(unique, self.query_max_length)))
+            chunk_passages = self._tokenize(list(passages[start:stop]), max_length)
+            for query, passage in zip(chunk_queries, chunk_passages):
+                yield query_tokens[query], passage
 
     def _windows(self, passage, room: int, overlap: int) -> list:
         if not self._fast:
@@ -93,10 +109,7 @@ class PairEncoder:
         item = self.tokenizer.prepare_for_model(
             query, passage, truncation="only_second", max_length=self.max_length, padding=False
         )
-        feature = {"input_ids": list(item["input_ids"])}
-        if self.with_token_types:
-            feature["token_type_ids"] = list(item["token_type_ids"])
-        return feature
+        return self._feature(item["input_ids"], item.get("token_type_ids"))
 
     def _pair_fast(self, query, passage) -> Feature:
         # Encoding.truncate works in place: copy-free because every passage encoding is fresh,
@@ -109,7 +122,10 @@ class PairEncoder:
             merged = processor.process(query, passage, True)
         else:
             merged = type(query).merge([query, passage], True)
-        feature = {"input_ids": merged.ids}
+        return self._feature(merged.ids, merged.type_ids)
+
+    def _feature(self, ids: Sequence[int], type_ids: Optional[Sequence[int]]) -> Feature:
+        feature: Feature = {"input_ids": array("i", ids)}
         if self.with_token_types:
-            feature["token_type_ids"] = merged.type_ids
+            feature["token_type_ids"] = array("b", type_ids or [0] * len(ids))
         return feature

@@ -43,6 +43,10 @@ from .windows import max_per_document
 
 Pair = Union[Sequence[str], tuple]
 
+# Pairs encoded at once: CHUNK_BATCHES batches' worth, and at least MIN_CHUNK.
+CHUNK_BATCHES = 16
+MIN_CHUNK = 256
+
 
 class Reranker:
     """A cross-encoder reranker for any Hugging Face ``*ForSequenceClassification`` checkpoint.
@@ -221,6 +225,20 @@ class Reranker:
             )
             return [sigmoid(s) for s in scores] if normalize else scores
         batch_size = self.batch_size if batch_size is None else batch_size
+        # Pairs are encoded and scored a chunk at a time: memory stays bounded by the chunk and
+        # the batch however many pairs come in (a chunk is sorted by length for the batches).
+        chunk = max(CHUNK_BATCHES * batch_size, MIN_CHUNK)
+        scores: List[float] = []
+        with tqdm(
+            total=len(pairs), desc="Reranking", unit="pair", disable=not self.show_progress_bar
+        ) as bar:
+            for start in range(0, len(pairs), chunk):
+                scores.extend(self._score_chunk(pairs[start : start + chunk], batch_size, bar))
+        if normalize:
+            scores = [sigmoid(s) for s in scores]
+        return scores
+
+    def _score_chunk(self, pairs: Sequence[tuple], batch_size: int, bar) -> List[float]:
         queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
         owners = None
         if self.long_documents == "maxp":
@@ -229,17 +247,14 @@ class Reranker:
             features = self.encoder.encode(queries, passages)
         batches = plan_batches([len(f["input_ids"]) for f in features], batch_size)
         batch_scores = []
-        with tqdm(
-            total=len(features), desc="Reranking", unit="pair", disable=not self.show_progress_bar
-        ) as bar:
-            for batch in batches:
-                batch_scores.append(self._score_features([features[i] for i in batch]))
+        for batch in batches:
+            batch_scores.append(self._score_features([features[i] for i in batch]))
+            if owners is None:
                 bar.update(len(batch))
         scores = restore_order(batches, batch_scores)
         if owners is not None:
             scores = max_per_document(scores, owners, len(pairs))
-        if normalize:
-            scores = [sigmoid(s) for s in scores]
+            bar.update(len(pairs))
         return scores
 
     def _score_features(self, features: List[Feature]) -> List[float]:
