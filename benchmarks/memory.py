@@ -12,6 +12,7 @@ alive at a time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -24,12 +25,15 @@ from workload import load_scifact, minilm_cross_encoder  # noqa: E402
 
 
 def long_documents(count: int, min_words: int = 600) -> List[str]:
-    """``count`` distinct documents, each SciFact abstracts joined until ``min_words`` words."""
+    """``count`` distinct documents, each SciFact abstracts joined until ``min_words`` words.
+
+    The corpus is reused from its start when it runs out; every document starts with its number.
+    """
     _, corpus = load_scifact()
-    texts = iter(corpus.values())
+    texts = itertools.cycle(corpus.values())
     documents = []
-    for _ in range(count):
-        words: List[str] = []
+    for number in range(count):
+        words: List[str] = [f"({number})"]
         while len(words) < min_words:
             words.extend(next(texts).split())
         documents.append(" ".join(words))
