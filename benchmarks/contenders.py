@@ -24,6 +24,8 @@ CONTENDERS = (
     "sentence-transformers",
     "transformers-loop",
 )
+# Not in the default table: run with --contenders ...,crossrank-torch-bf16
+EXTRA = ("crossrank-torch-bf16",)
 Scorer = Callable[[List[List[str]]], List[float]]
 
 
@@ -32,11 +34,12 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
     if name.startswith("crossrank"):
         from crossrank import Reranker
 
-        backend = "torch" if name == "crossrank-torch" else "onnx"
+        backend = "onnx" if name.startswith("crossrank-onnx") else "torch"
         quantize = "int8" if name.endswith("int8") else None
         reranker = Reranker(
             model,
             device="cpu",
+            dtype="bfloat16" if name.endswith("bf16") else None,
             max_length=max_length,
             batch_size=batch_size,
             backend=backend,
@@ -63,7 +66,7 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
         ).tolist()
     if name == "transformers-loop":
         return _transformers_loop(model, batch_size, max_length)
-    raise SystemExit(f"unknown contender {name!r}; one of {', '.join(CONTENDERS)}")
+    raise SystemExit(f"unknown contender {name!r}; one of {', '.join(CONTENDERS + EXTRA)}")
 
 
 def _transformers_loop(model_dir: str, batch_size: int, max_length: int) -> Scorer:
@@ -99,7 +102,7 @@ def peak_rss_mib() -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contender", required=True, choices=CONTENDERS)
+    parser.add_argument("--contender", required=True, choices=CONTENDERS + EXTRA)
     parser.add_argument("--model", required=True)
     parser.add_argument("--workload", required=True, help="JSON: {warmup: pairs, calls: [pairs]}")
     parser.add_argument("--batch-size", type=int, default=32)

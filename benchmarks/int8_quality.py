@@ -1,8 +1,8 @@
-"""Does int8 cost ranking quality? nDCG@10 on SciFact, torch fp32 vs ONNX int8, same model.
+"""Does int8 (or bf16) cost ranking quality? nDCG@10 on SciFact, fp32 vs int8 vs bf16, same model.
 
-Reranks the BM25 top-N of SciFact test queries with a trained cross-encoder twice (torch fp32,
-ONNX int8) and prints nDCG@10 for both, plus the largest score difference. Needs the ``eval`` and
-``onnx`` extras.
+Reranks the BM25 top-N of SciFact test queries with a trained cross-encoder with torch fp32, ONNX
+fp32, ONNX int8 and torch bfloat16, and prints nDCG@10 for each, plus the largest score difference
+to torch fp32. Needs the ``eval`` and ``onnx`` extras.
 
     python benchmarks/int8_quality.py --model runs/minilm-ce --queries 100 --top-n 20
 """
@@ -35,6 +35,7 @@ def main(argv=None) -> None:
         ("torch fp32", {}),
         ("ONNX fp32", {"backend": "onnx"}),
         ("ONNX int8", {"backend": "onnx", "quantize": "int8"}),
+        ("torch bf16", {"dtype": "bfloat16"}),
     ):
         reranker = Reranker(args.model, device="cpu", max_length=args.max_length, **kwargs)
         rows[label] = rerank(reranker, data, first_stage, show_progress=False, desc=label)

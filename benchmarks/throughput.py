@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contenders import CONTENDERS  # noqa: E402
+from contenders import CONTENDERS, EXTRA  # noqa: E402
 from workload import ROOT, base_sized_model, bm25_candidates  # noqa: E402
 
 TF4_PYTHON = ROOT / ".venv-tf4" / "bin" / "python"
@@ -36,6 +36,7 @@ REFERENCE = "flagreranker"
 TF4 = ("flagreranker", "sentence-transformers", "transformers-loop")
 LABELS = {
     "crossrank-torch": "crossrank, torch fp32",
+    "crossrank-torch-bf16": "crossrank, torch bf16",
     "crossrank-onnx": "crossrank, ONNX fp32",
     "crossrank-onnx-int8": "crossrank, ONNX int8",
     "flagreranker": "FlagEmbedding FlagReranker fp32",
@@ -146,8 +147,11 @@ def main(argv=None) -> None:
     model = os.path.abspath(args.model) if args.model else str(base_sized_model())
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     for name in names:
-        if name.partition("@")[0] not in CONTENDERS or name.partition("@")[2] not in ("", "tf4"):
-            parser.error(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+        if name.partition("@")[0] not in CONTENDERS + EXTRA or name.partition("@")[2] not in (
+            "",
+            "tf4",
+        ):
+            parser.error(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS + EXTRA)}")
     with tempfile.TemporaryDirectory() as tmp:
         workload_path = os.path.join(tmp, "workload.json")
         workload = build_workload(args.pairs, args.queries, args.seed)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_scores import PAIRS
 
+import crossrank.devices as devices
 from crossrank import CrossrankWarning, Reranker
 from crossrank.devices import choose_dtype, is_out_of_memory, resolve_device
 
@@ -143,3 +144,26 @@ def test_one_instance_is_safe_across_threads(bert_dir):
         for got in results[q]:
             assert [h.index for h in got] == [h.index for h in expected[q]]
             assert [h.score for h in got] == pytest.approx([h.score for h in expected[q]], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "native, advice",
+    [(True, "bfloat16 natively.*twice the speed"), (False, "force half precision")],
+)
+def test_fp16_note_on_cpu_says_whether_bfloat16_is_native(monkeypatch, native, advice):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    with pytest.warns(CrossrankWarning, match=advice):
+        assert choose_dtype(torch.device("cpu"), True) == torch.float32
+
+
+def test_bf16_probe_reads_cpu_capabilities_and_never_raises(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
+    assert devices.cpu_has_native_bf16() is True
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True}, raising=False)
+    assert devices.cpu_has_native_bf16() is False
+
+    def broken():
+        raise RuntimeError("cpuinfo failed")
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", broken, raising=False)
+    assert devices.cpu_has_native_bf16() is False
