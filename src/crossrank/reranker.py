@@ -69,6 +69,8 @@ class Reranker:
         max_length: tokens per (query, passage) pair.
         query_max_length: tokens kept of the query (default ``max_length * 3 // 4``).
         batch_size: pairs per batch for the longest pairs; shorter pairs share the same token budget.
+            Pairs are encoded and scored 16 batches (at least 256 pairs) at a time, so memory
+            does not grow with the number of pairs in a call.
         show_progress_bar: show a tqdm bar while scoring.
         trust_remote_code: passed to ``from_pretrained`` for checkpoints with custom code.
         instruction: decoder LLM rerankers only: the task instruction (Qwen3-Reranker's
