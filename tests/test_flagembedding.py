@@ -7,10 +7,10 @@ transformers 4.57 and FlagEmbedding installed. Elsewhere it is skipped.
 from __future__ import annotations
 
 import pytest
-from conftest import minilm_dir
 from test_scores import LONG, PAIRS
 
 from crossrank import Reranker
+from crossrank.testing import minilm_dir
 
 flag = pytest.importorskip("FlagEmbedding", reason="FlagEmbedding needs transformers 4.x")
 

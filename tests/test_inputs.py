@@ -96,7 +96,7 @@ def test_bad_settings(bert_dir):
 
 
 def test_three_logit_head_is_refused(tmp_path):
-    from conftest import save_model
+    from crossrank.testing import save_model
 
     path = save_model(tmp_path / "m", "bert", num_labels=3)
     with pytest.raises(ModelLoadError, match="3 outputs"):

@@ -12,10 +12,10 @@ import os
 
 import pytest
 import torch
-from conftest import WORDS
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from crossrank import Reranker
+from crossrank.testing import WORDS
 
 # The prompts as their model cards document them, written out here independently of crossrank.
 QWEN_PREFIX = (

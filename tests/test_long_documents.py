@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import build_tokenizer
 from test_llm_rerankers import (
     BGE_PROMPT,
     QWEN_INSTRUCTION,
@@ -20,6 +19,7 @@ from test_llm_rerankers import (
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from crossrank import Reranker
+from crossrank.testing import build_tokenizer
 from crossrank.windows import max_per_document, split_windows, window_overlap
 
 NEEDLE = "bamboo"
@@ -280,7 +280,7 @@ def test_slow_tokenizer_windows_equal_fast(model_dirs, tmp_path):
     """The Python-tokenizer route (``prepare_for_model`` per window) gives the same windows."""
     import transformers
 
-    from crossrank.encoding import PairEncoder
+    from crossrank.families.cross_encoder import PairEncoder
 
     fast = transformers.AutoTokenizer.from_pretrained(model_dirs["bert"])
     vocab = tmp_path / "vocab.txt"

@@ -8,10 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import minilm_dir, reference_scores, save_model
 from test_scores import LONG, PAIRS
 
-from crossrank import Reranker, onnx_backend
+from crossrank import Reranker
+from crossrank.backends import onnx as onnx_backend
+from crossrank.testing import minilm_dir, reference_scores, save_model
 
 LIST_PAIRS = [list(p) for p in PAIRS] + [["who wrote hamlet?", LONG * 3]]
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from conftest import minilm_dir, reference_scores
 
 from crossrank import Reranker
+from crossrank.testing import minilm_dir, reference_scores
 
 LONG = " ".join(["the giant panda is a bear of china that eats bamboo in the rain"] * 20)
 PAIRS = [

@@ -11,13 +11,13 @@ pytest.importorskip("Stemmer")
 pytest.importorskip("ir_measures")
 
 import torch  # noqa: E402
-from conftest import save_model  # noqa: E402
 from test_evaluation import write_tiny_beir  # noqa: E402
 from transformers import AutoConfig  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.cli import main  # noqa: E402
 from crossrank.evaluation import BM25, load_beir  # noqa: E402
+from crossrank.testing import save_model  # noqa: E402
 from crossrank.train import TrainConfig, _Examples, train  # noqa: E402
 
 

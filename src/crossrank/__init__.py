@@ -1,7 +1,7 @@
 """crossrank: fast, correct cross-encoder reranking for RAG pipelines."""
 
-from .devices import CrossrankWarning
-from .loading import DEFAULT_MODEL, ModelLoadError
+from .errors import CrossrankWarning, ModelLoadError
+from .loading import DEFAULT_MODEL
 from .reranker import Reranker
 from .results import RankedDocument
 

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from .loading import DEFAULT_MODEL, ModelLoadError
+from .errors import ModelLoadError
+from .loading import DEFAULT_MODEL
 
 PROGRESS_MIN_DOCS = 64  # a bar for inputs long enough to take a while
 

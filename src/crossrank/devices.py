@@ -7,10 +7,11 @@ slower than fp32. ``use_fp16`` therefore means "half precision where the device 
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional, Union
 
 import torch
+
+from .errors import CrossrankWarning, warn_once  # noqa: F401 - re-exported
 
 DeviceLike = Union[str, torch.device, None]
 DTypeLike = Union[str, torch.dtype, None]
@@ -25,19 +26,6 @@ _DTYPES = {
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
 }
-_noted: set = set()
-
-
-class CrossrankWarning(UserWarning):
-    """Warnings crossrank emits: settings it ignored or changed, and how to silence them."""
-
-
-def warn_once(key: str, message: str) -> None:
-    """Emit ``message`` as a :class:`CrossrankWarning` the first time ``key`` is seen."""
-    if key in _noted:
-        return
-    _noted.add(key)
-    warnings.warn(message, CrossrankWarning, stacklevel=3)
 
 
 def _mps_available() -> bool:

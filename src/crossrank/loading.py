@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from . import llm
-from .devices import warn_once
+from .errors import ModelLoadError, warn_once
+from .families import decoder as llm
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
-
-
-class ModelLoadError(OSError):
-    """The model could not be loaded (missing path, unreachable hub, not a cross-encoder)."""
 
 
 def looks_like_path(name: str) -> bool:

@@ -9,7 +9,6 @@ from typing import List, Optional, Sequence, Union
 import torch
 from tqdm.auto import tqdm
 
-from . import llm
 from .batching import collate, plan_batches, restore_order
 from .cache import ScoreCache
 from .devices import (
@@ -20,7 +19,8 @@ from .devices import (
     resolve_device,
     warn_once,
 )
-from .encoding import Feature, PairEncoder
+from .families import decoder as llm
+from .families.cross_encoder import Feature, PairEncoder
 from .loading import (
     DEFAULT_MODEL,
     cap_max_length,
@@ -56,7 +56,7 @@ class Reranker:
     a 2-logit head with ``logit[1] - logit[0]``.
 
     Decoder LLM rerankers (a ``*ForCausalLM`` checkpoint) are scored from the next-token logits
-    with the prompt their family was trained with (see :mod:`crossrank.llm`): Qwen3-Reranker with
+    with the prompt their family was trained with (see :mod:`crossrank.families.decoder`): Qwen3-Reranker with
     ``logit("yes") - logit("no")``, bge-reranker-v2-gemma with the ``"Yes"`` logit, as
     FlagEmbedding's ``FlagLLMReranker``.
 
@@ -208,6 +208,47 @@ class Reranker:
         scores = self._score([(query, text) for text in texts], normalize, batch_size)
         return select(scores, texts, top_k=top_k, threshold=threshold)
 
+    def rank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        top_k: Optional[int] = None,
+        threshold: Optional[float] = None,
+        normalize: bool = True,
+        batch_size: Optional[int] = None,
+    ) -> List[List[RankedDocument]]:
+        """Rerank several queries' documents at once: ``result[i]`` equals ``rank(queries[i], ...)``.
+
+        All pairs of all queries share the same length-sorted batches, so many small requests
+        cost fewer forward passes than one ``rank`` call each.
+
+        >>> rr.rank_many(["q1", "q2"], [["a", "b"], ["c"]], top_k=1)  # doctest: +SKIP
+        [[RankedDocument(index=1, ...)], [RankedDocument(index=0, ...)]]
+        """
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise TypeError(f"queries must be a list of str, got {type(queries).__name__}")
+        if len(queries) != len(documents_per_query):
+            raise ValueError(
+                f"queries has {len(queries)} entries but documents_per_query has "
+                f"{len(documents_per_query)}; pass one list of documents per query"
+            )
+        validate_top_k(top_k)
+        all_texts = []
+        for query, documents in zip(queries, documents_per_query):
+            check_query(query)
+            all_texts.append(check_documents(documents))
+        pairs = [(q, t) for q, texts in zip(queries, all_texts) for t in texts]
+        scores = self._score(pairs, normalize, batch_size) if top_k != 0 else []
+        results, start = [], 0
+        for texts in all_texts:
+            if top_k == 0:
+                results.append([])
+                continue
+            own = scores[start : start + len(texts)]
+            start += len(texts)
+            results.append(select(own, texts, top_k=top_k, threshold=threshold))
+        return results
+
     # ------------------------------------------------------------------ scoring
 
     def _score(
@@ -320,7 +361,7 @@ class Reranker:
 
     def _load_onnx(self):
         """Export (or reuse the cached export of) the model for onnxruntime; free the torch weights."""
-        from .onnx_backend import OnnxModel, onnx_file
+        from .backends.onnx import OnnxModel, onnx_file
 
         if self.prompt_format is not None:
             raise ValueError(

@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .batching import collate, plan_batches, restore_order
-from .encoding import PairEncoder
 from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
+from .families.cross_encoder import PairEncoder
 
 LOSSES = ("listwise", "bce")
 CLOCKS = ("wall", "cpu")

@@ -7,8 +7,8 @@ from typing import List
 
 import torch
 
-from . import llm
 from .devices import parse_dtype
+from .families import decoder as llm
 from .windows import LONG_DOCUMENT_MODES
 
 
@@ -27,7 +27,7 @@ def check_speed_options(backend, quantize, cache_size) -> None:
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     if backend == "onnx":
-        from .onnx_backend import require_onnxruntime
+        from .backends.onnx import require_onnxruntime
 
         require_onnxruntime()  # before the model loads: a missing extra fails fast
     if quantize is not None and backend != "onnx":

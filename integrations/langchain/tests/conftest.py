@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from langchain_core.documents import Document
 
 from crossrank import Reranker
-
-
-def _core_test_helpers():
-    """The core's tests/conftest.py, loaded under its own name so both conftests coexist."""
-    path = Path(__file__).resolve().parents[3] / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("crossrank_core_test_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-core = _core_test_helpers()
+from crossrank import testing as core
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from crossrank import Reranker
-
-_CORE_CONFTEST = Path(__file__).resolve().parents[3] / "tests" / "conftest.py"
-
-
-def _core_test_helpers():
-    # Loaded by path under a name of its own: when pytest runs the core's suite and this one
-    # together, the module name "conftest" belongs to whichever conftest it imported last.
-    spec = importlib.util.spec_from_file_location("crossrank_core_test_helpers", _CORE_CONFTEST)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-core = _core_test_helpers()
+from crossrank import testing as core
 
 
 @pytest.fixture(scope="session")

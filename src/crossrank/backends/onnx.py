@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .batching import collate
+from ..batching import collate
 
 QUANTIZATIONS = (None, "int8")
 EXPORT_DIR_NAME = "crossrank-onnx"
@@ -94,7 +94,7 @@ def onnx_file(
     """The ONNX file for ``model``: the cached export when its fingerprint matches, else a new one.
 
     ``model`` is the loaded torch ``*ForSequenceClassification`` (float32, eval mode) and
-    ``encoder`` the :class:`~crossrank.encoding.PairEncoder` that makes its inputs; with
+    ``encoder`` the :class:`~crossrank.families.cross_encoder.PairEncoder` that makes its inputs; with
     ``quantize="int8"`` the int8 file made from that export.
     """
     require_onnxruntime()

@@ -14,7 +14,7 @@ import threading
 from array import array
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .windows import split_windows, window_overlap
+from ..windows import split_windows, window_overlap
 
 # Token ids are kept as compact int arrays (4 bytes a token, not a Python int object each).
 Feature = Dict[str, Sequence[int]]

@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .encoding import Feature
-from .windows import split_windows, window_overlap
+from ..windows import split_windows, window_overlap
+from .cross_encoder import Feature
 
 PROMPT_FORMATS = ("qwen3", "bge")
 _FORMAT_OF_MODEL_TYPE = {"qwen2": "qwen3", "qwen3": "qwen3", "gemma": "bge", "gemma2": "bge"}

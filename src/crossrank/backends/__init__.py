@@ -1,0 +1,1 @@
+"""Runtimes that compute logits for a padded batch: torch and ONNX Runtime."""
