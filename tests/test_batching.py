@@ -8,7 +8,7 @@ import pytest
 from test_scores import PAIRS
 
 import crossrank.families.cross_encoder as encoding_module
-import crossrank.reranker as reranker_module
+import crossrank.pipeline as pipeline_module
 from crossrank import Reranker
 from crossrank.batching import collate, plan_batches, restore_order
 
@@ -75,8 +75,8 @@ def test_many_pairs_are_encoded_and_tokenized_a_chunk_at_a_time(
     pairs = [[q, f"{p} {i}"] for i in range(4) for q, p in PAIRS]
     whole = reranker.compute_score(pairs)  # fewer pairs than MIN_CHUNK: one chunk
 
-    monkeypatch.setattr(reranker_module, "MIN_CHUNK", 5)
-    monkeypatch.setattr(reranker_module, "CHUNK_BATCHES", 1)
+    monkeypatch.setattr(pipeline_module, "MIN_CHUNK", 5)
+    monkeypatch.setattr(pipeline_module, "CHUNK_BATCHES", 1)
     monkeypatch.setattr(encoding_module, "TOKENIZE_SLICE", 2)
     encoded, tokenized = [], []
     encoder = reranker.encoder

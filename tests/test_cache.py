@@ -14,17 +14,15 @@ from crossrank.cache import ScoreCache
 LIST_PAIRS = [list(p) for p in PAIRS]
 
 
-def scored_pairs(reranker, monkeypatch) -> list:
-    """Record every pair that reaches the model (one entry per forwarded feature)."""
-    seen = []
-    forward = reranker._forward
+class scored_pairs:  # noqa: N801 - reads like the list it replaces: len(seen)
+    """How many pairs reached the model since this was made (``Reranker.stats()``)."""
 
-    def counting(features):
-        seen.extend(features)
-        return forward(features)
+    def __init__(self, reranker, monkeypatch=None):
+        self.reranker = reranker
+        self.start = reranker.stats()["pairs_scored"]
 
-    monkeypatch.setattr(reranker, "_forward", counting)
-    return seen
+    def __len__(self) -> int:
+        return self.reranker.stats()["pairs_scored"] - self.start
 
 
 def test_repeated_pairs_are_not_scored_again(bert_dir, monkeypatch):
@@ -72,8 +70,8 @@ def test_key_is_the_exact_texts(bert_dir, monkeypatch):
 
 
 def test_identity_holds_model_and_every_setting(model_dirs):
-    base = Reranker(model_dirs["bert"], max_length=48, cache_size=10)._cache_identity()
-    assert base == Reranker(model_dirs["bert"], max_length=48, cache_size=10)._cache_identity()
+    base = Reranker(model_dirs["bert"], max_length=48, cache_size=10).settings.score_key()
+    assert base == Reranker(model_dirs["bert"], max_length=48, cache_size=10).settings.score_key()
     others = [
         Reranker(model_dirs["bert"], max_length=32, cache_size=10),
         Reranker(model_dirs["bert-2logit"], max_length=48, cache_size=10),
@@ -81,7 +79,7 @@ def test_identity_holds_model_and_every_setting(model_dirs):
         Reranker(model_dirs["bert"], max_length=48, long_documents="maxp", stride=8, cache_size=10),
     ]
     for other in others:
-        assert other._cache_identity() != base
+        assert other.settings.score_key() != base
 
 
 def test_same_texts_under_another_identity_are_scored_again():
@@ -120,7 +118,7 @@ def test_least_recently_used_entry_is_evicted_first():
 def test_reranker_cache_stays_within_its_size(bert_dir):
     reranker = Reranker(bert_dir, max_length=48, cache_size=3)
     reranker.compute_score(LIST_PAIRS)
-    assert len(reranker._cache) == 3
+    assert reranker.stats()["cache_entries"] == 3
 
 
 def test_cache_is_thread_safe():
@@ -175,7 +173,7 @@ def test_reranker_with_cache_across_threads(bert_dir):
 
 def test_cache_size_zero_means_off(bert_dir, monkeypatch):
     reranker = Reranker(bert_dir, max_length=48)
-    assert reranker._cache is None
+    assert reranker.stats()["cache_entries"] == 0
     seen = scored_pairs(reranker, monkeypatch)
     reranker.compute_score(LIST_PAIRS)
     reranker.compute_score(LIST_PAIRS)
@@ -198,4 +196,4 @@ def test_empty_input_with_cache(bert_dir):
     reranker = Reranker(bert_dir, max_length=48, cache_size=10)
     assert reranker.compute_score([]) == []
     assert reranker.rank("query", []) == []
-    assert len(reranker._cache) == 0
+    assert reranker.stats()["cache_entries"] == 0

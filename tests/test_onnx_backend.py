@@ -107,7 +107,7 @@ def test_export_is_cached_and_reused(fresh_dirs, monkeypatch):
     model_dir = save_model(os.path.join(os.path.dirname(fresh_dirs["bert"]), "reuse"), "bert")
     first = Reranker(model_dir, max_length=48, backend="onnx")
     exported = os.path.join(model_dir, onnx_backend.EXPORT_DIR_NAME, "model.onnx")
-    assert first._onnx.path == Path(exported)
+    assert Path(first.info()["onnx_file"]) == Path(exported)
     stamp = os.stat(exported).st_mtime_ns
     second = Reranker(model_dir, max_length=48, backend="onnx")
     assert len(exports) == 1 and os.stat(exported).st_mtime_ns == stamp
@@ -140,7 +140,7 @@ def test_unwritable_model_dir_exports_into_the_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_backend, "_writable", lambda directory: False)
     reranker = Reranker(model_dir, max_length=48, backend="onnx")
-    assert str(reranker._onnx.path).startswith(str(tmp_path / "cache" / "onnx"))
+    assert reranker.info()["onnx_file"].startswith(str(tmp_path / "cache" / "onnx"))
     assert not os.path.exists(os.path.join(model_dir, onnx_backend.EXPORT_DIR_NAME))
     expected = Reranker(model_dir, max_length=48).compute_score(LIST_PAIRS)
     assert reranker.compute_score(LIST_PAIRS) == pytest.approx(expected, abs=1e-4)

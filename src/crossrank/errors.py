@@ -10,6 +10,11 @@ class ModelLoadError(OSError):
     """The model could not be loaded (missing path, unreachable hub, not a reranker)."""
 
 
+class ArgumentError(TypeError, ValueError):
+    """An argument of the wrong type or value; both ``except TypeError`` and ``except ValueError``
+    catch it, so callers written against either keep working."""
+
+
 class CrossrankWarning(UserWarning):
     """Warnings crossrank emits: settings it ignored or changed, and how to silence them."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from tqdm.auto import tqdm
 
@@ -62,17 +62,37 @@ def rerank(
     run: Run,
     show_progress: bool = True,
     desc: str = "Reranking",
+    block_pairs: int = 512,
 ) -> Run:
-    """Score every (query, candidate) of ``run`` with ``reranker`` (raw scores)."""
+    """Score every (query, candidate) of ``run`` with ``reranker`` (raw scores).
+
+    Queries go to the reranker's multi-query pipeline in blocks of about ``block_pairs`` pairs, so
+    the candidates of several queries share length-sorted batches.
+    """
     reranked: Run = {}
     total = sum(len(docs) for docs in run.values())
+    block: List[str] = []
+
+    def flush(bar) -> None:
+        pairs = [(data.queries[q], data.doc_text(d)) for q in block for d in run[q]]
+        scores = reranker.compute_score(pairs) if pairs else []
+        start = 0
+        for query_id in block:
+            doc_ids = list(run[query_id])
+            reranked[query_id] = dict(zip(doc_ids, scores[start : start + len(doc_ids)]))
+            start += len(doc_ids)
+        bar.update(len(pairs))
+        block.clear()
+
     with tqdm(total=total, desc=desc, unit="pair", disable=not show_progress) as bar:
+        pending = 0
         for query_id, docs in run.items():
-            doc_ids = list(docs)
-            pairs = [[data.queries[query_id], data.doc_text(d)] for d in doc_ids]
-            scores = reranker.compute_score(pairs) if pairs else []
-            reranked[query_id] = dict(zip(doc_ids, scores))
-            bar.update(len(pairs))
+            block.append(query_id)
+            pending += len(docs)
+            if pending >= block_pairs:
+                flush(bar)
+                pending = 0
+        flush(bar)
     return reranked
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 from .errors import ModelLoadError, warn_once
-from .families import decoder as llm
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
 
@@ -21,14 +22,29 @@ def looks_like_path(name: str) -> bool:
     )
 
 
-def load_model(model: str, trust_remote_code: bool):
-    """Tokenizer and model of ``model`` (a local directory or hub id); ModelLoadError if not."""
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+@dataclass
+class Checkpoint:
+    """An opened checkpoint: its tokenizer and config, read before (and without) the weights.
+
+    ``location`` is the local directory or hub id to load from; ``options`` the
+    ``from_pretrained`` keywords that worked for the tokenizer and config (e.g. the local cache).
+    """
+
+    name: str
+    location: str
+    tokenizer: Any
+    config: Any
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+def open_checkpoint(model: str, trust_remote_code: bool = False) -> Checkpoint:
+    """Tokenizer and config of ``model`` (a local directory or hub id); ModelLoadError if not.
+
+    Reading the config first lets a model family refuse a checkpoint or a backend before any
+    weights are loaded. A hub id is looked up in the local cache first, and an unreachable hub
+    fails fast with the offline route (``--model PATH``).
+    """
+    from transformers import AutoConfig, AutoTokenizer
 
     if not isinstance(model, str) or not model.strip():
         raise TypeError(f"model must be a hub id or a local directory path, got {model!r}")
@@ -39,24 +55,19 @@ def load_model(model: str, trust_remote_code: bool):
             "checkpoint (config.json, weights, tokenizer files) or a hub id like "
             f"{DEFAULT_MODEL!r}."
         )
-    path = os.path.expanduser(model) if local else model
+    location = os.path.expanduser(model) if local else model
 
-    def from_pretrained(**kwargs):
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, trust_remote_code=trust_remote_code, **kwargs
-        )
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
-        model_class = (
-            AutoModelForCausalLM if llm.is_causal_lm(config) else AutoModelForSequenceClassification
-        )
-        hf_model = model_class.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
-        return tokenizer, hf_model
+    def opened(**options) -> Checkpoint:
+        options["trust_remote_code"] = trust_remote_code
+        tokenizer = AutoTokenizer.from_pretrained(location, **options)
+        config = AutoConfig.from_pretrained(location, **options)
+        return Checkpoint(model, location, tokenizer, config, options)
 
     try:
         if local:
-            return from_pretrained()
+            return opened()
         try:  # the local cache first: no network round trips when the model is already here
-            return from_pretrained(local_files_only=True)
+            return opened(local_files_only=True)
         except (OSError, ValueError):
             pass
         endpoint = unreachable_hub()
@@ -66,7 +77,7 @@ def load_model(model: str, trust_remote_code: bool):
                 f"({endpoint}) is unreachable. Offline, pass a local checkpoint directory "
                 "(CLI: --model PATH)."
             )
-        return from_pretrained()
+        return opened()
     except (OSError, ValueError) as error:
         if isinstance(error, ModelLoadError):
             raise
@@ -75,6 +86,61 @@ def load_model(model: str, trust_remote_code: bool):
             f"could not load model={model!r} from {where} ({first_line(error)}). "
             "Offline, pass a local checkpoint directory (CLI: --model PATH)."
         ) from error
+
+
+def load_weights(checkpoint: Checkpoint, auto_class, show_progress: bool = False):
+    """The model of ``checkpoint`` as ``auto_class`` (float32, eval mode), its head checked.
+
+    A checkpoint without trained head weights (an embedding model such as all-MiniLM-L6-v2, a
+    base encoder) would score with a randomly initialised head: noise. It is refused with the
+    missing weights named and the way to make a reranker of it (``crossrank train``).
+    """
+    try:
+        with _quiet_loading(show_progress):
+            model, info = auto_class.from_pretrained(
+                checkpoint.location, output_loading_info=True, **checkpoint.options
+            )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"could not load the weights of model={checkpoint.name!r} ({first_line(error)})"
+        ) from error
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    head = [k for k in missing if not (prefix and k.startswith(prefix + "."))]
+    if head:
+        architectures = getattr(checkpoint.config, "architectures", None)
+        raise ModelLoadError(
+            f"model={checkpoint.name!r} has no trained reranking head: its weights lack "
+            f"{', '.join(sorted(head)[:4])}{' ...' if len(head) > 4 else ''} (architectures="
+            f"{architectures}), so crossrank would score with random weights. It looks like an "
+            "embedding or base model; fine-tune it into a reranker first: `crossrank train "
+            f"DATA_DIR --model {checkpoint.name} --output DIR`, then load DIR."
+        )
+    if missing:
+        warn_once(
+            f"missing-weights-{checkpoint.name}",
+            f"model={checkpoint.name!r} lacks {len(missing)} weight(s) ({', '.join(missing[:3])}), "
+            "which were initialised at random; scores may be off.",
+        )
+    return model.eval()
+
+
+@contextmanager
+def _quiet_loading(show_progress: bool):
+    """Hide transformers' per-load "Loading weights" bar and load-report unless progress is wanted."""
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    if not show_progress:
+        hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # the missing-head case is reported by crossrank itself
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
 
 def unreachable_hub() -> Optional[str]:
@@ -110,33 +176,11 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def check_head(model, name: str) -> int:
-    num_labels = getattr(model.config, "num_labels", None)
-    if num_labels not in (1, 2):
-        raise ModelLoadError(
-            f"model={name!r} has a classification head with {num_labels} outputs; a cross-encoder "
-            "reranker needs 1 (relevance logit) or 2 (not relevant / relevant)."
-        )
-    return num_labels
-
-
-def resolve_prompt_format(model, tokenizer, prompt_format, instruction, name: str) -> Optional[str]:
-    """The decoder LLM prompt family of ``model``; None for a cross-encoder."""
-    if llm.is_causal_lm(model.config):
-        return llm.detect_prompt_format(model.config, tokenizer, prompt_format, name)
-    for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
-        if value is not None:
-            raise ValueError(
-                f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
-                f"bge-reranker-v2-gemma); model={name!r} is a cross-encoder, leave it out"
-            )
-    return None
-
-
-def cap_max_length(max_length: int, tokenizer, model) -> int:
+def cap_max_length(max_length: int, tokenizer, config) -> int:
+    """``max_length``, or the most tokens the model takes where that is less (with a note)."""
     limits = [getattr(tokenizer, "model_max_length", None)]
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions and getattr(model.config, "model_type", "") in (
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and getattr(config, "model_type", "") in (
         "roberta",
         "xlm-roberta",
         "camembert",

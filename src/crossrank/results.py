@@ -1,18 +1,34 @@
-"""Ranked results and their selection (threshold, then top-k)."""
+"""Ranked results, their selection (threshold, min_keep, top-k) and the score activation."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
+
+from .inputs import check_min_keep, check_threshold, check_top_k
 
 
 @dataclass(frozen=True)
 class RankedDocument:
-    """One reranked document: its position in the input, its score and its text."""
+    """One reranked document: its position in the input, its score, its text and raw logit.
+
+    ``score`` is what ``rank`` returns (a probability-like score in (0, 1) by default; the raw
+    logit with ``normalize=False``); ``logit`` is always the raw model score.
+    """
 
     index: int
     score: float
     text: str
+    logit: Optional[float] = None
+
+
+def sigmoid(x: float) -> float:
+    """The logistic function in float64, without overflow for large ``|x|``."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 def select(
@@ -20,21 +36,33 @@ def select(
     texts: Sequence[str],
     top_k: Optional[int] = None,
     threshold: Optional[float] = None,
+    min_keep: int = 0,
+    logits: Optional[Sequence[float]] = None,
 ) -> List[RankedDocument]:
     """Order documents best first, drop those scoring below ``threshold``, then keep ``top_k``.
 
-    The sort is stable, so documents with equal scores keep their input order.
+    Ties on the score are broken by the raw logit (scores that saturate near 1.0 still follow the
+    model), then by input order. ``min_keep`` documents (the best) survive any threshold;
+    ``top_k`` still caps the result.
 
     >>> [d.index for d in select([0.2, 0.9, 0.2], ["a", "b", "c"], top_k=2)]
     [1, 0]
+    >>> [d.index for d in select([0.2, 0.3], ["a", "b"], threshold=0.5, min_keep=1)]
+    [1]
     """
-    validate_top_k(top_k)
-    if threshold is not None and not isinstance(threshold, (int, float)):
-        raise TypeError(f"threshold must be a number or None, got {type(threshold).__name__}")
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    ranked = [RankedDocument(index=i, score=float(scores[i]), text=texts[i]) for i in order]
+    top_k = check_top_k(top_k)
+    threshold = check_threshold(threshold)
+    min_keep = check_min_keep(min_keep)
+    if logits is None:
+        logits = scores
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], -logits[i], i))
+    ranked = [
+        RankedDocument(index=i, score=float(scores[i]), text=texts[i], logit=float(logits[i]))
+        for i in order
+    ]
     if threshold is not None:
-        ranked = [doc for doc in ranked if doc.score >= threshold]
+        kept = [doc for doc in ranked if doc.score >= threshold]
+        ranked = kept if len(kept) >= min_keep else ranked[:min_keep]
     if top_k is not None:
         ranked = ranked[:top_k]
     return ranked
@@ -42,9 +70,4 @@ def select(
 
 def validate_top_k(top_k: Optional[int], name: str = "top_k") -> None:
     """Raise a clear error unless ``top_k`` is None or a non-negative int."""
-    if top_k is None:
-        return
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise TypeError(f"{name} must be an int or None, got {type(top_k).__name__}")
-    if top_k < 0:
-        raise ValueError(f"{name} must be >= 0 (or None to keep every document), got {top_k}")
+    check_top_k(top_k, name)

@@ -1,1 +1,64 @@
-"""Runtimes that compute logits for a padded batch: torch and ONNX Runtime."""
+"""Runtimes that compute logits for a padded batch: torch and ONNX Runtime.
+
+A backend is chosen once, when the reranker is built, as an object with one call surface,
+``logits(batch) -> Tensor (rows, k)``; the pipeline never asks which one it has.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Protocol
+
+import torch
+
+
+class Backend(Protocol):
+    """What the pipeline needs of a runtime."""
+
+    name: str
+    dtype: torch.dtype
+    model: object  # the torch model (on the meta device where another runtime holds the weights)
+
+    def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+
+class OnnxBackend:
+    """An onnxruntime session behind the backend interface (CPU, float32 or int8 weights)."""
+
+    name = "onnx"
+    dtype = torch.float32
+
+    def __init__(self, session, model) -> None:
+        self.session = session
+        self.model = model
+        self.path: Optional[Path] = getattr(session, "path", None)
+
+    def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.session.logits(batch)
+
+
+def build_backend(settings, family, checkpoint, on_dtype_change=None) -> Backend:
+    """Load the weights of ``checkpoint`` and put them behind the backend ``settings`` ask for."""
+    from ..loading import load_weights
+    from .torch import TorchBackend
+
+    family.check_backend(settings.backend)
+    model = load_weights(checkpoint, family.auto_class(), settings.show_progress_bar)
+    if settings.backend == "onnx":
+        from .onnx import OnnxModel, onnx_file
+
+        encoder = family.encoder(settings.max_length, settings.query_max_length)
+        path = onnx_file(model, encoder, settings.model, settings.quantize, family.pad_token_id)
+        model.to("meta")  # the session holds its own copy; keep the config, drop the weights
+        return OnnxBackend(OnnxModel(path), model)
+    return TorchBackend(
+        model,
+        family.forward,
+        settings.device,
+        settings.dtype,
+        reload=lambda: load_weights(checkpoint, family.auto_class()),
+        on_dtype_change=on_dtype_change,
+    )
+
+
+__all__ = ["Backend", "OnnxBackend", "build_backend"]

@@ -1,1 +1,48 @@
-"""Model families: how a kind of checkpoint turns (query, passage) pairs into inputs and scores."""
+"""Model families: how a kind of checkpoint turns (query, passage) pairs into inputs and scores.
+
+- :mod:`~crossrank.families.cross_encoder`: ``*ForSequenceClassification`` cross-encoders.
+- :mod:`~crossrank.families.decoder`: decoder LLM rerankers (Qwen3-Reranker, bge-reranker-v2-gemma).
+
+:func:`detect_family` is the one place that decides, from the checkpoint's config.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .base import Encoder, Feature, ModelFamily
+
+
+def detect_family(
+    checkpoint,
+    *,
+    prompt_format: Optional[str] = None,
+    instruction: Optional[str] = None,
+) -> ModelFamily:
+    """The family of an opened checkpoint (tokenizer + config), decided by its config.
+
+    Declared ``*ForCausalLM`` architectures (or, without any, a decoder model type) make a decoder
+    LLM reranker; everything else is a cross-encoder. Options that only one family takes are refused
+    on the other with the option named.
+    """
+    from .cross_encoder import CrossEncoderFamily
+    from .decoder import DecoderFamily, is_causal_lm
+
+    if is_causal_lm(checkpoint.config):
+        return DecoderFamily(
+            checkpoint.tokenizer,
+            checkpoint.config,
+            checkpoint.name,
+            prompt_format=prompt_format,
+            instruction=instruction,
+        )
+    for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
+        if value is not None:
+            raise ValueError(
+                f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
+                f"bge-reranker-v2-gemma); model={checkpoint.name!r} is a cross-encoder, leave it out"
+            )
+    return CrossEncoderFamily(checkpoint.tokenizer, checkpoint.config, checkpoint.name)
+
+
+__all__ = ["Encoder", "Feature", "ModelFamily", "detect_family"]

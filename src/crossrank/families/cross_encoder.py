@@ -14,10 +14,11 @@ import threading
 from array import array
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ..windows import split_windows, window_overlap
+import torch
 
-# Token ids are kept as compact int arrays (4 bytes a token, not a Python int object each).
-Feature = Dict[str, Sequence[int]]
+from ..errors import ModelLoadError
+from ..windows import split_windows, window_overlap
+from .base import Feature, ModelFamily
 
 # Passages are tokenized this many at a time, so that the tokenizer's full Encoding objects
 # (tokens, offsets, masks) never exist for more than a slice of the input at once.
@@ -37,9 +38,12 @@ class PairEncoder:
             raise ValueError(f"max_length must be at least 16 tokens, got {max_length}")
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.query_max_length = query_max_length or max_length * 3 // 4
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
         self.num_special = tokenizer.num_special_tokens_to_add(pair=True)
+        # FlagReranker's default is 3/4 of max_length; a longer cap never leaves the passage (and
+        # the special tokens) without room, which would overflow the model's positions.
+        wanted = query_max_length if query_max_length else max_length * 3 // 4
+        self.query_max_length = max(1, min(wanted, max_length - self.num_special - 1))
         self._fast = bool(getattr(tokenizer, "is_fast", False))
         # A fast tokenizer's truncation settings live in shared Rust state that each call rewrites;
         # concurrent calls fail with "Already borrowed", so tokenization takes turns.
@@ -125,7 +129,41 @@ class PairEncoder:
         return self._feature(merged.ids, merged.type_ids)
 
     def _feature(self, ids: Sequence[int], type_ids: Optional[Sequence[int]]) -> Feature:
+        # Token ids are kept as compact int arrays (4 bytes a token, not a Python int object each).
         feature: Feature = {"input_ids": array("i", ids)}
         if self.with_token_types:
             feature["token_type_ids"] = array("b", type_ids or [0] * len(ids))
         return feature
+
+
+class CrossEncoderFamily(ModelFamily):
+    """``*ForSequenceClassification`` cross-encoders: ``[CLS] q [SEP] p [SEP]``, a 1- or 2-logit head.
+
+    Runs on torch and ONNX Runtime. The head size is checked from the config, before the weights load.
+    """
+
+    name = "cross-encoder"
+    padding_side = "right"
+    backends = ("torch", "onnx")
+
+    def __init__(self, tokenizer, config, model_name: str) -> None:
+        super().__init__(tokenizer, config, model_name)
+        num_labels = getattr(config, "num_labels", None)
+        if num_labels not in (1, 2):
+            raise ModelLoadError(
+                f"model={model_name!r} has a classification head with {num_labels} outputs; a "
+                "cross-encoder reranker needs 1 (relevance logit) or 2 (not relevant / relevant)."
+            )
+        self.num_labels = num_labels
+
+    @staticmethod
+    def auto_class():
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+
+    def make_encoder(self, max_length: int, query_max_length: Optional[int]) -> PairEncoder:
+        return PairEncoder(self.tokenizer, max_length, query_max_length)
+
+    def forward(self, model, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**batch).logits

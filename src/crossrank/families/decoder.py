@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..windows import split_windows, window_overlap
-from .cross_encoder import Feature
+from .base import Feature, ModelFamily
 
 PROMPT_FORMATS = ("qwen3", "bge")
 _FORMAT_OF_MODEL_TYPE = {"qwen2": "qwen3", "qwen3": "qwen3", "gemma": "bge", "gemma2": "bge"}
@@ -123,17 +123,18 @@ class PromptEncoder:
                     f"max_length={max_length} leaves no room for query and passage: the "
                     f"Qwen3-Reranker prompt alone takes {fixed} tokens"
                 )
-            self.query_max_length = query_max_length or (max_length - fixed) * 3 // 4
-            self.label_token_ids = [self._token_id("no"), self._token_id("yes")]
+            room = max_length - fixed
+            self.query_max_length = min(query_max_length or room * 3 // 4, room - 1)
+            self.label_token_ids = label_token_ids(tokenizer, prompt_format)
         else:
             self.instruction = BGE_PROMPT if instruction is None else instruction
-            self.query_max_length = query_max_length or max_length * 3 // 4
+            self.query_max_length = min(query_max_length or max_length * 3 // 4, max_length - 1)
             self._sep = self._ids("\n")
             self._prompt = self._ids(self.instruction)
             bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
             # FlagLLMReranker puts <bos> first unless the tokenizer pads with it
             self._bos = [bos] if bos is not None and bos != pad else []
-            self.label_token_ids = self._ids("Yes")[:1]
+            self.label_token_ids = label_token_ids(tokenizer, prompt_format)
 
     # ------------------------------------------------------------------ public
 
@@ -226,14 +227,21 @@ class PromptEncoder:
         with self._lock:
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _token_id(self, token: str) -> int:
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == self.tokenizer.unk_token_id:
+
+def label_token_ids(tokenizer, prompt_format: str) -> List[int]:
+    """The next-token ids a score reads: ``[no, yes]`` for ``"qwen3"``, ``[Yes]`` for ``"bge"``."""
+    if prompt_format == "bge":
+        return tokenizer("Yes", add_special_tokens=False)["input_ids"][:1]
+    ids = []
+    for token in ("no", "yes"):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == tokenizer.unk_token_id:
             raise ValueError(
-                f"the tokenizer has no {token!r} token, which the {self.prompt_format!r} prompt "
+                f"the tokenizer has no {token!r} token, which the {prompt_format!r} prompt "
                 "format scores; is this a Qwen3-Reranker checkpoint?"
             )
-        return token_id
+        ids.append(token_id)
+    return ids
 
 
 def _first_token_from(offsets: Sequence[Tuple[int, int]], char: int) -> int:
@@ -264,3 +272,38 @@ def _keep_argument(model_class) -> Optional[str]:
         if name in parameters:
             return name
     return None
+
+
+class DecoderFamily(ModelFamily):
+    """Decoder LLM rerankers: a prompt per pair, left padding, label-token logits; torch only."""
+
+    name = "decoder LLM reranker"
+    padding_side = "left"  # decoders read the last position
+    backends = ("torch",)
+
+    def __init__(
+        self,
+        tokenizer,
+        config,
+        model_name: str,
+        prompt_format: Optional[str] = None,
+        instruction: Optional[str] = None,
+    ) -> None:
+        super().__init__(tokenizer, config, model_name)
+        self.prompt_format = detect_prompt_format(config, tokenizer, prompt_format, model_name)
+        self.instruction = instruction
+        self.label_ids = label_token_ids(tokenizer, self.prompt_format)
+
+    @staticmethod
+    def auto_class():
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def make_encoder(self, max_length: int, query_max_length: Optional[int]) -> PromptEncoder:
+        return PromptEncoder(
+            self.tokenizer, self.prompt_format, max_length, query_max_length, self.instruction
+        )
+
+    def forward(self, model, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return label_logits(model, batch, self.label_ids)

@@ -1,0 +1,103 @@
+"""The torch backend: inference mode, half precision with a float32 fallback, out-of-memory splits."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, Optional
+
+import torch
+
+from ..devices import is_out_of_memory
+from ..errors import warn_once
+from ..settings import dtype_name
+
+Forward = Callable[[object, Dict[str, torch.Tensor]], torch.Tensor]
+
+
+class TorchBackend:
+    """Runs a transformers model on a torch device; ``logits(batch)`` is all the pipeline sees.
+
+    Args:
+        model: the loaded model (moved to ``device`` and ``dtype`` here).
+        forward: the model family's ``forward(model, batch) -> logits``.
+        device, dtype: where and in which precision to run.
+        reload: loads the weights again in float32, for the fallback when a half-precision forward
+            fails (reloading rather than upcasting avoids keeping the half-precision rounding).
+        on_dtype_change: told the new dtype after a fallback (the reranker's settings follow it).
+
+    >>> backend = TorchBackend(model, family.forward, torch.device("cpu"), torch.float32)  # doctest: +SKIP
+    >>> backend.logits(collate(features, pad_id))                                          # doctest: +SKIP
+    tensor([[0.73], [-2.1]])
+    """
+
+    name = "torch"
+
+    def __init__(
+        self,
+        model,
+        forward: Forward,
+        device: torch.device,
+        dtype: torch.dtype,
+        reload: Optional[Callable[[], object]] = None,
+        on_dtype_change: Optional[Callable[[torch.dtype], None]] = None,
+    ) -> None:
+        self.model = model.to(device=device, dtype=dtype)
+        self.forward = forward
+        self.device = device
+        self.dtype = dtype
+        self._reload = reload
+        self._on_dtype_change = on_dtype_change
+        self._lock = threading.Lock()
+
+    def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``(rows, k)`` in float32 on the CPU for a padded batch of int64 tensors."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        return self._split_on_oom(batch).to("cpu", torch.float32)
+
+    def _split_on_oom(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Run a batch; on accelerator out-of-memory, run it in halves (recursively)."""
+        try:
+            return self._run(batch)
+        except RuntimeError as error:
+            rows = next(iter(batch.values())).shape[0]
+            if not is_out_of_memory(error) or rows == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            warn_once(
+                "oom-split",
+                f"out of memory on {self.device} for a batch of {rows} pairs; splitting batches "
+                "that do not fit (pass a smaller batch_size to avoid the retries).",
+            )
+            half = rows // 2
+            first = self._split_on_oom({k: v[:half] for k, v in batch.items()})
+            return torch.cat([first, self._split_on_oom({k: v[half:] for k, v in batch.items()})])
+
+    def _run(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        model = self.model  # one model for the whole forward, even if another thread swaps it
+        try:
+            with torch.inference_mode():
+                return self.forward(model, batch)
+        except RuntimeError as error:
+            if is_out_of_memory(error) or self.dtype == torch.float32 or self._reload is None:
+                raise
+            self._fall_back_to_fp32(error)
+            with torch.inference_mode():
+                return self.forward(self.model, batch)
+
+    def _fall_back_to_fp32(self, error: BaseException) -> None:
+        with self._lock:
+            if self.dtype == torch.float32:
+                return  # another thread already did it
+            text = str(error).strip()
+            reason = text.splitlines()[0][:200] if text else ""
+            warn_once(
+                f"fp32-fallback-{self.device.type}",
+                f"a {dtype_name(self.dtype)} forward failed on {self.device} "
+                f"({type(error).__name__}: {reason}); crossrank switched this model to float32 and "
+                "its scores are correct. Pass use_fp16=False to start in float32.",
+            )
+            self.model = self._reload().to(device=self.device, dtype=torch.float32).eval()
+            self.dtype = torch.float32
+            if self._on_dtype_change is not None:
+                self._on_dtype_change(torch.float32)

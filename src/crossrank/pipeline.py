@@ -1,0 +1,119 @@
+"""One scoring pipeline for every caller: pairs → raw scores, in input order.
+
+``pairs → distinct pairs → chunks → encode (family) → length-sorted token-budget batches →
+collate → backend.logits → family head (float64) → input order (→ MaxP over windows)``
+
+The library (``compute_score``, ``rank``, ``rank_many``), ``crossrank eval``, ``crossrank train``'s
+held-out evaluation, the server and the Ray actors all score through :meth:`Pipeline.score`, so a
+pair gets the same number whichever way it was asked for. Pairs from many queries share batches.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from tqdm.auto import tqdm
+
+from .batching import collate, plan_batches, restore_order
+from .families.base import ModelFamily
+from .windows import max_per_document
+
+Pair = Tuple[str, str]
+
+# Pairs encoded at once: CHUNK_BATCHES batches' worth, and at least MIN_CHUNK. Memory stays bounded
+# by the chunk and the batch however many pairs come in.
+CHUNK_BATCHES = 16
+MIN_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class ScoringStats:
+    """Work done by a pipeline since it was built: forward passes (batches) and pairs scored."""
+
+    forward_passes: int = 0
+    pairs_scored: int = 0
+    features_scored: int = 0  # pairs, or windows of pairs with long_documents="maxp"
+
+
+@dataclass(frozen=True)
+class Request:
+    """How to score one call's pairs (the reranker's settings, or a call's overrides)."""
+
+    batch_size: int
+    max_length: int
+    query_max_length: Optional[int] = None
+    long_documents: str = "truncate"
+    stride: int = 128
+    show_progress_bar: bool = False
+
+
+class Pipeline:
+    """Scores (query, passage) pairs with a model family on a backend.
+
+    >>> pipeline = Pipeline(family, backend)                               # doctest: +SKIP
+    >>> pipeline.score([("q", "p1"), ("q", "p2")], Request(batch_size=32, max_length=512))  # doctest: +SKIP
+    [-8.19, 5.26]
+    """
+
+    def __init__(self, family: ModelFamily, backend) -> None:
+        self.family = family
+        self.backend = backend
+        self._stats_lock = threading.Lock()
+        self._stats = ScoringStats()
+
+    @property
+    def stats(self) -> ScoringStats:
+        return self._stats
+
+    def score(self, pairs: Sequence[Pair], request: Request) -> List[float]:
+        """Raw scores of ``pairs`` in input order; each distinct pair is scored once per call."""
+        if not pairs:
+            return []
+        # Identical pairs (hybrid retrieval returns duplicates) get one score, so equal texts
+        # always tie exactly instead of differing in the last bits with their row in a batch.
+        distinct = list(dict.fromkeys(pairs))
+        chunk = max(CHUNK_BATCHES * request.batch_size, MIN_CHUNK)
+        scores: List[float] = []
+        with tqdm(
+            total=len(distinct),
+            desc="Reranking",
+            unit="pair",
+            disable=not request.show_progress_bar,
+        ) as bar:
+            for start in range(0, len(distinct), chunk):
+                part = distinct[start : start + chunk]
+                scores.extend(self._score_chunk(part, request))
+                bar.update(len(part))
+        if len(distinct) == len(pairs):
+            return scores
+        by_pair = dict(zip(distinct, scores))
+        return [by_pair[pair] for pair in pairs]
+
+    def _score_chunk(self, pairs: Sequence[Pair], request: Request) -> List[float]:
+        encoder = self.family.encoder(request.max_length, request.query_max_length)
+        queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
+        owners = None
+        if request.long_documents == "maxp":
+            features, owners = encoder.encode_windows(queries, passages, request.stride)
+        else:
+            features = encoder.encode(queries, passages)
+        batches = plan_batches([len(f["input_ids"]) for f in features], request.batch_size)
+        batch_scores = [self.score_features([features[i] for i in batch]) for batch in batches]
+        scores = restore_order(batches, batch_scores)
+        with self._stats_lock:
+            old = self._stats
+            self._stats = ScoringStats(
+                old.forward_passes + len(batches),
+                old.pairs_scored + len(pairs),
+                old.features_scored + len(features),
+            )
+        if owners is not None:
+            scores = max_per_document(scores, owners, len(pairs))
+        return scores
+
+    def score_features(self, features) -> List[float]:
+        """Raw scores of one batch of encoded features (padded here, run on the backend)."""
+        batch = collate(features, self.family.pad_token_id, padding_side=self.family.padding_side)
+        return self.family.head(self.backend.logits(batch)).tolist()
