@@ -1,4 +1,4 @@
-"""``crossrank`` command line: ``crossrank rank``, ``eval``, ``train``, ``serve``."""
+"""``crossrank`` command line: ``crossrank rank``, ``eval``, ``train``, ``calibrate``, ``serve``."""
 
 from __future__ import annotations
 
@@ -80,6 +80,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_options(rank)
     _add_eval_parser(commands)
     _add_train_parser(commands)
+    from . import calibrate_cli
+
+    calibrate_cli.add_parser(commands)
     from .serve.cli import add_parser as add_serve_parser  # imports no web framework
 
     add_serve_parser(commands)
@@ -266,6 +269,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _eval(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "calibrate":
+            from . import calibrate_cli
+
+            return calibrate_cli.run(args)
         if args.command == "serve":
             from .serve.cli import run as run_serve
 
