@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .serve.cli import add_parser as add_serve_parser  # imports no web framework
 
     add_serve_parser(commands)
+    from .rerank_table import add_parser as add_rerank_table_parser  # imports no Ray
+
+    add_rerank_table_parser(commands)
     return parser
 
 
@@ -277,6 +280,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .serve.cli import run as run_serve
 
             return run_serve(args)
+        if args.command == "rerank-table":
+            from .rerank_table import run as run_rerank_table
+
+            return run_rerank_table(args)
     except ModelLoadError as error:
         print(f"crossrank: error: {error}", file=sys.stderr)
         return 2
