@@ -153,6 +153,7 @@ class _FlagBase:
                 f"flag-unused-{self._cls_name}-{names}",
                 f"{self._cls_name}: {names} is not used (FlagEmbedding stores such options "
                 "without reading them, so scores are unchanged); max_length caps query + passage.",
+                stacklevel=5,  # the caller's FlagReranker(...) line
             )
 
     # ------------------------------------------------------------------ FlagEmbedding attributes
