@@ -1,7 +1,8 @@
 """crossrank: fast, correct cross-encoder reranking for RAG pipelines."""
 
 from .errors import CrossrankWarning, ModelLoadError
-from .flag import FlagLLMReranker, FlagReranker
+from .flag import FlagReranker
+from .flag_llm import FlagLLMReranker
 from .loading import DEFAULT_MODEL
 from .reranker import Reranker
 from .results import RankedDocument
