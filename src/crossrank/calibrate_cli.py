@@ -165,6 +165,8 @@ def _table(report: dict) -> str:
 
 
 def _suggestion_line(threshold, target, rows, basis) -> str:
+    if threshold is None and target is None:
+        return "no suggested threshold"
     if threshold is None:
         return f"no threshold reaches precision {target} on the {basis}: none suggested"
     how = f"precision >= {target}" if target is not None else "max F1"
@@ -186,40 +188,31 @@ def _output_path(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``crossrank calibrate`` with parsed ``args``; prints the report, saves the JSON."""
-    if args.target_precision is not None and not 0.0 < args.target_precision <= 1.0:
-        raise ValueError(f"--target-precision must be in (0, 1], got {args.target_precision}")
-    # Fail on a bad split or output before the minutes of scoring, not after.
-    if args.calibration is None:
+    target = args.target_precision
+    if target is not None and not 0.0 < target <= 1.0:
+        raise ValueError(f"--target-precision must be in (0, 1], got {target}")
+    # Fail on bad options, a bad file or nowhere to save before the minutes of scoring.
+    saved = Calibration.load(args.calibration) if args.calibration is not None else None
+    if saved is None:
         output = _output_path(args)
         if not 0.0 < args.held_out < 1.0:
             raise ValueError(f"--held-out must be between 0 and 1, got {args.held_out}")
     name, per_query = score_candidates(args)
-    target = args.target_precision
-    if args.calibration is not None:
-        calibration = Calibration.load(args.calibration)
-        measured_ids = list(per_query)
-        threshold = calibration.suggested_threshold
-        if target is not None:  # re-choose on these queries: says what the target costs here
-            logits = [per_query[q][0] for q in measured_ids]
-            threshold = suggest_threshold(
-                [calibration.probabilities(q) for q in logits],
-                [per_query[q][1] for q in measured_ids],
-                target,
-            )
-        basis = "measured queries" if target is not None else "calibration queries"
-        title = f"{name}: {calibration.describe()} measured on all {len(measured_ids)} queries"
+    if saved is not None:
+        calibration, measured_ids = saved, list(per_query)
+        threshold, basis = saved.suggested_threshold, "calibration queries"
+        if target is not None:  # re-chosen on these queries: what the target costs here
+            threshold, basis = _suggest(saved, per_query, measured_ids, target), "measured queries"
+        title = f"{name}: {saved.describe()} measured on all {len(measured_ids)} queries"
     else:
         fit_ids, measured_ids = split_queries(list(per_query), args.held_out, args.seed)
-        fit_logits = [x for q in fit_ids for x in per_query[q][0]]
-        fit_labels = [y for q in fit_ids for y in per_query[q][1]]
-        source = f"{name}, {len(fit_ids)} queries, BM25 top-{args.top_n}"
-        calibration = Calibration.fit(fit_logits, fit_labels, args.method, source=source)
-        threshold = suggest_threshold(
-            [calibration.probabilities(per_query[q][0]) for q in fit_ids],
-            [per_query[q][1] for q in fit_ids],
-            target,
+        calibration = Calibration.fit(
+            [x for q in fit_ids for x in per_query[q][0]],
+            [y for q in fit_ids for y in per_query[q][1]],
+            args.method,
+            source=f"{name}, {len(fit_ids)} queries, BM25 top-{args.top_n}",
         )
-        basis = "calibration queries"
+        threshold, basis = _suggest(calibration, per_query, fit_ids, target), "calibration queries"
         title = (
             f"{name}: {args.method} fitted on {len(fit_ids)} queries, measured on "
             f"{len(measured_ids)} held-out queries (seed {args.seed}), BM25 top-{args.top_n}"
@@ -238,11 +231,19 @@ def run(args: argparse.Namespace) -> int:
         "target_precision": target,
         "suggestion": _suggestion_line(threshold, target, rows, basis),
     }
-    if args.calibration is None:
+    if saved is None:
         calibration = replace(calibration, report=_json_ready(report))
         report["saved"] = calibration.save(output)
     print(json.dumps(_json_ready(report)) if args.json else _table(report))
     return 0
+
+
+def _suggest(calibration, per_query, query_ids, target) -> Optional[float]:
+    return suggest_threshold(
+        [calibration.probabilities(per_query[q][0]) for q in query_ids],
+        [per_query[q][1] for q in query_ids],
+        target,
+    )
 
 
 def _json_ready(value):
