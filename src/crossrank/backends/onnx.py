@@ -9,7 +9,9 @@ scores slightly.
 
 Exports are cached in ``<model dir>/crossrank-onnx/``, or, for a hub id or a directory crossrank
 cannot write to, in ``$CROSSRANK_CACHE`` (default ``~/.cache/crossrank``) under ``onnx/``. A
-fingerprint of the weights and config is stored beside them, so changed weights are exported again.
+fingerprint of the weights and config is stored beside them, so changed weights are exported again,
+with each file's size and hash, so a truncated or damaged file is made again (with a warning); a
+lock file lets processes that export the same model at once take turns.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 import torch
 
 from ..batching import collate
+from ..errors import CrossrankWarning, ModelLoadError
+from . import export_cache
 
 QUANTIZATIONS = (None, "int8")
 EXPORT_DIR_NAME = "crossrank-onnx"
@@ -72,9 +76,17 @@ class OnnxModel:
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.path = Path(path)
-        self.session = ort.InferenceSession(
-            os.fspath(path), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = ort.InferenceSession(
+                os.fspath(path), options, providers=["CPUExecutionProvider"]
+            )
+        except (
+            Exception
+        ) as error:  # onnxruntime's errors (InvalidProtobuf, Fail) are bare Exceptions
+            raise ModelLoadError(
+                f"onnxruntime cannot load {self.path} ({type(error).__name__}: {error}); "
+                f"delete {self.path.parent} to export the model again"
+            ) from error
         self.input_names = [node.name for node in self.session.get_inputs()]
 
     def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -96,7 +108,10 @@ def onnx_file(
 
     ``model`` is the loaded torch ``*ForSequenceClassification`` (float32, eval mode) and
     ``encoder`` the :class:`~crossrank.families.cross_encoder.PairEncoder` that makes its inputs; with
-    ``quantize="int8"`` the int8 file made from that export.
+    ``quantize="int8"`` the int8 file made from that export. A cached file that no longer matches
+    the size and hash recorded when it was written (truncated, damaged) is made again, with a
+    one-line :class:`~crossrank.errors.CrossrankWarning`. Processes that export the same model at
+    once take turns (a lock file in the export directory), so neither deletes the other's files.
     """
     require_onnxruntime()
     if quantize not in QUANTIZATIONS:
@@ -104,20 +119,39 @@ def onnx_file(
     directory = export_dir(model_name)
     fingerprint = model_fingerprint(model)
     fp32 = directory / "model.onnx"
-    meta = _read_meta(directory)
-    if meta.get("fingerprint") != fingerprint or not fp32.is_file():
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("model*.onnx*"):
-            stale.unlink()
-        export_onnx(model, encoder, fp32, pad_id)
-        meta = {"fingerprint": fingerprint, "format": FORMAT_VERSION, "model": model_name}
-        _write_meta(directory, meta)
-    path = fp32
-    if quantize == "int8":
-        path = directory / "model.int8.onnx"
-        if not path.is_file():
-            quantize_int8(fp32, path)
+    directory.mkdir(parents=True, exist_ok=True)
+    with export_cache.export_lock(directory):
+        meta = export_cache.read_meta(directory)
+        if meta.get("fingerprint") != fingerprint:
+            # Under the lock, leftovers are from this model's older weights or a killed process.
+            for stale in directory.glob("model*.onnx*"):
+                stale.unlink(missing_ok=True)
+            meta = {"fingerprint": fingerprint, "format": FORMAT_VERSION, "model": model_name}
+        _ensure(directory, "model.onnx", meta, lambda: export_onnx(model, encoder, fp32, pad_id))
+        path = fp32
+        if quantize == "int8":
+            path = directory / "model.int8.onnx"
+            _ensure(directory, path.name, meta, lambda: quantize_int8(fp32, path))
     return path
+
+
+def _ensure(directory: Path, name: str, meta: dict, make) -> None:
+    """Make ``name`` with ``make()`` unless it is intact; warn when a recorded file was damaged."""
+    before = json.dumps(meta, sort_keys=True)
+    if export_cache.intact(directory, name, meta):
+        if json.dumps(meta, sort_keys=True) != before:  # a copy: keep its new mtime, hash once
+            export_cache.write_meta(directory, meta)
+        return
+    if export_cache.recorded(meta, name):
+        warnings.warn(
+            f"crossrank: the cached ONNX file {directory / name} is missing or damaged "
+            "(its size or hash changed since it was written); making it again",
+            CrossrankWarning,
+            stacklevel=5,  # the caller of Reranker(...)
+        )
+    make()
+    export_cache.record(directory, name, meta)
+    export_cache.write_meta(directory, meta)
 
 
 def export_onnx(model, encoder, path: Path, pad_id: int = 0) -> None:
@@ -248,19 +282,6 @@ def _writable(directory: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _read_meta(directory: Path) -> dict:
-    try:
-        return json.loads((directory / "export.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_meta(directory: Path, meta: dict) -> None:
-    tmp = directory / f"export.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, directory / "export.json")
 
 
 __all__: List[str] = ["OnnxModel", "onnx_file", "export_onnx", "quantize_int8", "export_dir"]
