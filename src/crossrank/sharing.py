@@ -36,6 +36,8 @@ T = TypeVar("T")
 # through ``reranker_kwargs``, so each option has exactly one way in and a dump rebuilds the wrapper.
 LOAD_OPTIONS = ("max_length", "device", "use_fp16", "dtype")
 API_KEY_ENV = "CROSSRANK_API_KEY"
+# Every keyword Reranker accepts, read once from its signature so new options need no change here.
+RERANKER_OPTIONS = tuple(inspect.signature(Reranker.__init__).parameters)[1:]
 
 
 class RemoteRerankError(RuntimeError):
@@ -108,9 +110,8 @@ def _check_reranker_option(key: Any) -> None:
         )
     if key in LOAD_OPTIONS:
         raise ValueError(f"reranker_kwargs[{key!r}]: pass {key}= directly, not in reranker_kwargs")
-    known = [name for name in inspect.signature(Reranker.__init__).parameters if name != "self"]
-    if key not in known:
-        options = ", ".join(name for name in known if name not in ("model", *LOAD_OPTIONS))
+    if key not in RERANKER_OPTIONS:
+        options = ", ".join(n for n in RERANKER_OPTIONS if n not in ("model", *LOAD_OPTIONS))
         raise ValueError(f"reranker_kwargs[{key!r}] is not a Reranker option; options: {options}")
 
 
