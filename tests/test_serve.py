@@ -93,8 +93,9 @@ def expected(reranker, docs=DOCS, query=QUERY, **kwargs):
 
 
 def assert_same(got, want):
+    """Same order, same scores up to float32 noise (requests may share padded batches)."""
     assert [i for i, _ in got] == [i for i, _ in want]
-    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-6)
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)
 
 
 def test_v1_rerank_equals_rank(server, reranker):
