@@ -1,4 +1,4 @@
-"""``crossrank`` command line: ``crossrank rank``, ``crossrank eval``, ``crossrank train``."""
+"""``crossrank`` command line: ``crossrank rank``, ``eval``, ``train``, ``calibrate``, ``serve``."""
 
 from __future__ import annotations
 
@@ -80,6 +80,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_options(rank)
     _add_eval_parser(commands)
     _add_train_parser(commands)
+    from . import calibrate_cli
+
+    calibrate_cli.add_parser(commands)
+    from .serve.cli import add_parser as add_serve_parser  # imports no web framework
+
+    add_serve_parser(commands)
+    from .rerank_table import add_parser as add_rerank_table_parser  # imports no Ray
+
+    add_rerank_table_parser(commands)
     return parser
 
 
@@ -263,6 +272,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _eval(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "calibrate":
+            from . import calibrate_cli
+
+            return calibrate_cli.run(args)
+        if args.command == "serve":
+            from .serve.cli import run as run_serve
+
+            return run_serve(args)
+        if args.command == "rerank-table":
+            from .rerank_table import run as run_rerank_table
+
+            return run_rerank_table(args)
     except ModelLoadError as error:
         print(f"crossrank: error: {error}", file=sys.stderr)
         return 2

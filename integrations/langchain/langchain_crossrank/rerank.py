@@ -1,32 +1,36 @@
-"""``CrossRankRerank``: a LangChain document compressor backed by a crossrank ``Reranker``."""
+"""``CrossRankRerank``: a LangChain document compressor backed by crossrank, local or remote."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from crossrank import DEFAULT_MODEL, Reranker
+from crossrank import RankedDocument, Reranker
+from crossrank.sharing import copy_shareable
 
-# Options that only matter when this compressor loads the model itself.
-_LOAD_OPTIONS = ("max_length", "device", "use_fp16")
+from ._source import ModelSource
 
 
-class CrossRankRerank(BaseDocumentCompressor):
+class CrossRankRerank(ModelSource, BaseDocumentCompressor):
     """Rerank retrieved documents with a cross-encoder, best first, keeping the top ``top_n``.
 
-    Any Hugging Face ``*ForSequenceClassification`` cross-encoder works (``BAAI/bge-reranker-base``,
-    ``cross-encoder/ms-marco-MiniLM-L-6-v2``, a local checkpoint directory, ...). The model is
-    loaded once, when the compressor is built; pass ``reranker=`` instead of ``model=`` to share
-    one loaded ``crossrank.Reranker`` between compressors, threads or a LlamaIndex postprocessor.
+    Scores come from exactly one of: ``model=`` (a hub id or local checkpoint loaded here, with
+    ``max_length``/``device``/``use_fp16``/``dtype`` and any other ``crossrank.Reranker`` option in
+    ``reranker_kwargs``), ``reranker=`` (a loaded ``crossrank.Reranker`` to share), or
+    ``base_url=`` (a running ``crossrank serve``, with ``api_key`` and ``timeout``; nothing is
+    loaded here). The three give the same documents and scores for the same model.
 
     Returned documents are new ``Document`` objects carrying the input's ``page_content``, ``id``
-    and a copy of its metadata plus ``metadata["relevance_score"]``, the sigmoid-normalized score
-    in (0, 1). The documents passed in, and their metadata, are never modified.
+    and a copy of its metadata plus ``metadata["relevance_score"]``, the sigmoid score in (0, 1).
+    The documents passed in and their metadata are never modified; metadata values that cannot be
+    deep-copied (a lock, an open file) are shared, not copied.
+
+    Selection: ``score_threshold`` first, then ``top_n``; ``top_n=0`` returns no documents and
+    ``None`` keeps all, as ``Reranker.rank(top_k=...)``. Fields are checked on assignment too.
 
     Example:
         .. code-block:: python
@@ -35,6 +39,7 @@ class CrossRankRerank(BaseDocumentCompressor):
             from langchain_crossrank import CrossRankRerank
 
             compressor = CrossRankRerank(model="BAAI/bge-reranker-base", top_n=5)
+            # or CrossRankRerank(base_url="http://127.0.0.1:8080", api_key="...", top_n=5)
             retriever = ContextualCompressionRetriever(
                 base_compressor=compressor,
                 base_retriever=store.as_retriever(search_kwargs={"k": 50}),
@@ -43,19 +48,8 @@ class CrossRankRerank(BaseDocumentCompressor):
             docs[0].metadata["relevance_score"]  # 0.99...
     """
 
-    model: Optional[str] = Field(
-        default=None,
-        description=f"Hub id or local checkpoint directory of the cross-encoder "
-        f"(default {DEFAULT_MODEL!r}). Give either this or ``reranker``.",
-    )
-    reranker: Optional[Reranker] = Field(
-        default=None,
-        exclude=True,
-        description="An already loaded crossrank.Reranker to share instead of loading ``model``. "
-        "After construction it holds the Reranker in use; it is never serialized.",
-    )
     top_n: Optional[int] = Field(
-        default=3, ge=1, description="Documents to return; None keeps every document."
+        default=3, ge=0, description="Documents to return (0: none); None keeps every document."
     )
     score_threshold: Optional[float] = Field(
         default=None,
@@ -67,48 +61,40 @@ class CrossRankRerank(BaseDocumentCompressor):
     batch_size: Optional[int] = Field(
         default=None,
         ge=1,
-        description="Pairs per batch for the longest pairs; None uses the Reranker's own (32).",
+        description="Pairs per batch for the longest pairs; None uses the Reranker's own (32). "
+        "Not used with base_url (the server batches).",
     )
-    max_length: int = Field(default=512, ge=16, description="Tokens per (query, document) pair.")
-    device: str = Field(
-        default="auto", description='"auto" (CUDA, then MPS, then CPU), "cpu", "cuda[:N]", "mps".'
-    )
-    use_fp16: Optional[bool] = Field(
+    base_url: Optional[str] = Field(
         default=None,
-        description="Half precision; None means yes on CUDA/MPS and no on CPU.",
+        frozen=True,
+        description="URL of a crossrank server (`crossrank serve`) to score on instead of "
+        "loading a model: its POST {base_url}/v1/rerank is called.",
+    )
+    api_key: Optional[SecretStr] = Field(
+        default=None,
+        frozen=True,
+        exclude=True,
+        description="The server's API key (sent as a Bearer token); default: the "
+        "CROSSRANK_API_KEY environment variable. Never serialized.",
+    )
+    timeout: float = Field(
+        default=60.0, gt=0, frozen=True, description="Seconds to wait for the server's answer."
     )
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _model_or_reranker(cls, values: Any) -> Any:
-        if not isinstance(values, dict) or values.get("reranker") is None:
-            return values
-        if values.get("model") is not None:
+    @model_validator(mode="after")
+    def _batch_size_is_local(self) -> Any:
+        if self.base_url is not None and self.batch_size is not None:
             raise ValueError(
-                "pass either model= (to load a cross-encoder) or reranker= (to share a loaded "
-                "crossrank.Reranker), not both"
+                "batch_size is chosen by the server with base_url= (crossrank serve "
+                "--max-batch-tokens); leave it None"
             )
-        given = [name for name in _LOAD_OPTIONS if name in values]
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} configure loading a model and cannot be combined with "
-                "reranker=; set them on the Reranker you pass"
-            )
-        return values
+        return self
 
-    def model_post_init(self, context: Any) -> None:
-        if self.reranker is None:
-            self.model = self.model or DEFAULT_MODEL
-            self.reranker = Reranker(
-                self.model, device=self.device, use_fp16=self.use_fp16, max_length=self.max_length
-            )
-        else:
-            # Describe the shared model, so model_dump() rebuilds an equivalent compressor.
-            self.model = self.reranker.model_name
-            self.device = str(self.reranker.device)
-            self.max_length = self.reranker.max_length
+    def _remote_options(self) -> Dict[str, Any]:
+        if self.base_url is None:
+            return {}
+        key = None if self.api_key is None else self.api_key.get_secret_value()
+        return {"base_url": self.base_url, "api_key": key, "timeout": self.timeout}
 
     def compress_documents(
         self,
@@ -119,7 +105,8 @@ class CrossRankRerank(BaseDocumentCompressor):
         """Rerank ``documents`` for ``query``: threshold first, then ``top_n``, best first.
 
         Args:
-            documents: the retrieved documents; empty ``page_content`` is scored like any text.
+            documents: any iterable of ``Document`` (a list, a generator, ...); empty
+                ``page_content`` is scored like any text.
             query: the search text; an empty query raises ``ValueError``.
             callbacks: accepted for the LangChain interface; not used.
 
@@ -129,14 +116,13 @@ class CrossRankRerank(BaseDocumentCompressor):
         >>> compressor.compress_documents(docs, "What do giant pandas eat?")  # doctest: +SKIP
         [Document(id='2', metadata={'source': 'wiki', 'relevance_score': 0.98}, page_content=...)]
         """
-        hits = self.reranker.rank(
-            query,
-            [doc.page_content for doc in documents],
-            top_k=self.top_n,
-            threshold=self.score_threshold,
-            batch_size=self.batch_size,
-        )
-        return [_with_score(documents[hit.index], hit.score) for hit in hits]
+        docs = _as_documents(documents)
+        texts = [doc.page_content for doc in docs]
+        if isinstance(self._scorer, Reranker):
+            hits = self._scorer.rank(query, texts, batch_size=self.batch_size, **self._selection())
+        else:
+            hits = self._scorer.rank(query, texts, **self._selection())
+        return _rescored(docs, hits)
 
     async def acompress_documents(
         self,
@@ -144,15 +130,53 @@ class CrossRankRerank(BaseDocumentCompressor):
         query: str,
         callbacks: Optional[Callbacks] = None,
     ) -> Sequence[Document]:
-        """Like ``compress_documents``, scoring in a worker thread so the event loop keeps running.
+        """Like ``compress_documents`` without blocking the event loop.
+
+        A local model scores in a worker thread (torch releases the GIL); with ``base_url`` the
+        request is awaited on an ``httpx.AsyncClient``.
 
         >>> await compressor.acompress_documents(docs, "What do giant pandas eat?")  # doctest: +SKIP
         """
-        return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
+        docs = _as_documents(documents)  # materialised here: a generator must not cross threads
+        if isinstance(self._scorer, Reranker):
+            return await asyncio.to_thread(self.compress_documents, docs, query, callbacks)
+        hits = await self._scorer.arank(
+            query, [doc.page_content for doc in docs], **self._selection()
+        )
+        return _rescored(docs, hits)
+
+    def _selection(self) -> Dict[str, Any]:
+        return {"top_k": self.top_n, "threshold": self.score_threshold}
+
+
+def _as_documents(documents: Iterable[Document]) -> List[Document]:
+    # Strings are iterable too, and a dict iterates its keys: refuse both by name.
+    if documents is None or isinstance(documents, (str, bytes, dict, Document)):
+        raise TypeError(
+            f"documents must be an iterable of langchain Document objects, got {type(documents).__name__}"
+        )
+    try:
+        docs = list(documents)
+    except TypeError:
+        raise TypeError(
+            f"documents must be an iterable of langchain Document objects, got {type(documents).__name__}"
+        ) from None
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, Document):
+            raise TypeError(
+                f"documents[{i}] is {type(doc).__name__}, expected a langchain Document; wrap "
+                "plain text as Document(page_content=text)"
+            )
+    return docs
+
+
+def _rescored(documents: List[Document], hits: List[RankedDocument]) -> List[Document]:
+    return [_with_score(documents[hit.index], hit.score) for hit in hits]
 
 
 def _with_score(document: Document, score: float) -> Document:
-    # A deep copy: nested metadata values (lists, dicts) must not be shared with the caller's.
-    metadata = copy.deepcopy(document.metadata)
+    # A deep copy: nested metadata values (lists, dicts) must not be shared with the caller's;
+    # values that cannot be copied (locks, files) are shared rather than failing the call.
+    metadata = copy_shareable(document.metadata)
     metadata["relevance_score"] = score
     return document.model_copy(update={"metadata": metadata})

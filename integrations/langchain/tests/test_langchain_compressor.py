@@ -136,21 +136,25 @@ def test_empty_page_content_is_scored_not_dropped(reranker, documents):
 
 def test_model_dump_is_config_without_the_model(reranker, bert_dir):
     compressor = CrossRankRerank(
-        model=bert_dir, device="cpu", max_length=128, top_n=5, score_threshold=0.2
+        model=bert_dir, device="cpu", max_length=128, dtype="float32", top_n=5, score_threshold=0.2
     )
     dump = compressor.model_dump()
     assert dump == {
         "model": bert_dir,
+        "reranker_kwargs": None,
         "top_n": 5,
         "score_threshold": 0.2,
         "batch_size": None,
         "max_length": 128,
         "device": "cpu",
         "use_fp16": None,
+        "dtype": "float32",
+        "base_url": None,
+        "timeout": 60.0,
     }
-    assert "reranker" not in compressor.model_dump_json()
-    # Options the caller left at their defaults stay portable ("auto", not the device picked here).
-    assert CrossRankRerank(model=bert_dir, max_length=128).model_dump()["device"] == "auto"
+    assert '"reranker":' not in compressor.model_dump_json()
+    # Options the caller left at their defaults stay portable (None, not the device picked here).
+    assert CrossRankRerank(model=bert_dir, max_length=128).model_dump()["device"] is None
     # A shared reranker is described by its model, so the dump rebuilds an equivalent compressor.
     shared_dump = CrossRankRerank(reranker=reranker, top_n=5, score_threshold=0.2).model_dump()
     assert shared_dump == dump
@@ -190,12 +194,11 @@ def test_default_model_when_neither_is_given(monkeypatch):
             seen.append((model, kwargs))
             raise RuntimeError("stop before loading")
 
-    monkeypatch.setattr("langchain_crossrank.rerank.Reranker", Recording)
+    # The wrappers build their Reranker through the core's one construction rule.
+    monkeypatch.setattr("crossrank.sharing.Reranker", Recording)
     with pytest.raises(RuntimeError, match="stop before loading"):
         CrossRankRerank()
-    assert seen == [
-        (crossrank.DEFAULT_MODEL, {"device": "auto", "use_fp16": None, "max_length": 512})
-    ]
+    assert seen == [(crossrank.DEFAULT_MODEL, {})]  # Reranker's own defaults for the rest
 
 
 def test_model_and_reranker_together_is_an_error(reranker, bert_dir):
@@ -208,7 +211,6 @@ def test_model_and_reranker_together_is_an_error(reranker, bert_dir):
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        ({"top_n": 0}, "top_n"),
         ({"top_n": -1}, "top_n"),
         ({"score_threshold": 1.5}, "score_threshold"),
         ({"batch_size": 0}, "batch_size"),

@@ -315,7 +315,7 @@ def test_model_and_reranker_together_are_refused(cross_encoder_dir, reranker):
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        ({"top_n": 0}, "top_n"),
+        ({"top_n": -1}, "top_n"),
         ({"score_threshold": 1.5}, "score_threshold"),
         ({"score_threshold": -0.1}, "score_threshold"),
         ({"batch_size": 0}, "batch_size"),

@@ -9,7 +9,9 @@ scores slightly.
 
 Exports are cached in ``<model dir>/crossrank-onnx/``, or, for a hub id or a directory crossrank
 cannot write to, in ``$CROSSRANK_CACHE`` (default ``~/.cache/crossrank``) under ``onnx/``. A
-fingerprint of the weights and config is stored beside them, so changed weights are exported again.
+fingerprint of the weights and config is stored beside them, so changed weights are exported again,
+with each file's size and hash, so a truncated or damaged file is made again (with a warning); a
+lock file lets processes that export the same model at once take turns.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ import numpy as np
 import torch
 
 from ..batching import collate
+from ..errors import CrossrankWarning, ModelLoadError
+from . import export_cache
 
 QUANTIZATIONS = (None, "int8")
 EXPORT_DIR_NAME = "crossrank-onnx"
 # Bump when the export or quantization recipe changes, so older cached files are redone.
-FORMAT_VERSION = 1
+# 2: int8 weights in 7 bits (reduce_range), see quantize_int8.
+FORMAT_VERSION = 2
 _OPSET = 17
 # onnxruntime materializes every attention matrix (rows x heads x length^2 floats), so a batch
 # of 32 x 512 tokens holds gigabytes. Runs of about this many tokens keep a 12-layer, 768-wide
@@ -71,9 +76,17 @@ class OnnxModel:
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.path = Path(path)
-        self.session = ort.InferenceSession(
-            os.fspath(path), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = ort.InferenceSession(
+                os.fspath(path), options, providers=["CPUExecutionProvider"]
+            )
+        except (
+            Exception
+        ) as error:  # onnxruntime's errors (InvalidProtobuf, Fail) are bare Exceptions
+            raise ModelLoadError(
+                f"onnxruntime cannot load {self.path} ({type(error).__name__}: {error}); "
+                f"delete {self.path.parent} to export the model again"
+            ) from error
         self.input_names = [node.name for node in self.session.get_inputs()]
 
     def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -95,7 +108,10 @@ def onnx_file(
 
     ``model`` is the loaded torch ``*ForSequenceClassification`` (float32, eval mode) and
     ``encoder`` the :class:`~crossrank.families.cross_encoder.PairEncoder` that makes its inputs; with
-    ``quantize="int8"`` the int8 file made from that export.
+    ``quantize="int8"`` the int8 file made from that export. A cached file that no longer matches
+    the size and hash recorded when it was written (truncated, damaged) is made again, with a
+    one-line :class:`~crossrank.errors.CrossrankWarning`. Processes that export the same model at
+    once take turns (a lock file in the export directory), so neither deletes the other's files.
     """
     require_onnxruntime()
     if quantize not in QUANTIZATIONS:
@@ -103,20 +119,39 @@ def onnx_file(
     directory = export_dir(model_name)
     fingerprint = model_fingerprint(model)
     fp32 = directory / "model.onnx"
-    meta = _read_meta(directory)
-    if meta.get("fingerprint") != fingerprint or not fp32.is_file():
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("model*.onnx*"):
-            stale.unlink()
-        export_onnx(model, encoder, fp32, pad_id)
-        meta = {"fingerprint": fingerprint, "format": FORMAT_VERSION, "model": model_name}
-        _write_meta(directory, meta)
-    path = fp32
-    if quantize == "int8":
-        path = directory / "model.int8.onnx"
-        if not path.is_file():
-            quantize_int8(fp32, path)
+    directory.mkdir(parents=True, exist_ok=True)
+    with export_cache.export_lock(directory):
+        meta = export_cache.read_meta(directory)
+        if meta.get("fingerprint") != fingerprint:
+            # Under the lock, leftovers are from this model's older weights or a killed process.
+            for stale in directory.glob("model*.onnx*"):
+                stale.unlink(missing_ok=True)
+            meta = {"fingerprint": fingerprint, "format": FORMAT_VERSION, "model": model_name}
+        _ensure(directory, "model.onnx", meta, lambda: export_onnx(model, encoder, fp32, pad_id))
+        path = fp32
+        if quantize == "int8":
+            path = directory / "model.int8.onnx"
+            _ensure(directory, path.name, meta, lambda: quantize_int8(fp32, path))
     return path
+
+
+def _ensure(directory: Path, name: str, meta: dict, make) -> None:
+    """Make ``name`` with ``make()`` unless it is intact; warn when a recorded file was damaged."""
+    before = json.dumps(meta, sort_keys=True)
+    if export_cache.intact(directory, name, meta):
+        if json.dumps(meta, sort_keys=True) != before:  # a copy: keep its new mtime, hash once
+            export_cache.write_meta(directory, meta)
+        return
+    if export_cache.recorded(meta, name):
+        warnings.warn(
+            f"crossrank: the cached ONNX file {directory / name} is missing or damaged "
+            "(its size or hash changed since it was written); making it again",
+            CrossrankWarning,
+            stacklevel=5,  # the caller of Reranker(...)
+        )
+    make()
+    export_cache.record(directory, name, meta)
+    export_cache.write_meta(directory, meta)
 
 
 def export_onnx(model, encoder, path: Path, pad_id: int = 0) -> None:
@@ -157,7 +192,15 @@ def quantize_int8(source: Path, target: Path) -> None:
 
     Weights get one scale per output channel: on all-MiniLM-L6-v2 that cut the error of the pooled
     [CLS] vector from 45% to 17% of its spread across SciFact pairs, at the same speed, where one
-    scale per tensor (the default) or ``reduce_range`` did worse.
+    scale per tensor (the default) did worse.
+
+    Weights use 7 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only, e.g. many AMD EPYC
+    and pre-Cascade-Lake Xeons) onnxruntime's uint8 x int8 kernel adds pairs of products into int16,
+    which saturates when per-channel scales push weights to +-127 (255 x 127 x 2 > 32767). With full
+    8-bit weights a tiny test model moved by 28% of its score spread and swapped rankings on such a
+    CPU (identically with onnxruntime 1.23.2, 1.31.1 and 1.32.0); 7-bit weights keep it within 8%
+    and cost nothing on VNNI CPUs beyond one bit of precision (MiniLM scores: 0.004 from fp32).
+    See https://github.com/microsoft/onnxruntime/issues/6004.
     """
     require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -169,6 +212,7 @@ def quantize_int8(source: Path, target: Path) -> None:
             os.fspath(tmp),
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=True,  # no int16 saturation on AVX2-only CPUs (see the docstring)
             use_external_data_format=source.stat().st_size > 1_900_000_000,
         )
     os.replace(tmp, target)
@@ -238,19 +282,6 @@ def _writable(directory: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _read_meta(directory: Path) -> dict:
-    try:
-        return json.loads((directory / "export.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_meta(directory: Path, meta: dict) -> None:
-    tmp = directory / f"export.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, directory / "export.json")
 
 
 __all__: List[str] = ["OnnxModel", "onnx_file", "export_onnx", "quantize_int8", "export_dir"]

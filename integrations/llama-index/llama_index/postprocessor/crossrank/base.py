@@ -1,35 +1,45 @@
-"""``CrossRankRerank``: a LlamaIndex node postprocessor backed by a crossrank cross-encoder."""
+"""``CrossRankRerank``: a LlamaIndex node postprocessor backed by crossrank, local or remote."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import List, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
-import torch
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from crossrank import DEFAULT_MODEL, Reranker
+from crossrank import RankedDocument, Reranker
+from crossrank.sharing import (
+    RemoteReranker,
+    check_sources,
+    copy_shareable,
+    dtype_name,
+    resolve_reranker,
+)
 
 dispatcher = get_dispatcher(__name__)
-
-_LOAD_OPTIONS = ("max_length", "device", "use_fp16")
 
 
 class CrossRankRerank(BaseNodePostprocessor):
     """Rerank retrieved nodes with a cross-encoder, best first, keeping the top ``top_n``.
 
-    Each node's text (``node.get_content(metadata_mode=...)``) is scored together with the query
-    by a :class:`crossrank.Reranker`; nodes scoring below ``score_threshold`` (a sigmoid score in
-    [0, 1]) are dropped, then the best ``top_n`` are kept. The result holds *new*
-    ``NodeWithScore`` objects carrying the reranker's score: the caller's nodes and their metadata
-    are never modified. Give either ``model`` (loaded here) or ``reranker`` (an already loaded
-    ``Reranker`` to share, e.g. with the LangChain compressor).
+    Each node's text (``node.get_content(metadata_mode=...)``) is scored with the query. Scores
+    come from exactly one of: ``model`` (loaded here, with ``max_length``/``device``/``use_fp16``/
+    ``dtype`` and any other ``crossrank.Reranker`` option in ``reranker_kwargs``), ``reranker`` (a
+    loaded ``Reranker`` to share, e.g. with the LangChain compressor), or ``base_url`` (a running
+    ``crossrank serve``, with ``api_key`` and ``timeout``; nothing is loaded here).
+
+    Nodes scoring below ``score_threshold`` (a sigmoid score in [0, 1]) are dropped, then the best
+    ``top_n`` kept (``0``: none, ``None``: all, as ``Reranker.rank(top_k=...)``). The result
+    holds *new* ``NodeWithScore`` objects: the caller's nodes and their metadata are never
+    modified; metadata values that cannot be deep-copied (a lock, an open file) are shared.
+    Fields are validated on assignment; those that choose the model are frozen.
 
     Example:
         .. code-block:: python
@@ -37,17 +47,20 @@ class CrossRankRerank(BaseNodePostprocessor):
             from llama_index.postprocessor.crossrank import CrossRankRerank
 
             post = CrossRankRerank(model="BAAI/bge-reranker-base", top_n=5, score_threshold=0.3)
+            # or CrossRankRerank(base_url="http://127.0.0.1:8080", api_key="...", top_n=5)
             engine = index.as_query_engine(similarity_top_k=50, node_postprocessors=[post])
             response = engine.query("What do giant pandas eat?")
             response.source_nodes[0].score  # 0.99...
     """
 
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="Hub id or local checkpoint directory of the cross-encoder in use.",
+    model: Optional[str] = Field(
+        default=None,
+        frozen=True,
+        description="Hub id or local checkpoint directory of the cross-encoder in use (with "
+        "base_url: the model name sent to the server, if any).",
     )
     top_n: Optional[int] = Field(
-        default=3, ge=1, description="Nodes to return, best first; None keeps every node."
+        default=3, ge=0, description="Nodes to return, best first (0: none); None keeps all."
     )
     score_threshold: Optional[float] = Field(
         default=None,
@@ -67,23 +80,60 @@ class CrossRankRerank(BaseNodePostprocessor):
     batch_size: Optional[int] = Field(
         default=None,
         ge=1,
-        description="Pairs per batch for the longest pairs; None uses the Reranker's own (32).",
+        description="Pairs per batch for the longest pairs; None uses the Reranker's own (32). "
+        "Not used with base_url (the server batches).",
     )
-    max_length: int = Field(default=512, ge=16, description="Tokens per (query, node) pair.")
-    device: str = Field(
-        default="auto", description='"auto" (CUDA, then MPS, then CPU), "cpu", "cuda[:N]", "mps".'
+    max_length: Optional[int] = Field(
+        default=None, ge=16, frozen=True, description="Tokens per (query, node) pair in use."
+    )
+    device: Optional[str] = Field(
+        default=None, frozen=True, description='The device in use: "cpu", "cuda:0", "mps", ...'
     )
     use_fp16: Optional[bool] = Field(
-        default=None, description="Half precision; None means yes on CUDA/MPS and no on CPU."
+        default=None,
+        frozen=True,
+        description="Half precision as asked (None: yes on CUDA/MPS); see dtype for what is used.",
+    )
+    dtype: Optional[str] = Field(
+        default=None,
+        frozen=True,
+        description='The precision in use: "float32", "float16" or "bfloat16" (forces it when '
+        "given).",
+    )
+    reranker_kwargs: Optional[Dict[str, Any]] = Field(
+        default=None,
+        frozen=True,
+        description="Any other crossrank.Reranker option: backend, quantize, long_documents, "
+        "cache_size, query_max_length, ...",
+    )
+    base_url: Optional[str] = Field(
+        default=None,
+        frozen=True,
+        description="URL of a crossrank server to score on: its POST {base_url}/v1/rerank.",
+    )
+    api_key: Optional[SecretStr] = Field(
+        default=None,
+        frozen=True,
+        exclude=True,
+        description="The server's API key; default: the CROSSRANK_API_KEY environment variable.",
+    )
+    timeout: float = Field(
+        default=60.0, gt=0, frozen=True, description="Seconds to wait for the server's answer."
     )
 
-    _reranker: Reranker = PrivateAttr()
+    model_config = ConfigDict(validate_assignment=True)
+
+    _scorer: Union[Reranker, RemoteReranker] = PrivateAttr()
 
     def __init__(
         self,
         model: Union[str, os.PathLike, None] = None,
         *,
         reranker: Optional[Reranker] = None,
+        reranker_kwargs: Optional[Dict[str, Any]] = None,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 60.0,
         top_n: Optional[int] = 3,
         score_threshold: Optional[float] = None,
         keep_retrieval_score: bool = False,
@@ -92,105 +142,73 @@ class CrossRankRerank(BaseNodePostprocessor):
         max_length: Optional[int] = None,
         device: Optional[str] = None,
         use_fp16: Optional[bool] = None,
+        dtype: Optional[str] = None,
         callback_manager: Optional[CallbackManager] = None,
     ) -> None:
         load_options = {"max_length": max_length, "device": device, "use_fp16": use_fp16}
-        if reranker is not None:
-            if not isinstance(reranker, Reranker):
-                raise TypeError(
-                    f"reranker must be a crossrank.Reranker, got {type(reranker).__name__}"
-                )
-            if model is not None:
-                raise ValueError(
-                    "pass either model= (to load a cross-encoder) or reranker= (to share a loaded "
-                    "crossrank.Reranker), not both"
-                )
-            given = [name for name in _LOAD_OPTIONS if load_options[name] is not None]
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)} configure loading a model and cannot be combined with "
-                    "reranker=; set them on the Reranker you pass"
-                )
+        load_options["dtype"] = dtype
+        check_sources(model, reranker, reranker_kwargs, base_url, api_key, load_options)
+        if base_url is not None and batch_size is not None:
+            raise ValueError("batch_size is chosen by the server with base_url=; leave it None")
         super().__init__(
-            model=DEFAULT_MODEL if model is None else os.fspath(model),
+            model=None if model is None else os.fspath(model),
+            reranker_kwargs=reranker_kwargs,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
             top_n=top_n,
             score_threshold=score_threshold,
             keep_retrieval_score=keep_retrieval_score,
             metadata_mode=metadata_mode,
             batch_size=batch_size,
-            max_length=512 if max_length is None else max_length,
-            device="auto" if device is None else device,
-            use_fp16=use_fp16,
             callback_manager=callback_manager or CallbackManager(),
+            **load_options,
         )
-        if reranker is None:
-            reranker = Reranker(
-                self.model, device=self.device, use_fp16=self.use_fp16, max_length=self.max_length
+        # Fields first, so a bad top_n fails before a model is loaded.
+        self._scorer = resolve_reranker(
+            self.model,
+            reranker,
+            reranker_kwargs,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            **load_options,
+        )
+        if isinstance(self._scorer, Reranker):
+            # Describe the model actually in use, so to_dict()/from_dict() rebuild an equivalent
+            # one; frozen fields are written directly because they report, they do not choose.
+            self.__dict__.update(
+                model=self._scorer.model_name,
+                device=str(self._scorer.device),
+                max_length=self._scorer.max_length,
+                dtype=dtype_name(self._scorer),
             )
-        self._reranker = reranker
-        # Describe the model actually in use, so to_dict()/from_dict() rebuild an equivalent one.
-        self.model = reranker.model_name
-        self.device = str(reranker.device)
-        self.max_length = reranker.max_length
-        self.use_fp16 = reranker.dtype != torch.float32
 
     @classmethod
     def class_name(cls) -> str:
         return "CrossRankRerank"
 
     @property
-    def reranker(self) -> Reranker:
-        """The :class:`crossrank.Reranker` doing the scoring (share it with other wrappers)."""
-        return self._reranker
+    def reranker(self) -> Optional[Reranker]:
+        """The :class:`crossrank.Reranker` doing the scoring (None with ``base_url``)."""
+        return self._scorer if isinstance(self._scorer, Reranker) else None
 
     def _postprocess_nodes(
         self,
         nodes: List[NodeWithScore],
         query_bundle: Optional[QueryBundle] = None,
     ) -> List[NodeWithScore]:
-        if query_bundle is None:
-            raise ValueError(
-                "CrossRankRerank needs the query to rerank for: pass query_bundle=QueryBundle(...) "
-                "or query_str='...' to postprocess_nodes"
-            )
-        query = query_bundle.query_str
-        dispatcher.event(
-            ReRankStartEvent(
-                query=query_bundle,
-                nodes=nodes,
-                top_n=len(nodes) if self.top_n is None else self.top_n,
-                model_name=self.model,
-            )
-        )
+        nodes, query = _as_nodes(nodes), _query(query_bundle)
         texts = [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
-        with self.callback_manager.event(
-            CBEventType.RERANKING,
-            payload={
-                EventPayload.NODES: nodes,
-                EventPayload.MODEL_NAME: self.model,
-                EventPayload.QUERY_STR: query,
-                EventPayload.TOP_K: self.top_n,
-            },
-        ) as event:
-            hits = self._reranker.rank(
-                query,
-                texts,
-                top_k=self.top_n,
-                threshold=self.score_threshold,
-                batch_size=self.batch_size,
-            )
-            reranked = [self._rescored(nodes[hit.index], hit.score) for hit in hits]
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        with self._reranking(nodes, query) as reranked:
+            if isinstance(self._scorer, Reranker):
+                hits = self._scorer.rank(
+                    query.query_str, texts, **self._selection(), batch_size=self.batch_size
+                )
+            else:
+                hits = self._scorer.rank(query.query_str, texts, **self._selection())
+            reranked.extend(self._rescored(nodes, hits))
         return reranked
-
-    def _rescored(self, item: NodeWithScore, score: float) -> NodeWithScore:
-        # A deep copy: later postprocessors may edit the node (text, metadata, exclusion lists)
-        # and none of that may reach the caller's node.
-        node = item.node.model_copy(deep=True)
-        if self.keep_retrieval_score:
-            node.metadata["retrieval_score"] = item.score
-        return NodeWithScore(node=node, score=score)
 
     async def apostprocess_nodes(
         self,
@@ -198,7 +216,11 @@ class CrossRankRerank(BaseNodePostprocessor):
         query_bundle: Optional[QueryBundle] = None,
         query_str: Optional[str] = None,
     ) -> List[NodeWithScore]:
-        """Rerank ``nodes`` without blocking the event loop (scoring runs in a worker thread)."""
+        """Rerank ``nodes`` without blocking the event loop.
+
+        A local model scores in a worker thread (torch releases the GIL); with ``base_url`` the
+        request is awaited on an ``httpx.AsyncClient``.
+        """
         # Defined here as well: llama-index-core before 0.12.31 has no apostprocess_nodes.
         if query_str is not None and query_bundle is not None:
             raise ValueError("pass either query_bundle or query_str, not both")
@@ -211,6 +233,94 @@ class CrossRankRerank(BaseNodePostprocessor):
         nodes: List[NodeWithScore],
         query_bundle: Optional[QueryBundle] = None,
     ) -> List[NodeWithScore]:
-        # torch releases the GIL during the forward pass, so a worker thread lets the event loop
-        # serve other requests while the model scores.
-        return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
+        nodes = _as_nodes(nodes)  # a generator is read here, not in the worker thread
+        if isinstance(self._scorer, Reranker):
+            return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
+        query = _query(query_bundle)
+        texts = [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
+        with self._reranking(nodes, query) as reranked:
+            hits = await self._scorer.arank(query.query_str, texts, **self._selection())
+            reranked.extend(self._rescored(nodes, hits))
+        return reranked
+
+    def _selection(self) -> Dict[str, Any]:
+        return {"top_k": self.top_n, "threshold": self.score_threshold}
+
+    @contextmanager
+    def _reranking(
+        self, nodes: List[NodeWithScore], query: QueryBundle
+    ) -> Iterator[List[NodeWithScore]]:
+        """Emit the start events, let the caller fill the yielded list, emit the end events."""
+        model_name = self.model or self.base_url or ""
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query,
+                nodes=nodes,
+                top_n=len(nodes) if self.top_n is None else self.top_n,
+                model_name=model_name,
+            )
+        )
+        reranked: List[NodeWithScore] = []
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: model_name,
+                EventPayload.QUERY_STR: query.query_str,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            yield reranked
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+
+    def _rescored(
+        self, nodes: List[NodeWithScore], hits: List[RankedDocument]
+    ) -> List[NodeWithScore]:
+        reranked = []
+        for hit in hits:
+            item = nodes[hit.index]
+            node = _copy_node(item.node)
+            if self.keep_retrieval_score:
+                node.metadata["retrieval_score"] = item.score
+            reranked.append(NodeWithScore(node=node, score=hit.score))
+        return reranked
+
+
+def _copy_node(node: BaseNode) -> BaseNode:
+    # A deep copy: later postprocessors may edit the node (text, metadata, exclusion lists) and
+    # none of that may reach the caller's node. What cannot be copied (a lock, an open file in the
+    # metadata) is shared instead of failing the whole rerank.
+    try:
+        return node.model_copy(deep=True)
+    except Exception:  # deepcopy raises whatever __reduce_ex__ raises
+        return node.model_copy(
+            update={name: copy_shareable(value) for name, value in node.__dict__.items()}
+        )
+
+
+def _as_nodes(nodes: Iterable[NodeWithScore]) -> List[NodeWithScore]:
+    # Materialised before any event: ReRankStartEvent would otherwise consume a generator.
+    if nodes is None or isinstance(nodes, (str, bytes, dict, NodeWithScore, BaseNode)):
+        raise TypeError(f"nodes must be an iterable of NodeWithScore, got {type(nodes).__name__}")
+    try:
+        # A list is passed on as is (never modified): events then carry the caller's own list.
+        items = nodes if isinstance(nodes, list) else list(nodes)
+    except TypeError:
+        raise TypeError(
+            f"nodes must be an iterable of NodeWithScore, got {type(nodes).__name__}"
+        ) from None
+    for i, item in enumerate(items):
+        if not isinstance(item, NodeWithScore):
+            hint = " (wrap it: NodeWithScore(node=node))" if isinstance(item, BaseNode) else ""
+            raise TypeError(f"nodes[{i}] is {type(item).__name__}, expected NodeWithScore{hint}")
+    return items
+
+
+def _query(query_bundle: Optional[QueryBundle]) -> QueryBundle:
+    if query_bundle is None:
+        raise ValueError(
+            "CrossRankRerank needs the query to rerank for: pass query_bundle=QueryBundle(...) "
+            "or query_str='...' to postprocess_nodes"
+        )
+    return query_bundle

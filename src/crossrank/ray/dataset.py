@@ -1,0 +1,246 @@
+"""Batch reranking of a Ray Dataset of (query, passage) rows: one Reranker per actor, blocks of pairs.
+
+>>> import ray.data                                                         # doctest: +SKIP
+>>> from crossrank.ray import rerank_dataset                                # doctest: +SKIP
+>>> ds = ray.data.from_items([{"query": "what is panda?", "text": "a bear"}])  # doctest: +SKIP
+>>> rerank_dataset(ds, model="BAAI/bge-reranker-base").take_all()          # doctest: +SKIP
+[{'query': 'what is panda?', 'text': 'a bear', 'score': 0.93...}]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Union
+
+from crossrank.loading import DEFAULT_MODEL
+
+# Test hook: a path; the first actor to create this file exits its process on its first block,
+# as a crashed worker would (the file makes it happen once, not again after the restart).
+EXIT_ONCE_ENV = "CROSSRANK_RAY_TEST_EXIT_ONCE"
+_ROW_ID = "__crossrank_row_id"  # input order inside a group, for ties (removed from the output)
+_ROW_SHOWN_CHARS = 300
+
+
+def _import_ray():
+    try:
+        import ray.data  # the real Ray: absolute import, never this package
+    except ImportError:
+        from crossrank.ray import RAY_INSTALL
+
+        raise ImportError(f"crossrank.ray needs Ray Data: {RAY_INSTALL}") from None
+    return ray
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _describe_row(table, row: int) -> str:
+    shown = repr({name: table.column(name)[row].as_py() for name in table.column_names})
+    return shown if len(shown) <= _ROW_SHOWN_CHARS else shown[:_ROW_SHOWN_CHARS] + "...}"
+
+
+def _strings(table, column: str) -> list:
+    """The column's values, which must all be strings; else a ValueError naming column and row."""
+    values = table.column(column).to_pylist()
+    for row, value in enumerate(values):
+        if not isinstance(value, str):
+            raise ValueError(
+                f"column {column!r} must hold strings, but a row holds "
+                f"{type(value).__name__} {value!r}: {_describe_row(table, row)}"
+            )
+    return values
+
+
+class BlockScorer:
+    """Ray Data actor: loads one Reranker, then adds a score column to each block of pairs."""
+
+    def __init__(
+        self,
+        model: str,
+        reranker_kwargs: Dict[str, Any],
+        query_column: str,
+        text_column: str,
+        score_column: str,
+        normalize: bool,
+        threads: Optional[int],
+    ) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from crossrank import Reranker
+
+        self.reranker = Reranker(model, **reranker_kwargs)
+        self.columns = (query_column, text_column)
+        self.score_column = score_column
+        self.normalize = normalize
+
+    def __call__(self, table):
+        import pyarrow as pa
+
+        _maybe_exit_once()
+        queries, texts = (_strings(table, column) for column in self.columns)
+        scores = self.reranker.compute_score(list(zip(queries, texts)), normalize=self.normalize)
+        return table.append_column(self.score_column, pa.array(scores, type=pa.float64()))
+
+
+def _maybe_exit_once() -> None:
+    marker = os.environ.get(EXIT_ONCE_ENV)
+    if not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(17)  # no cleanup, no exception: the process just dies, as on a crash or OOM kill
+
+
+def rank_group(table, score_column: str, rank_column: str, top_k: Optional[int]):
+    """One group's rows ranked by score (ties in input order), the best ``top_k`` kept, ranked 1.."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(table, sort_keys=[(score_column, "descending"), (_ROW_ID, "ascending")])
+    if top_k is not None:
+        order = order[:top_k]
+    ranked = table.take(order).drop_columns([_ROW_ID])
+    return ranked.append_column(rank_column, pa.array(range(1, ranked.num_rows + 1), pa.int64()))
+
+
+def rerank_dataset(
+    ds,
+    model: Union[str, os.PathLike] = DEFAULT_MODEL,
+    query_column: str = "query",
+    text_column: str = "text",
+    *,
+    num_actors: int = 1,
+    num_gpus_per_actor: float = 0,
+    num_cpus_per_actor: float = 1,
+    batch_size: int = 512,
+    reranker_kwargs: Optional[Dict[str, Any]] = None,
+    normalize: bool = True,
+    score_column: str = "score",
+    group_column: Optional[str] = None,
+    top_k: Optional[int] = None,
+    rank_column: str = "rank",
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+):
+    """Score every (query, text) row of a Ray Dataset with a cross-encoder; add a ``score`` column.
+
+    Each of ``num_actors`` actors loads ``Reranker(model, **reranker_kwargs)`` once and scores
+    blocks of ``batch_size`` rows (pairs, whatever queries they belong to) with
+    ``Reranker.compute_score``, so scores equal the in-process ones. Rows keep their order and
+    every other column. ``model`` must be loadable on every node (a hub id or a shared path).
+
+    Ranking: with ``group_column`` (the column naming a query, e.g. ``"query_id"``) or ``top_k``
+    (which alone groups by ``query_column``), rows are ranked per group by score, ties in input
+    order, as ``Reranker.rank``; a ``rank`` column (1 = best) is added, ``top_k`` keeps the best
+    ``top_k`` rows of each group, and the output is ordered by group, then rank.
+
+    Faults: a dead actor is restarted and its blocks retried (Ray Data's ``max_restarts=-1``,
+    ``max_task_retries=-1``), so each input row is in the output once. A bad row (a query or text
+    that is not a string) stops the job with a ``ValueError`` naming the column and showing the
+    row; a missing column stops it before any work.
+
+    Args:
+        ds: a ``ray.data.Dataset`` with one (query, passage) pair per row.
+        num_actors: actors (model copies) scoring in parallel.
+        num_gpus_per_actor: GPUs each actor reserves (``0.5`` packs two actors on a GPU).
+        num_cpus_per_actor: CPUs each actor reserves; on CPU also its torch threads.
+        batch_size: pairs per block handed to an actor.
+        reranker_kwargs: passed to :class:`crossrank.Reranker` (``max_length``, ``dtype``, ...).
+        normalize: sigmoid scores in (0, 1) (default), or raw logits with ``False``.
+        ray_remote_args: more Ray options for the actors (``resources``, ``runtime_env``, ...).
+
+    Example:
+        >>> out = rerank_dataset(ds, model="BAAI/bge-reranker-base", num_actors=8,
+        ...                      num_gpus_per_actor=1, group_column="query_id", top_k=10)
+        ...                                                                  # doctest: +SKIP
+    """
+    ray = _import_ray()
+    if not isinstance(ds, ray.data.Dataset):
+        raise TypeError(f"ds must be a ray.data.Dataset, got {type(ds).__name__}")
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a hub id or a checkpoint directory, got {model!r}")
+    _check_positive_int("num_actors", num_actors)
+    _check_positive_int("batch_size", batch_size)
+    if top_k is not None:
+        _check_positive_int("top_k", top_k, minimum=0)
+    for name, value in (
+        ("num_gpus_per_actor", num_gpus_per_actor),
+        ("num_cpus_per_actor", num_cpus_per_actor),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    kwargs = dict(reranker_kwargs or {})
+    schema = ds.schema()
+    if schema is None:  # no rows and no columns: nothing to score
+        return ds
+    _check_columns(
+        list(schema.names),
+        query_column,
+        text_column,
+        group_column,
+        score_column,
+        rank_column,
+        top_k,
+    )
+
+    ranking = group_column is not None or top_k is not None
+    if ranking:
+        from ray.data.expressions import monotonically_increasing_id
+
+        ds = ds.with_column(_ROW_ID, monotonically_increasing_id())
+    threads = None if num_gpus_per_actor else max(1, int(num_cpus_per_actor))
+    scored = ds.map_batches(
+        BlockScorer,
+        fn_constructor_kwargs={
+            "model": model,
+            "reranker_kwargs": kwargs,
+            "query_column": query_column,
+            "text_column": text_column,
+            "score_column": score_column,
+            "normalize": normalize,
+            "threads": threads,
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=num_actors),
+        num_cpus=num_cpus_per_actor,
+        num_gpus=num_gpus_per_actor or None,
+        **(ray_remote_args or {}),
+    )
+    # Ray Data may hand blocks back in completion order; ask for input order instead.
+    scored.context.execution_options.preserve_order = True
+    if not ranking:
+        return scored
+    ranked = scored.groupby(group_column or query_column).map_groups(
+        rank_group,
+        fn_kwargs={"score_column": score_column, "rank_column": rank_column, "top_k": top_k},
+        batch_format="pyarrow",
+    )
+    ranked.context.execution_options.preserve_order = True
+    return ranked
+
+
+def _check_columns(
+    names, query_column, text_column, group_column, score_column, rank_column, top_k
+):
+    for argument, column in (
+        ("query_column", query_column),
+        ("text_column", text_column),
+        ("group_column", group_column),
+    ):
+        if column is not None and column not in names:
+            raise ValueError(f"{argument}={column!r} is not a column of the dataset: {names}")
+    added = [("score_column", score_column)]
+    if group_column is not None or top_k is not None:
+        added.append(("rank_column", rank_column))
+    for argument, column in added:
+        if column in names:
+            raise ValueError(
+                f"{argument}={column!r} is already a column of the dataset; pick another name"
+            )

@@ -1,0 +1,154 @@
+"""``crossrank rerank-table``: score a Parquet or JSONL table of (query, passage) rows on Ray.
+
+Reads INPUT with Ray Data, scores it with :func:`crossrank.ray.rerank_dataset` on a local Ray (or
+the cluster at ``--ray-address``) and streams the result, in input order, into one OUTPUT file.
+
+>>> main(["rerank-table", "pairs.parquet", "--output", "scored.parquet", "--actors", "4"])
+...                                                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def table_format(path: str, argument: str) -> str:
+    """``"parquet"`` or ``"jsonl"`` from the file's extension; else a ValueError naming ``argument``."""
+    extension = os.path.splitext(path.rstrip("/"))[1].lower()
+    if extension not in FORMATS:
+        raise ValueError(
+            f"{argument} {path!r}: unknown table format; use one of {', '.join(FORMATS)}"
+        )
+    return FORMATS[extension]
+
+
+def add_parser(subcommands) -> argparse.ArgumentParser:
+    """Add the ``rerank-table`` subcommand to ``crossrank``'s subparsers."""
+    from crossrank.cli import _add_model_options
+
+    parser = subcommands.add_parser(
+        "rerank-table",
+        help="score a Parquet/JSONL table of (query, text) rows on Ray (local or a cluster)",
+        description="Score every row of INPUT (Parquet or JSONL, one (query, passage) pair per "
+        "row) with --model on Ray Data actors and write OUTPUT (Parquet or JSONL) with a 'score' "
+        "column, rows in input order. With --top-k (and --group-column) keep the best rows per "
+        "query, with a 'rank' column. Needs pip install 'crossrank[ray]'.",
+    )
+    parser.add_argument("input", help="INPUT.parquet | INPUT.jsonl (a path Ray Data can read)")
+    parser.add_argument("--output", "-o", required=True, help="OUTPUT.parquet | OUTPUT.jsonl")
+    parser.add_argument("--query-column", default="query")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument(
+        "--group-column", default=None, help="column naming the query for --top-k (default: query)"
+    )
+    parser.add_argument("--top-k", type=int, default=None, help="keep the best K rows per query")
+    parser.add_argument("--raw", action="store_true", help="raw logits instead of sigmoid scores")
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="a running cluster ('auto' or HOST:PORT); default: start a local Ray here",
+    )
+    parser.add_argument("--actors", type=int, default=1, help="model copies scoring in parallel")
+    parser.add_argument("--gpus-per-actor", type=float, default=0)
+    parser.add_argument(
+        "--cpus-per-actor", type=float, default=1, help="also torch threads per CPU actor"
+    )
+    parser.add_argument(
+        "--block-size", type=int, default=512, help="pairs per block an actor scores"
+    )
+    _add_model_options(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score INPUT into OUTPUT; prints a one-line JSON summary. Errors raise ValueError/ImportError."""
+    input_format = table_format(args.input, "INPUT")
+    output_format = table_format(args.output, "--output")
+    if not os.path.exists(args.input) and "://" not in args.input:
+        raise ValueError(f"INPUT {args.input!r} does not exist")
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        from crossrank.ray import RAY_INSTALL
+
+        raise ImportError(f"crossrank rerank-table needs Ray Data: {RAY_INSTALL}") from None
+    from crossrank.ray import rerank_dataset
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=args.ray_address, include_dashboard=False if not args.ray_address else None
+        )
+    try:
+        began = time.perf_counter()
+        if input_format == "parquet":
+            ds = ray.data.read_parquet(args.input)
+        else:
+            ds = ray.data.read_json(args.input, lines=True)
+        scored = rerank_dataset(
+            ds,
+            model=args.model,
+            query_column=args.query_column,
+            text_column=args.text_column,
+            num_actors=args.actors,
+            num_gpus_per_actor=args.gpus_per_actor,
+            num_cpus_per_actor=args.cpus_per_actor,
+            batch_size=args.block_size,
+            reranker_kwargs={
+                "device": args.device,
+                "dtype": args.dtype,
+                "max_length": args.max_length,
+                "batch_size": args.batch_size,
+            },
+            normalize=not args.raw,
+            group_column=args.group_column,
+            top_k=args.top_k,
+        )
+        rows = _write(scored, args.output, output_format)
+        summary = {
+            "output": args.output,
+            "rows": rows,
+            "seconds": round(time.perf_counter() - began, 2),
+        }
+        print(json.dumps(summary))
+        return 0
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _write(ds, path: str, output_format: str) -> int:
+    """Stream ``ds`` into one file (input order), written to a temporary name then renamed."""
+    import pyarrow.parquet as pq
+
+    partial = f"{path}.partial"
+    rows = 0
+    writer: Optional[pq.ParquetWriter] = None
+    try:
+        with open(partial, "wb") as stream:
+            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                rows += table.num_rows
+                if output_format == "parquet":
+                    writer = writer or pq.ParquetWriter(stream, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                else:
+                    for row in table.to_pylist():
+                        line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
+                        stream.write(line.encode("utf-8"))
+            if writer is not None:
+                writer.close()
+            elif output_format == "parquet":
+                print("crossrank rerank-table: the input has no rows", file=sys.stderr)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return rows

@@ -1,0 +1,290 @@
+"""The FastAPI app: Cohere v1/Jina, Cohere v2 and TEI rerank routes over one dynamic batcher.
+
+State lives on ``app.state.crossrank`` and the batcher starts in the app's lifespan, so the same
+app runs under uvicorn, in tests, or behind ``ray.serve.ingress``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any, Callable, Dict, List, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .batcher import Batcher, BatcherStopped, QueueFull, estimate_tokens
+from .limits import BodyLimit, ServeError, error_body, validation_message
+from .metrics import Metrics
+from .schemas import (
+    CohereV1Request,
+    CohereV2Request,
+    TEIRequest,
+    check_texts,
+    cohere_v1_response,
+    cohere_v2_response,
+    select,
+    tei_response,
+)
+from .settings import ServeSettings
+
+logger = logging.getLogger("crossrank.serve")
+
+ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/health", "/info", "/metrics")
+OPEN_ROUTES = ("/health",)
+
+
+class ServiceState:
+    """The loaded reranker, its batcher, the limits and the metrics of one app."""
+
+    def __init__(self, reranker, settings: ServeSettings, on_load_error=None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.loader: Optional[Callable[[], Any]] = None
+        self.reranker = None
+        if hasattr(reranker, "rank_many"):
+            self.reranker = reranker
+        elif callable(reranker):
+            self.loader = reranker
+        else:
+            raise TypeError(
+                "reranker must be a Reranker (or anything with rank_many) or a function that "
+                f"returns one, got {type(reranker).__name__}"
+            )
+        self.batcher: Optional[Batcher] = None
+        self.load_error: Optional[str] = None
+        self.on_load_error = on_load_error
+        self._loading: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        if self.reranker is not None:
+            self._start_batcher()
+        else:  # load in the background: /health answers 503 meanwhile
+            self._loading = threading.Thread(target=self._load, name="crossrank-load", daemon=True)
+            self._loading.start()
+
+    def _load(self) -> None:
+        try:
+            self.reranker = self.loader()
+            self._start_batcher()
+            logger.info("model loaded: %s", getattr(self.reranker, "model_name", "?"))
+        except Exception as error:  # the service stays up and says why on /health
+            self.load_error = f"{type(error).__name__}: {error}"
+            logger.error("model failed to load: %s", self.load_error)
+            if self.on_load_error is not None:
+                self.on_load_error(error)
+
+    def _start_batcher(self) -> None:
+        s = self.settings
+        batcher = Batcher(
+            self.reranker, s.max_batch_tokens, s.max_wait_ms, s.max_queued_pairs, self.metrics
+        )
+        batcher.start()
+        self.batcher = batcher
+
+    def stop(self) -> None:
+        """Finish every accepted request, then end the worker."""
+        if self._loading is not None:
+            self._loading.join()
+        if self.batcher is not None:
+            self.batcher.stop()
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.reranker, "model_name", "unknown"))
+
+    def info(self) -> Dict[str, Any]:
+        rr = self.reranker
+        described = rr.info() if hasattr(rr, "info") else {}
+        info = {
+            "model": self.model_name,
+            "device": str(getattr(rr, "device", "")),
+            "dtype": str(getattr(rr, "dtype", "")).replace("torch.", ""),
+            "backend": getattr(rr, "backend", "torch"),
+            "quantize": getattr(rr, "quantize", None),
+            "max_length": getattr(rr, "max_length", None),
+            "long_documents": getattr(rr, "long_documents", None),
+        }
+        info.update({k: _plain(v) for k, v in described.items()})
+        info["limits"] = self.settings.public()
+        return info
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def create_app(reranker, settings: Optional[ServeSettings] = None, on_load_error=None) -> FastAPI:
+    """The reranking service as an ASGI app, for uvicorn, tests or ``ray.serve.ingress``.
+
+    ``reranker``: a loaded :class:`crossrank.Reranker`, or a function returning one (loaded in a
+    background thread at startup; ``/health`` answers 503 until it is ready). ``settings``:
+    limits and batching (:class:`ServeSettings`; default: its defaults with ``CROSSRANK_API_KEY``).
+
+    >>> app = create_app(Reranker("BAAI/bge-reranker-base"), ServeSettings(max_documents=200))
+    >>> uvicorn.run(app, host="127.0.0.1", port=8080)                  # doctest: +SKIP
+    """
+    settings = settings if settings is not None else ServeSettings.from_env()
+    state = ServiceState(reranker, settings, on_load_error)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.stop)
+
+    app = FastAPI(title="crossrank", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.crossrank = state
+    _add_handlers(app, state)
+    _add_routes(app, state)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def guard_and_observe(request: Request, call_next):
+        started = time.perf_counter()
+        path = request.url.path
+        route = path if path in ROUTES else "other"
+        if (
+            settings.api_key is not None
+            and path not in OPEN_ROUTES
+            and not _authorized(request.headers.get("authorization"), settings.api_key)
+        ):
+            response: Response = JSONResponse(
+                error_body("missing or wrong API key: send 'Authorization: Bearer <key>'"),
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            response = await call_next(request)
+        state.metrics.requests.labels(route=route, status=str(response.status_code)).inc()
+        state.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def _authorized(header: Optional[str], key: str) -> bool:
+    scheme, _, token = (header or "").partition(" ")
+    # compare_digest takes the same time whatever prefix matches
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode("utf-8", "surrogatepass"), key.encode("utf-8")
+    )
+
+
+def _add_handlers(app: FastAPI, state: ServiceState) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        message, detail = validation_message(error.errors())
+        return JSONResponse(error_body(message, detail), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        return JSONResponse(
+            error_body(str(error.detail)), status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception):
+        logger.exception("request failed", exc_info=error)
+        return JSONResponse(error_body(f"internal error: {type(error).__name__}"), status_code=500)
+
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, error: ServeError):
+        return JSONResponse(
+            error_body(error.message), status_code=error.status, headers=error.headers
+        )
+
+
+def _add_routes(app: FastAPI, state: ServiceState) -> None:
+    async def score(query: str, texts: List[str], field: str, normalize: bool = True):
+        limit = state.settings.max_documents
+        if len(texts) > limit:
+            raise ServeError(413, f"{field} has {len(texts)} entries; at most {limit} per request")
+        try:
+            check_texts(texts, field)
+        except ValueError as error:
+            raise ServeError(422, str(error)) from None
+        batcher = state.batcher
+        if batcher is None:
+            raise ServeError(503, _not_ready(state), {"Retry-After": "5"})
+        try:
+            future = batcher.submit(query, texts, normalize)
+        except QueueFull as error:
+            state.metrics.rejected.inc()
+            raise ServeError(
+                429,
+                f"busy: {error}; retry later",
+                {"Retry-After": str(state.settings.retry_after_s)},
+            ) from None
+        except BatcherStopped as error:
+            raise ServeError(503, str(error)) from None
+        try:
+            scores = await asyncio.wrap_future(future)
+        except (ValueError, TypeError) as error:
+            raise ServeError(422, str(error)) from None
+        return scores, estimate_tokens(query, texts, batcher.max_pair_tokens)
+
+    def headers() -> Dict[str, str]:
+        return {"X-Crossrank-Model": state.model_name}
+
+    @app.post("/v1/rerank")
+    async def rerank_v1(request: CohereV1Request) -> JSONResponse:
+        """Cohere v1 / Jina rerank."""
+        texts = request.texts()
+        scores, tokens = await score(request.query, texts, "documents")
+        order = select(scores, request.top_n, request.score_threshold, request.min_keep)
+        body = cohere_v1_response(order, scores, texts, request, state.model_name, tokens)
+        return JSONResponse(body, headers=headers())
+
+    @app.post("/v2/rerank")
+    async def rerank_v2(request: CohereV2Request) -> JSONResponse:
+        """Cohere v2 rerank."""
+        scores, tokens = await score(request.query, request.texts(), "documents")
+        order = select(scores, request.top_n, request.score_threshold, request.min_keep)
+        return JSONResponse(cohere_v2_response(order, scores, tokens), headers=headers())
+
+    @app.post("/rerank")
+    async def rerank_tei(request: TEIRequest) -> JSONResponse:
+        """TEI rerank: a bare array, normalized scores unless ``raw_scores``."""
+        scores, _ = await score(request.query, request.texts, "texts", not request.raw_scores)
+        order = select(scores, request.top_n, request.score_threshold, request.min_keep)
+        body = tei_response(order, scores, request.texts, request.return_text)
+        return JSONResponse(body, headers=headers())
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """200 once the model is loaded, 503 before (or if loading failed)."""
+        if state.batcher is None:
+            return JSONResponse(error_body(_not_ready(state)), status_code=503)
+        return JSONResponse({"status": "ok", "model": state.model_name})
+
+    @app.get("/info")
+    async def info() -> JSONResponse:
+        """Model, device, dtype, backend, max_length and the limits."""
+        if state.reranker is None:
+            raise ServeError(503, _not_ready(state), {"Retry-After": "5"})
+        return JSONResponse(state.info())
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text exposition."""
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
+
+
+def _not_ready(state: ServiceState) -> str:
+    if state.load_error:
+        return f"the model failed to load: {state.load_error}"
+    return "the model is still loading"
+
+
+__all__ = ["create_app", "ServiceState"]

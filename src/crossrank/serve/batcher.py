@@ -1,0 +1,247 @@
+"""Dynamic batching: one worker thread merges concurrent requests into shared ``rank_many`` calls.
+
+Requests wait in a bounded queue (counted in pairs). The worker takes what is waiting, up to a token
+budget, and scores it in one ``Reranker.rank_many`` call, so every score is the number the library
+gives. A large request is taken a budget-sized chunk at a time and goes back to the end of the
+queue after each chunk, so small requests behind it are answered between its chunks.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Deque, List, Optional, Tuple
+
+from .metrics import Metrics
+
+logger = logging.getLogger("crossrank.serve")
+
+CHARS_PER_TOKEN = 4  # rough subword length; the budget needs an estimate, not a tokenizer pass
+PAIR_SPECIAL_TOKENS = 4
+
+
+class QueueFull(Exception):
+    """The queue holds too many pairs to accept this request now (answer 429)."""
+
+
+class BatcherStopped(Exception):
+    """The service is shutting down and accepts no new work (answer 503)."""
+
+
+@dataclass(eq=False)
+class _Job:
+    query: str
+    texts: List[str]
+    normalize: bool
+    costs: List[int]
+    future: concurrent.futures.Future
+    scores: List[Optional[float]] = field(default_factory=list)
+    next: int = 0  # first document not yet taken by the worker
+    scored: int = 0
+
+    @property
+    def untaken(self) -> int:
+        return len(self.texts) - self.next
+
+
+class Batcher:
+    """Bounded queue + one scoring thread over a reranker's ``rank_many``.
+
+    ``submit`` is cheap and never blocks on the model: it returns a future of the documents' scores
+    in input order (normalized or raw as asked), or raises :class:`QueueFull`.
+
+    >>> batcher = Batcher(reranker, max_batch_tokens=16384, max_wait_ms=2, max_queued_pairs=8192)
+    >>> batcher.start()                                                   # doctest: +SKIP
+    >>> batcher.submit("what is panda?", ["hi", "a bear"]).result()       # doctest: +SKIP
+    [0.0007, 0.9981]
+    """
+
+    def __init__(
+        self,
+        reranker,
+        max_batch_tokens: int,
+        max_wait_ms: float,
+        max_queued_pairs: int,
+        metrics: Optional[Metrics] = None,
+    ) -> None:
+        self.reranker = reranker
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queued_pairs = max_queued_pairs
+        self.metrics = metrics or Metrics()
+        self.max_pair_tokens = int(getattr(reranker, "max_length", 512))
+        self._pending: Deque[_Job] = collections.deque()
+        self._queued_pairs = 0  # accepted and not yet scored (taken or not)
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: Optional[threading.Thread] = None
+
+    # ------------------------------------------------------------------ caller side
+
+    def start(self) -> None:
+        """Start the scoring thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="crossrank-serve-worker", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Accept nothing more, score everything already accepted, then end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def queued_pairs(self) -> int:
+        """Pairs accepted and not yet scored."""
+        return self._queued_pairs
+
+    def submit(
+        self, query: str, texts: List[str], normalize: bool = True
+    ) -> concurrent.futures.Future:
+        """Queue one request; the future's result is its scores in input order."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        if not texts:
+            future.set_result([])
+            return future
+        costs = pair_costs(query, texts, self.max_pair_tokens)
+        job = _Job(query, list(texts), normalize, costs, future, [None] * len(texts))
+        with self._cond:
+            if self._stopping:
+                raise BatcherStopped("the service is shutting down")
+            if self._queued_pairs + len(texts) > self.max_queued_pairs:
+                raise QueueFull(
+                    f"{self._queued_pairs} pairs are queued; {len(texts)} more would exceed "
+                    f"max_queued_pairs={self.max_queued_pairs}"
+                )
+            self._queued_pairs += len(texts)
+            self.metrics.queue_pairs.set(self._queued_pairs)
+            self._pending.append(job)
+            self._cond.notify_all()
+        return future
+
+    # ------------------------------------------------------------------ worker side
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending:  # stopping and drained
+                    return
+                self._wait_for_more()
+                pieces = self._take()
+            if pieces:
+                self._score(pieces)
+
+    def _wait_for_more(self) -> None:
+        """Hold the round open up to max_wait for more requests, unless the budget is full."""
+        deadline = time.monotonic() + self.max_wait_s
+        while not self._stopping and self._untaken_tokens() < self.max_batch_tokens:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _untaken_tokens(self) -> int:
+        return sum(sum(job.costs[job.next :]) for job in self._pending)
+
+    def _take(self) -> List[Tuple[_Job, int, int]]:
+        """Pieces (job, start, end) for one round, oldest first, within the token budget."""
+        pieces, budget = [], self.max_batch_tokens
+        while self._pending and budget > 0:
+            job = self._pending[0]
+            if job.future.cancelled():  # the client went away: free its unscored pairs
+                self._pending.popleft()
+                self._release(job.untaken)
+                continue
+            start = end = job.next
+            while end < len(job.texts):
+                cost = job.costs[end]
+                if cost > budget and (pieces or end > start):
+                    break  # the round is full; a lone over-budget document still goes alone
+                budget -= cost
+                end += 1
+            if end == start:
+                break
+            pieces.append((job, start, end))
+            job.next = end
+            self._pending.popleft()
+            if job.untaken:  # a chunk of a large request: its rest waits behind the others
+                self._pending.append(job)
+                break
+        return pieces
+
+    def _release(self, pairs: int) -> None:
+        self._queued_pairs -= pairs
+        self.metrics.queue_pairs.set(self._queued_pairs)
+
+    def _score(self, pieces: List[Tuple[_Job, int, int]]) -> None:
+        pairs = sum(end - start for _, start, end in pieces)
+        try:
+            for normalize in (True, False):
+                group = [p for p in pieces if p[0].normalize is normalize]
+                if not group:
+                    continue
+                ranked = self.reranker.rank_many(
+                    [job.query for job, _, _ in group],
+                    [job.texts[start:end] for job, start, end in group],
+                    normalize=normalize,
+                )
+                for (job, start, _), hits in zip(group, ranked):
+                    for hit in hits:
+                        job.scores[start + hit.index] = hit.score
+        except Exception as error:  # answer every affected request; the worker lives on
+            logger.exception("scoring failed")
+            self._fail({job for job, _, _ in pieces}, error)
+            return
+        self.metrics.batches.inc()
+        self.metrics.batch_pairs.observe(pairs)
+        self.metrics.pairs.inc(pairs)
+        with self._cond:
+            self._release(pairs)
+        for job, start, end in pieces:
+            job.scored += end - start
+            if job.scored == len(job.texts):
+                _resolve(job.future, result=job.scores)
+
+    def _fail(self, jobs, error: BaseException) -> None:
+        with self._cond:
+            for job in jobs:
+                if job in self._pending:
+                    self._pending.remove(job)
+                self._release(len(job.texts) - job.scored)
+                job.scored = len(job.texts)
+        for job in jobs:
+            _resolve(job.future, error=error)
+
+
+def pair_costs(query: str, texts: List[str], max_pair_tokens: int) -> List[int]:
+    """Estimated tokens of each (query, text) pair, capped at the model's max_length."""
+    query_cost = len(query) // CHARS_PER_TOKEN + PAIR_SPECIAL_TOKENS
+    return [min(max_pair_tokens, query_cost + len(t) // CHARS_PER_TOKEN) for t in texts]
+
+
+def estimate_tokens(query: str, texts: List[str], max_pair_tokens: int) -> int:
+    """Estimated input tokens of a request (reported as usage, never billed)."""
+    return sum(pair_costs(query, texts, max_pair_tokens))
+
+
+def _resolve(future: concurrent.futures.Future, result=None, error=None) -> None:
+    """Set a future's outcome unless its caller already cancelled it."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:  # cancelled in between
+        pass

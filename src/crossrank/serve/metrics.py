@@ -1,0 +1,65 @@
+"""Prometheus metrics of one app, in a registry of its own (several apps may share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """The service's counters: requests, durations, pairs, batches, queue depth.
+
+    >>> metrics = Metrics()
+    >>> metrics.requests.labels(route="/v1/rerank", status="200").inc()
+    >>> b"crossrank_requests_total" in metrics.render()[0]
+    True
+    """
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "crossrank_requests",
+            "HTTP requests by route and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "crossrank_request_duration_seconds",
+            "Time from request received to response sent",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.pairs = Counter(
+            "crossrank_pairs", "Query-document pairs scored", registry=self.registry
+        )
+        self.batches = Counter(
+            "crossrank_batches",
+            "Scoring rounds of the worker (one rank_many call each)",
+            registry=self.registry,
+        )
+        self.batch_pairs = Histogram(
+            "crossrank_batch_pairs",
+            "Pairs scored per worker round",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_pairs = Gauge(
+            "crossrank_queue_pairs",
+            "Accepted pairs not yet scored",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "crossrank_rejected",
+            "Requests refused because the queue was full (429)",
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple:
+        """(body, content type) of the Prometheus text exposition."""
+        return generate_latest(self.registry), self.content_type

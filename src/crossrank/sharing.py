@@ -1,0 +1,365 @@
+"""What the LangChain and LlamaIndex wrappers share: where scores come from, and safe copies.
+
+One rule decides where a wrapper's scores come from, so both wrappers (and anyone building their
+own) behave the same: exactly one of
+
+- ``model=`` (plus its load options and ``reranker_kwargs``): a :class:`~crossrank.Reranker` is
+  loaded here;
+- ``reranker=``: an already loaded ``Reranker`` is shared as is;
+- ``base_url=`` (plus ``api_key``, ``timeout``): a :class:`RemoteReranker` asks a running
+  ``crossrank serve`` (its Cohere-v1-shaped ``POST /v1/rerank``); ``model=`` may name the served
+  model.
+
+Example:
+    >>> from crossrank.sharing import resolve_reranker
+    >>> rr = resolve_reranker("BAAI/bge-reranker-base", reranker_kwargs={"backend": "onnx"})  # doctest: +SKIP
+    >>> remote = resolve_reranker(base_url="http://127.0.0.1:8080")                          # doctest: +SKIP
+    >>> [hit.index for hit in remote.rank("what is panda?", ["hi", "The giant panda ..."])]  # doctest: +SKIP
+    [1, 0]
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import os
+from typing import Any, Dict, List, Mapping, Optional, TypeVar, Union
+
+from .loading import DEFAULT_MODEL
+from .reranker import Reranker
+from .results import RankedDocument
+
+T = TypeVar("T")
+
+# Load options that the wrappers expose as fields of their own; every other Reranker option goes
+# through ``reranker_kwargs``, so each option has exactly one way in and a dump rebuilds the wrapper.
+LOAD_OPTIONS = ("max_length", "device", "use_fp16", "dtype")
+API_KEY_ENV = "CROSSRANK_API_KEY"
+# Every keyword Reranker accepts, read once from its signature so new options need no change here.
+RERANKER_OPTIONS = tuple(inspect.signature(Reranker.__init__).parameters)[1:]
+
+
+class RemoteRerankError(RuntimeError):
+    """A crossrank server could not be reached or did not answer a rerank request with results."""
+
+    def __init__(self, message: str, url: str, status_code: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status_code = status_code
+
+
+def check_sources(
+    model: Any = None,
+    reranker: Any = None,
+    reranker_kwargs: Any = None,
+    base_url: Any = None,
+    api_key: Any = None,
+    load_options: Optional[Mapping[str, Any]] = None,
+) -> None:
+    """Raise a clear error unless the arguments name exactly one source of scores.
+
+    ``load_options`` holds the load options the caller gave (``None`` counts as not given).
+
+    >>> check_sources(model="m", reranker=Reranker("m"))  # doctest: +SKIP
+    ValueError: pass either model= (to load a cross-encoder) or reranker= (...), not both
+    """
+    given = [name for name, value in (load_options or {}).items() if value is not None]
+    if reranker_kwargs is not None and not isinstance(reranker_kwargs, Mapping):
+        raise TypeError(
+            f"reranker_kwargs must be a dict of Reranker options, got {type(reranker_kwargs).__name__}"
+        )
+    if reranker_kwargs:
+        given.append("reranker_kwargs")
+    if reranker is not None:
+        if not isinstance(reranker, Reranker):
+            raise TypeError(f"reranker must be a crossrank.Reranker, got {type(reranker).__name__}")
+        if model is not None:
+            raise ValueError(
+                "pass either model= (to load a cross-encoder) or reranker= (to share a loaded "
+                "crossrank.Reranker), not both"
+            )
+        if base_url is not None:
+            raise ValueError(
+                "pass either reranker= (score in this process) or base_url= (score on a crossrank "
+                "server), not both"
+            )
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} configure loading a model and cannot be combined with "
+                "reranker=; set them on the Reranker you pass"
+            )
+    elif base_url is not None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} configure loading a model and cannot be combined with "
+                "base_url=: the server loads its own model (see `crossrank serve --help`)"
+            )
+    if api_key is not None and base_url is None:
+        raise ValueError("api_key is only used with base_url= (a crossrank server); drop it")
+    for key in reranker_kwargs or {}:
+        _check_reranker_option(key)
+
+
+def _check_reranker_option(key: Any) -> None:
+    if key == "model":
+        raise ValueError(
+            "reranker_kwargs['model']: pass the model as model=, not in reranker_kwargs"
+        )
+    if key in LOAD_OPTIONS:
+        raise ValueError(f"reranker_kwargs[{key!r}]: pass {key}= directly, not in reranker_kwargs")
+    if key not in RERANKER_OPTIONS:
+        options = ", ".join(n for n in RERANKER_OPTIONS if n not in ("model", *LOAD_OPTIONS))
+        raise ValueError(f"reranker_kwargs[{key!r}] is not a Reranker option; options: {options}")
+
+
+def resolve_reranker(
+    model: Union[str, os.PathLike, None] = None,
+    reranker: Optional[Reranker] = None,
+    reranker_kwargs: Optional[Mapping[str, Any]] = None,
+    *,
+    base_url: Optional[str] = None,
+    api_key: Optional[str] = None,
+    timeout: float = 60.0,
+    **load_options: Any,
+) -> Union[Reranker, RemoteReranker]:
+    """The scorer a wrapper uses: ``reranker`` as is, a :class:`RemoteReranker`, or a new Reranker.
+
+    Args:
+        model: hub id or local directory to load (default ``crossrank.DEFAULT_MODEL``); with
+            ``base_url``, the model name sent to the server.
+        reranker: a loaded ``Reranker`` to share.
+        reranker_kwargs: any other ``Reranker`` option (``backend``, ``quantize``, ``cache_size``,
+            ``long_documents``, ...), as LlamaIndex's ``cross_encoder_kwargs``.
+        base_url, api_key, timeout: score on a crossrank server instead (``api_key`` defaults to
+            the ``CROSSRANK_API_KEY`` environment variable; ``timeout`` in seconds).
+        **load_options: ``max_length``, ``device``, ``use_fp16``, ``dtype``; ``None`` = default.
+
+    >>> resolve_reranker("cross-encoder/ms-marco-MiniLM-L-6-v2", device="cpu")  # doctest: +SKIP
+    Reranker('cross-encoder/ms-marco-MiniLM-L-6-v2', device='cpu', dtype='float32', max_length=512)
+    """
+    check_sources(model, reranker, reranker_kwargs, base_url, api_key, load_options)
+    if reranker is not None:
+        return reranker
+    if base_url is not None:
+        return RemoteReranker(base_url, api_key=api_key, timeout=timeout, model=model)
+    options = {name: value for name, value in load_options.items() if value is not None}
+    return Reranker(DEFAULT_MODEL if model is None else model, **options, **(reranker_kwargs or {}))
+
+
+def dtype_name(reranker: Reranker) -> str:
+    """The precision a Reranker scores in, as a string: ``"float32"``, ``"bfloat16"``, ...
+
+    >>> dtype_name(Reranker("BAAI/bge-reranker-base", dtype="bfloat16"))  # doctest: +SKIP
+    'bfloat16'
+    """
+    return str(reranker.dtype).replace("torch.", "")
+
+
+def copy_shareable(value: T) -> T:
+    """Deep-copy ``value``; what cannot be copied (a lock, an open file, a client) is shared.
+
+    Dicts, lists, tuples and sets are rebuilt around such an object, so everything else in them
+    is still a private copy.
+
+    >>> import threading
+    >>> meta = {"tags": ["a"], "lock": threading.Lock()}
+    >>> copied = copy_shareable(meta)
+    >>> copied["tags"] is meta["tags"], copied["lock"] is meta["lock"]
+    (False, True)
+    """
+    try:
+        return copy.deepcopy(value)
+    except (
+        Exception
+    ):  # deepcopy raises whatever __reduce_ex__ raises: TypeError, PicklingError, ...
+        pass
+    if isinstance(value, dict):
+        return {key: copy_shareable(item) for key, item in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [copy_shareable(item) for item in value]  # type: ignore[return-value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(copy_shareable(item) for item in value)  # type: ignore[return-value]
+    if isinstance(value, (set, frozenset)):
+        return type(value)(value)  # type: ignore[return-value]
+    return value
+
+
+class RemoteReranker:
+    """Rerank on a crossrank server: its Cohere-v1-shaped ``POST {base_url}/v1/rerank``.
+
+    ``rank`` and ``arank`` (an ``httpx.AsyncClient``, no thread) take the same arguments and
+    return the same :class:`~crossrank.RankedDocument` list as ``Reranker.rank`` with its default
+    ``normalize=True``: the server applies the threshold, then ``top_k``, on sigmoid scores. No
+    request is sent for no documents or ``top_k=0``. A server that is down, slow (``timeout``
+    seconds) or answers anything but 200 raises :class:`RemoteRerankError` naming the URL.
+
+    Example:
+        >>> remote = RemoteReranker("http://127.0.0.1:8080", api_key="secret")  # doctest: +SKIP
+        >>> remote.rank("what is panda?", ["hi", "The giant panda ..."], top_k=1)  # doctest: +SKIP
+        [RankedDocument(index=1, score=0.99..., text='The giant panda ...')]
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: Optional[str] = None,
+        timeout: float = 60.0,
+        model: Optional[str] = None,
+    ) -> None:
+        httpx = _httpx()
+        check_sources(base_url=base_url)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/v1/rerank"
+        self.model_name = None if model is None else os.fspath(model)
+        self.timeout = float(timeout)
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # One pooled client for sync calls (httpx clients are thread-safe); async calls open their
+        # own, because an AsyncClient belongs to the event loop it was first used on.
+        self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
+
+    def __repr__(self) -> str:
+        return f"RemoteReranker({self.base_url!r}, timeout={self.timeout:g})"
+
+    def rank(
+        self,
+        query: str,
+        documents: List[str],
+        top_k: Optional[int] = None,
+        threshold: Optional[float] = None,
+        min_keep: Optional[int] = None,
+    ) -> List[RankedDocument]:
+        """Rerank ``documents`` for ``query`` on the server, best first (see the class docs)."""
+        body = self._body(query, documents, top_k, threshold, min_keep)
+        if body is None:
+            return []
+        try:
+            response = self._client.post(self.url, json=body)
+        except _httpx().HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        return self._results(response, documents)
+
+    async def arank(
+        self,
+        query: str,
+        documents: List[str],
+        top_k: Optional[int] = None,
+        threshold: Optional[float] = None,
+        min_keep: Optional[int] = None,
+    ) -> List[RankedDocument]:
+        """Like :meth:`rank`, awaiting the answer without blocking the event loop."""
+        httpx = _httpx()
+        body = self._body(query, documents, top_k, threshold, min_keep)
+        if body is None:
+            return []
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as client:
+                response = await client.post(self.url, json=body)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        return self._results(response, documents)
+
+    def close(self) -> None:
+        """Close the pooled connections of the sync client."""
+        self._client.close()
+
+    def _body(self, query, documents, top_k, threshold, min_keep) -> Optional[Dict[str, Any]]:
+        # The same argument checks as Reranker.rank, so both scorers fail alike and before a request.
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a non-empty str, got {type(query).__name__}")
+        if not query.strip():
+            raise ValueError(
+                "query is empty; pass the question or search text to rank documents for"
+            )
+        if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+            raise TypeError("documents must be a list of str")
+        for name, value in (("top_k", top_k), ("min_keep", min_keep)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if threshold is not None and not (
+            isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+        ):
+            raise TypeError(f"threshold must be a number or None, got {type(threshold).__name__}")
+        if threshold is not None and math.isnan(threshold):
+            raise ValueError("threshold must be a number, got nan")
+        if not documents or top_k == 0:
+            return None
+        body: Dict[str, Any] = {"query": query, "documents": documents, "return_documents": False}
+        optional = {
+            "model": self.model_name,
+            "top_n": top_k,
+            "score_threshold": None if threshold is None else float(threshold),
+            "min_keep": min_keep or None,  # only sent when it asks for something
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return body
+
+    def _unreachable(self, exc: Exception) -> RemoteRerankError:
+        if isinstance(exc, _httpx().TimeoutException):
+            message = f"the crossrank server at {self.url} did not answer within {self.timeout:g} s"
+        else:
+            message = (
+                f"cannot reach the crossrank server at {self.url} ({type(exc).__name__}: {exc}); "
+                "is `crossrank serve` running there?"
+            )
+        return RemoteRerankError(message, self.url)
+
+    def _results(self, response: Any, documents: List[str]) -> List[RankedDocument]:
+        status = response.status_code
+        if status != 200:
+            raise RemoteRerankError(self._refusal(response), self.url, status)
+        try:
+            results = response.json()["results"]
+            hits = [
+                RankedDocument(
+                    index=item["index"],
+                    score=float(item["relevance_score"]),
+                    text=documents[item["index"]],
+                )
+                for item in results
+            ]
+            if any(
+                isinstance(h.index, bool) or not isinstance(h.index, int) or h.index < 0
+                for h in hits
+            ):
+                raise ValueError("an index is not a document position")
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise RemoteRerankError(
+                f"the server at {self.url} did not answer like a crossrank /v1/rerank: {exc!r:.200}",
+                self.url,
+                status,
+            ) from None
+        return hits
+
+    def _refusal(self, response: Any) -> str:
+        try:
+            payload = response.json()
+            detail = payload.get("message") or payload.get("detail") or payload
+        except ValueError:
+            detail = response.text
+        status = f"{response.status_code} {response.reason_phrase}".strip()
+        message = f"the crossrank server at {self.url} answered {status}: {str(detail):.300}"
+        if response.status_code == 429:
+            retry = response.headers.get("Retry-After")
+            message += f" (it is busy{f'; retry after {retry} s' if retry else ''})"
+        elif response.status_code in (401, 403):
+            message += f" (pass the server's key as api_key= or set {API_KEY_ENV})"
+        return message
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - the integrations depend on httpx
+        raise ImportError("base_url= (a crossrank server) needs httpx: pip install httpx") from None
+    return httpx

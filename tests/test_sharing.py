@@ -1,0 +1,356 @@
+"""crossrank.sharing: the wrappers' one construction rule, safe copies, the remote client's errors.
+
+The remote client's agreement with a real ``crossrank serve`` is tested in both integration suites;
+here a stdlib HTTP server plays a broken or busy service, so every error path runs over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import io
+import json
+import socket
+import threading
+
+import pytest
+
+import crossrank.sharing
+from crossrank import Reranker
+from crossrank.sharing import (
+    RemoteReranker,
+    RemoteRerankError,
+    check_sources,
+    copy_shareable,
+    dtype_name,
+    resolve_reranker,
+)
+
+pytest.importorskip("httpx", reason="the remote client needs httpx")
+
+QUERY = "what is panda?"
+DOCS = ["hi", "the giant panda is a bear", "paris is in france"]
+
+
+@pytest.fixture(scope="module")
+def reranker(bert_dir):
+    return Reranker(bert_dir, device="cpu", max_length=128)
+
+
+# ---------------------------------------------------------------------- the construction rule
+
+
+def test_shared_reranker_is_returned_as_is(reranker):
+    assert resolve_reranker(reranker=reranker) is reranker
+
+
+def test_model_is_loaded_with_load_options_and_reranker_kwargs(bert_dir, reranker):
+    built = resolve_reranker(
+        bert_dir,
+        reranker_kwargs={"cache_size": 8, "long_documents": "maxp", "stride": 32},
+        device="cpu",
+        max_length=64,
+        use_fp16=None,  # None = not given: the Reranker's default
+    )
+    assert isinstance(built, Reranker) and built is not reranker
+    assert built.max_length == 64 and str(built.device) == "cpu"
+    assert built.long_documents == "maxp" and built.stride == 32
+    assert built._cache is not None  # cache_size reached the Reranker
+    pairs = [[QUERY, doc] for doc in DOCS]
+    assert built.compute_score(pairs) == pytest.approx(
+        Reranker(bert_dir, device="cpu", max_length=64).compute_score(pairs), abs=1e-5
+    )
+
+
+def test_default_model_when_nothing_is_given(monkeypatch):
+    seen = []
+
+    class Recording(Reranker):
+        def __init__(self, model, **kwargs):  # records what would be loaded, loads nothing
+            seen.append((model, kwargs))
+
+    monkeypatch.setattr(crossrank.sharing, "Reranker", Recording)
+    resolve_reranker(reranker_kwargs={"backend": "torch"}, max_length=None, dtype="bfloat16")
+    assert seen == [(crossrank.DEFAULT_MODEL, {"dtype": "bfloat16", "backend": "torch"})]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"model": "m", "reranker": "R"}, ValueError, r"either model= .* or reranker= .*, not both"),
+        (
+            {"reranker": "R", "device": "cpu", "dtype": "float32"},
+            ValueError,
+            "device, dtype configure loading a model .* reranker=",
+        ),
+        (
+            {"reranker": "R", "reranker_kwargs": {"cache_size": 4}},
+            ValueError,
+            "reranker_kwargs configure loading",
+        ),
+        ({"reranker": "R", "base_url": "http://x"}, ValueError, "either reranker= .* or base_url="),
+        (
+            {"reranker": "not a reranker"},
+            TypeError,
+            "reranker must be a crossrank.Reranker, got str",
+        ),
+        (
+            {"reranker_kwargs": ["cache_size", 4]},
+            TypeError,
+            "reranker_kwargs must be a dict .* got list",
+        ),
+        (
+            {"reranker_kwargs": {"cache": 4}},
+            ValueError,
+            r"reranker_kwargs\['cache'\] is not a Reranker option; options: .*cache_size",
+        ),
+        (
+            {"reranker_kwargs": {"device": "cpu"}},
+            ValueError,
+            r"reranker_kwargs\['device'\]: pass device= directly",
+        ),
+        (
+            {"reranker_kwargs": {"model": "m"}},
+            ValueError,
+            r"reranker_kwargs\['model'\]: pass the model as model=",
+        ),
+        ({"base_url": "127.0.0.1:8080"}, ValueError, "base_url must be an http:// or https:// URL"),
+        (
+            {"base_url": "http://x", "max_length": 128},
+            ValueError,
+            "max_length configure loading .* base_url=",
+        ),
+        ({"api_key": "k"}, ValueError, "api_key is only used with base_url="),
+    ],
+)
+def test_bad_combinations_name_the_arguments(reranker, kwargs, error, message):
+    if kwargs.get("reranker") == "R":
+        kwargs = {**kwargs, "reranker": reranker}
+    load = {name: kwargs.pop(name) for name in ("device", "dtype", "max_length") if name in kwargs}
+    with pytest.raises(error, match=message):
+        check_sources(**kwargs, load_options=load)
+    with pytest.raises(error, match=message):  # resolve_reranker applies the same rule first
+        resolve_reranker(**kwargs, **load)
+
+
+def test_base_url_gives_a_remote_reranker_and_loads_nothing(monkeypatch):
+    monkeypatch.setattr(crossrank.sharing, "Reranker", None)  # any load attempt would fail
+    remote = resolve_reranker(
+        "served-model", base_url="http://127.0.0.1:9/", api_key="k", timeout=5
+    )
+    assert isinstance(remote, RemoteReranker)
+    assert remote.url == "http://127.0.0.1:9/v1/rerank" and remote.model_name == "served-model"
+    assert remote.timeout == 5.0
+
+
+def test_dtype_name_reports_the_precision_in_use(bert_dir, reranker):
+    assert dtype_name(reranker) == "float32"
+    assert (
+        dtype_name(Reranker(bert_dir, device="cpu", max_length=128, dtype="bfloat16")) == "bfloat16"
+    )
+
+
+# ---------------------------------------------------------------------- copies
+
+
+def test_copy_shareable_copies_what_it_can_and_shares_the_rest(tmp_path):
+    lock = threading.Lock()
+    with open(tmp_path / "f.txt", "w") as handle:
+        value = {
+            "tags": ["a"],
+            "nested": {"lock": lock, "pos": [1]},
+            "file": handle,
+            "t": (lock, [2]),
+        }
+        with pytest.raises(TypeError):  # what the wrappers did before: deepcopy fails
+            __import__("copy").deepcopy(value)
+        copied = copy_shareable(value)
+    assert copied == value
+    assert copied["nested"]["lock"] is lock and copied["file"] is handle and copied["t"][0] is lock
+    assert (
+        copied["tags"] is not value["tags"]
+        and copied["nested"]["pos"] is not value["nested"]["pos"]
+    )
+    assert copied["t"][1] is not value["t"][1]
+    copied["tags"].append("b")
+    copied["nested"]["pos"].append(2)
+    assert value["tags"] == ["a"] and value["nested"]["pos"] == [1]
+
+
+def test_copy_shareable_is_a_plain_deepcopy_when_possible():
+    value = {"a": [1, {"b": 2}]}
+    copied = copy_shareable(value)
+    assert copied == value and copied["a"][1] is not value["a"][1]
+    assert isinstance(copy_shareable(io.StringIO("x")), io.StringIO)  # deep-copyable object
+
+
+# ---------------------------------------------------------------------- remote: argument checks
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda r: r.rank("", DOCS), ValueError, "query is empty"),
+        (lambda r: r.rank(None, DOCS), TypeError, "query must be a non-empty str"),
+        (lambda r: r.rank(QUERY, "text"), TypeError, "documents must be a list of str"),
+        (lambda r: r.rank(QUERY, DOCS, top_k=-1), ValueError, "top_k must be >= 0"),
+        (lambda r: r.rank(QUERY, DOCS, top_k=1.5), TypeError, "top_k must be an int"),
+        (lambda r: r.rank(QUERY, DOCS, threshold="0.5"), TypeError, "threshold must be a number"),
+        (lambda r: r.rank(QUERY, DOCS, threshold=float("nan")), ValueError, "threshold .* nan"),
+    ],
+)
+def test_remote_checks_arguments_before_any_request(call, error, message):
+    remote = RemoteReranker("http://127.0.0.1:9")  # nothing listens there: no request may be sent
+    with pytest.raises(error, match=message):
+        call(remote)
+
+
+def test_remote_needs_no_request_for_nothing_to_rank():
+    remote = RemoteReranker("http://127.0.0.1:9")
+    assert remote.rank(QUERY, []) == [] and remote.rank(QUERY, DOCS, top_k=0) == []
+    assert asyncio.run(remote.arank(QUERY, [])) == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), "5"])
+def test_remote_timeout_must_be_positive_seconds(timeout):
+    with pytest.raises((TypeError, ValueError), match="timeout must be"):
+        RemoteReranker("http://127.0.0.1:9", timeout=timeout)
+
+
+# ---------------------------------------------------------------------- remote: a broken service
+
+
+@contextlib.contextmanager
+def stub_service(status: int, body, headers=None, delay: float = 0.0):
+    """A real HTTP server on a free loopback port answering every POST with ``status``/``body``."""
+    seen = []
+    stop = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            seen.append((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
+            stop.wait(delay)  # a slow service: answers after `delay` or when the test ends
+            payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def both_paths(remote, *args, **kwargs):
+    """The sync and the async call's exceptions, for the same arguments."""
+    errors = []
+    for call in (
+        lambda: remote.rank(*args, **kwargs),
+        lambda: asyncio.run(remote.arank(*args, **kwargs)),
+    ):
+        with pytest.raises(RemoteRerankError) as info:
+            call()
+        errors.append(info.value)
+    return errors
+
+
+def test_request_is_the_cohere_v1_shape_and_results_map_back():
+    answer = {
+        "results": [{"index": 2, "relevance_score": 0.75}, {"index": 0, "relevance_score": 0.25}]
+    }
+    with stub_service(200, answer) as (url, seen):
+        remote = RemoteReranker(url + "/", api_key="secret", model="m")
+        hits = remote.rank(QUERY, DOCS, top_k=2, threshold=0.1)
+        assert asyncio.run(remote.arank(QUERY, DOCS, top_k=2, threshold=0.1)) == hits
+    assert [(h.index, h.score, h.text) for h in hits] == [(2, 0.75, DOCS[2]), (0, 0.25, DOCS[0])]
+    path, headers, body = seen[0]
+    assert path == "/v1/rerank" and headers["Authorization"] == "Bearer secret"
+    assert body == {
+        "query": QUERY,
+        "documents": DOCS,
+        "return_documents": False,
+        "model": "m",
+        "top_n": 2,
+        "score_threshold": 0.1,
+    }
+    assert seen[1][2] == body
+
+
+def test_api_key_defaults_to_the_environment(monkeypatch):
+    monkeypatch.setenv("CROSSRANK_API_KEY", "from-env")
+    with stub_service(200, {"results": []}) as (url, seen):
+        RemoteReranker(url).rank(QUERY, DOCS)
+    assert seen[0][1]["Authorization"] == "Bearer from-env"
+
+
+def test_busy_service_429_names_the_url_and_retry_after():
+    with stub_service(429, {"message": "queue full"}, {"Retry-After": "3"}) as (url, _):
+        for error in both_paths(RemoteReranker(url), QUERY, DOCS):
+            assert error.status_code == 429 and error.url == f"{url}/v1/rerank"
+            assert f"{url}/v1/rerank answered 429 Too Many Requests: queue full" in str(error)
+            assert "retry after 3 s" in str(error)
+
+
+@pytest.mark.parametrize("status, body", [(500, {"detail": "boom"}), (503, "not json")])
+def test_server_errors_name_the_url_and_status(status, body):
+    with stub_service(status, body) as (url, _):
+        for error in both_paths(RemoteReranker(url), QUERY, DOCS):
+            assert error.status_code == status and f"{url}/v1/rerank answered {status}" in str(
+                error
+            )
+            assert ("boom" if status == 500 else "not json") in str(error)
+
+
+def test_wrong_key_401_says_how_to_pass_it():
+    with stub_service(401, {"message": "invalid API key"}) as (url, _):
+        (error, _) = both_paths(RemoteReranker(url, api_key="wrong"), QUERY, DOCS)
+    assert "401" in str(error) and "api_key=" in str(error) and "CROSSRANK_API_KEY" in str(error)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"results": [{"index": 7, "relevance_score": 0.5}]},
+        {"results": [{"index": -1, "relevance_score": 0.5}]},
+        {"data": []},
+        "[1, 2]",
+    ],
+)
+def test_an_answer_of_another_shape_is_a_clear_error(answer):
+    with stub_service(200, answer) as (url, _):
+        for error in both_paths(RemoteReranker(url), QUERY, DOCS):
+            assert "did not answer like a crossrank /v1/rerank" in str(error)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_service_down_names_the_url():
+    url = f"http://127.0.0.1:{free_port()}"  # bound then released: nothing listens
+    for error in both_paths(RemoteReranker(url), QUERY, DOCS):
+        assert f"cannot reach the crossrank server at {url}/v1/rerank" in str(error)
+        assert "crossrank serve" in str(error) and error.status_code is None
+
+
+def test_slow_service_times_out_with_the_url():
+    with stub_service(200, {"results": []}, delay=30) as (url, _):
+        for error in both_paths(RemoteReranker(url, timeout=0.3), QUERY, DOCS):
+            assert f"{url}/v1/rerank did not answer within 0.3 s" in str(error)
