@@ -26,9 +26,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from .batching import collate, plan_batches, restore_order
+from .backends.torch import TorchBackend
+from .batching import collate
 from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
-from .families.cross_encoder import PairEncoder
+from .families.cross_encoder import CrossEncoderFamily, PairEncoder
+from .pipeline import Pipeline, Request
 
 LOSSES = ("listwise", "bce")
 CLOCKS = ("wall", "cpu")
@@ -158,22 +160,21 @@ def _forward(model, encoder: PairEncoder, pad_id: int, pairs) -> torch.Tensor:
 
 
 def _score(model, encoder, pad_id, pairs, batch_size: int = 64) -> List[float]:
-    features = encoder.encode([q for q, _ in pairs], [p for _, p in pairs])
-    batches = plan_batches([len(f["input_ids"]) for f in features], batch_size)
-    with torch.inference_mode():
-        scores = [
-            model(**collate([features[i] for i in b], pad_id)).logits[:, 0].tolist()
-            for b in batches
-        ]
-    return restore_order(batches, scores)
+    """Raw scores through the core's pipeline: what ``Reranker`` gives the saved checkpoint."""
+    family = CrossEncoderFamily(encoder.tokenizer, model.config, "training")
+    backend = TorchBackend(model, family.forward, torch.device("cpu"), torch.float32)
+    request = Request(batch_size=batch_size, max_length=encoder.max_length)
+    return Pipeline(family, backend).score(pairs, request)
 
 
 def _evaluate(model, encoder, pad_id, data: BeirData, run, step: int) -> Dict[str, float]:
     model.eval()
-    scored = {}
+    # All held-out queries in one call: their pairs share length-sorted batches.
+    pairs = [(data.queries[q], data.doc_text(d)) for q, docs in run.items() for d in docs]
+    scores, scored, start = _score(model, encoder, pad_id, pairs), {}, 0
     for query_id, docs in run.items():
-        pairs = [(data.queries[query_id], data.doc_text(d)) for d in docs]
-        scored[query_id] = dict(zip(docs, _score(model, encoder, pad_id, pairs)))
+        scored[query_id] = dict(zip(docs, scores[start : start + len(docs)]))
+        start += len(docs)
     model.train()
     qrels = {q: data.qrels[q] for q in run}
     ndcg = {

@@ -165,13 +165,13 @@ def test_model_dump_is_config_without_the_model(reranker, bert_dir):
 
 def test_shared_reranker_is_used_not_reloaded(reranker, bert_dir, documents, monkeypatch):
     loads = []
-    real_load = crossrank.reranker._load
+    real_load = crossrank.reranker.open_checkpoint
 
     def counting_load(*args, **kwargs):
         loads.append(args)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(crossrank.reranker, "_load", counting_load)
+    monkeypatch.setattr(crossrank.reranker, "open_checkpoint", counting_load)
 
     shared = CrossRankRerank(reranker=reranker)
     assert shared.reranker is reranker
