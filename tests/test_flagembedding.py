@@ -58,3 +58,24 @@ def test_real_minilm_checkpoint_equals_flagreranker(tmp_path, max_length):
     )
     got = Reranker(str(tmp_path), device="cpu", max_length=max_length).compute_score(pairs)
     assert got == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["bert", "xlm-roberta"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_length": 24},
+        {"max_length": 48, "query_max_length": 6},
+        {"query_max_length": 10},
+        {"batch_size": 2, "max_length": 32, "normalize": True},
+    ],
+)
+def test_per_call_options_equal_flagreranker(model_dirs, name, options):
+    """compute_score's per-call batch_size/max_length/query_max_length/normalize = FlagReranker's."""
+    pairs = [list(p) for p in PAIRS]
+    reference = flag.FlagReranker(model_dirs[name], use_fp16=False, devices="cpu", max_length=128)
+    expected = reference.compute_score(pairs, **options)
+    reranker = Reranker(model_dirs[name], device="cpu", max_length=128)
+    assert reranker.compute_score(pairs, **options) == pytest.approx(expected, abs=1e-5)
+    # the reranker's own settings are untouched by a call's overrides
+    assert reranker.compute_score(pairs) == pytest.approx(reference.compute_score(pairs), abs=1e-5)

@@ -156,7 +156,10 @@ def check_threshold(threshold: object, name: str = "threshold") -> Optional[floa
 def check_normalize(normalize: object, name: str = "normalize") -> bool:
     # NumPy's bool_ is not a bool subclass; accept it, refuse strings and None that would
     # otherwise read as true/false by accident.
-    if isinstance(normalize, bool) or type(normalize).__name__ == "bool_":
+    kind = type(normalize)
+    if isinstance(normalize, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+    ):
         return bool(normalize)
     raise ArgumentError(f"{name} must be True or False, got {normalize!r:.40}")
 

@@ -120,7 +120,9 @@ class Reranker:
             prompt_format=prompt_format,
             quantize=quantize,
             cache_size=cache_size,
-            calibration=os.fspath(calibration) if calibration is not None else None,
+            calibration=os.fspath(calibration)
+            if isinstance(calibration, os.PathLike)
+            else calibration,
         )
         if settings.backend == "onnx":
             from .backends.onnx import require_onnxruntime
