@@ -65,12 +65,12 @@ def server_url(reranker):
     pytest.importorskip("uvicorn", reason="remote tests need a crossrank server: crossrank[serve]")
     from crossrank.serve import ServeSettings, create_app
 
-    with core_serving(create_app(reranker, ServeSettings(api_key="test-key"))) as url:
+    with serving(create_app(reranker, ServeSettings(api_key="test-key"))) as url:
         yield url
 
 
 @contextlib.contextmanager
-def core_serving(app, timeout: float = 120.0):
+def serving(app, timeout: float = 120.0):
     """Serve ``app`` on 127.0.0.1 until the block ends; start-up is bounded by ``timeout``."""
     import httpx
     import uvicorn
