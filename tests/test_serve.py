@@ -130,6 +130,30 @@ def test_v2_rerank_equals_rank(server, reranker):
     assert data["meta"]["tokens"]["input_tokens"] > 0
 
 
+def test_v2_max_tokens_per_doc_cuts_each_document(server, reranker):
+    tokenizer = reranker.tokenizer
+
+    def first_tokens(text, n):  # lowercase single-space words: decoding gives the prefix back
+        return tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"][:n])
+
+    def ask(limit):
+        body = {"model": "any", "query": QUERY, "documents": DOCS, "max_tokens_per_doc": limit}
+        return [
+            (r["index"], r["relevance_score"])
+            for r in post(f"{server}/v2/rerank", body).json()["results"]
+        ]
+
+    cut = [first_tokens(d, 3) for d in DOCS]
+    assert cut[1] == "the giant panda"
+    assert_same(ask(3), expected(reranker, docs=cut))
+    assert ask(3) != ask(1000)
+    assert_same(ask(1000), expected(reranker))
+    error = post(
+        f"{server}/v2/rerank", {"query": QUERY, "documents": DOCS, "max_tokens_per_doc": 0}
+    )
+    assert error.status_code == 422 and "max_tokens_per_doc" in error.json()["message"]
+
+
 def test_tei_rerank_normalized_and_raw(server, reranker):
     body = {"query": QUERY, "texts": DOCS}
     normalized = post(f"{server}/rerank", body).json()

@@ -162,6 +162,15 @@ def _add_train_parser(commands) -> None:
         help="wall: wall-clock time; cpu: CPU time / torch threads (fair on a shared machine)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--save-every", type=int, default=0, help="checkpoint every N steps (default: never)"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue from --output's last checkpoint"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="delete what --output holds before training"
+    )
 
 
 def _reranker(args: argparse.Namespace, **options):
@@ -247,6 +256,9 @@ def _train(args: argparse.Namespace) -> int:
         time_budget_minutes=args.time_budget_minutes,
         budget_clock=args.budget_clock,
         show_progress=not args.no_progress,
+        save_every=args.save_every,
+        resume=args.resume,
+        overwrite=args.overwrite,
     )
     result = train(config)
     summary = {
@@ -257,6 +269,8 @@ def _train(args: argparse.Namespace) -> int:
         "stopped_by": result.stopped_by,
         "held_out_nDCG@10": result.evals[-1] if result.evals else None,
     }
+    if result.resumed_from:
+        summary["resumed_from"] = result.resumed_from
     print(json.dumps(summary))
     return 0
 

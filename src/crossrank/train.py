@@ -21,11 +21,13 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from tqdm.auto import tqdm
 
+from . import train_state
 from .backends.torch import TorchBackend
 from .batching import collate
 from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
@@ -63,6 +65,9 @@ class TrainConfig:
     # would take on a machine it has to itself (fair on a shared machine)
     budget_clock: str = "wall"
     show_progress: bool = True
+    save_every: int = 0  # steps between checkpoints in output_dir; 0 = none
+    resume: bool = False  # continue from output_dir's last checkpoint (same data order, schedule)
+    overwrite: bool = False  # delete whatever output_dir holds first
 
     def check(self) -> None:
         if self.loss not in LOSSES:
@@ -79,6 +84,10 @@ class TrainConfig:
             raise ValueError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
         if self.budget_clock not in CLOCKS:
             raise ValueError(f"budget_clock must be one of {CLOCKS}, got {self.budget_clock!r}")
+        if isinstance(self.save_every, bool) or not isinstance(self.save_every, int):
+            raise ValueError(f"save_every must be an int >= 0, got {self.save_every!r}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ValueError(f"time_budget_minutes must be > 0, got {self.time_budget_minutes}")
 
@@ -96,6 +105,7 @@ class TrainResult:
     evals: List[Dict[str, float]]
     model: object = field(default=None, repr=False)
     tokenizer: object = field(default=None, repr=False)
+    resumed_from: int = 0  # the checkpoint's step when the run was resumed, else 0
 
 
 class _Examples:
@@ -195,8 +205,13 @@ def train(config: TrainConfig) -> TrainResult:
 
     Reproducible for a given seed unless ``time_budget_minutes`` stops the run (then the learning
     rate follows the larger of step and wall-clock progress, and the stop point depends on speed).
+    With ``save_every`` it checkpoints every that many steps; ``resume`` continues from the last
+    checkpoint with the same example order, random state and schedule, so a run killed and resumed
+    gives the losses and weights of one that never stopped. A non-empty ``output_dir`` that is not
+    a crossrank run is refused unless ``overwrite`` (see :mod:`crossrank.train_state`).
     """
     config.check()
+    resume = train_state.prepare_output(config)
     from transformers import set_seed
 
     set_seed(config.seed)
@@ -241,10 +256,18 @@ def train(config: TrainConfig) -> TrainResult:
 
     start, cpu_start, stopped_by, step = time.perf_counter(), time.process_time(), "schedule", 0
     budget_start = clock()
-    evals = [_evaluate(model, encoder, pad_id, data, eval_run, 0)] if held_out else []
+    if resume is None:
+        evals = [_evaluate(model, encoder, pad_id, data, eval_run, 0)] if held_out else []
+        losses: List[float] = []
+        spent = (0.0, 0.0)
+    else:
+        step, losses, evals, spent = train_state.restore(resume, model, optimizer, examples)
+        budget_start -= resume["budget_used"]
+    resumed_from = step
     model.train()
-    losses: List[float] = []
-    bar = tqdm(total=total, desc="Training", unit="step", disable=not config.show_progress)
+    bar = tqdm(
+        total=total, initial=step, desc="Training", unit="step", disable=not config.show_progress
+    )
     while step < total:
         elapsed = clock() - budget_start
         progress = max(step / total, elapsed / budget if budget else 0.0)
@@ -274,18 +297,28 @@ def train(config: TrainConfig) -> TrainResult:
         if held_out and config.eval_every and step % config.eval_every == 0 and step < total:
             evals.append(_evaluate(model, encoder, pad_id, data, eval_run, step))
             bar.write(f"step {step}: held-out nDCG@10 {evals[-1]}")
+        if config.save_every and step % config.save_every == 0 and step < total:
+            times = (
+                spent[0] + time.perf_counter() - start,
+                spent[1] + (time.process_time() - cpu_start) / threads,
+            )
+            state = train_state.snapshot(model, optimizer, examples, losses, evals, times)
+            state.update(step=step, config=asdict(config), budget_used=clock() - budget_start)
+            train_state.save_checkpoint(config, step, state)
     bar.close()
-    seconds = time.perf_counter() - start
-    cpu_seconds = (time.process_time() - cpu_start) / threads
+    seconds = spent[0] + time.perf_counter() - start
+    cpu_seconds = spent[1] + (time.process_time() - cpu_start) / threads
     if held_out and (not evals or evals[-1]["step"] != step):
         evals.append(_evaluate(model, encoder, pad_id, data, eval_run, step))
     model.eval()
     os.makedirs(config.output_dir, exist_ok=True)
     model.save_pretrained(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
+    train_state.readable_modes(Path(config.output_dir))
     result = TrainResult(
         config.output_dir, step, seconds, cpu_seconds, stopped_by, losses, evals, model, tokenizer
     )
+    result.resumed_from = resumed_from
     log = {
         "config": asdict(config),
         "held_out_queries": held_out,
@@ -297,6 +330,11 @@ def train(config: TrainConfig) -> TrainResult:
         "losses": [round(v, 5) for v in losses],
         "evals": evals,
     }
+    if resumed_from:
+        log["resumed_from"] = resumed_from
     with open(os.path.join(config.output_dir, "training_log.json"), "w", encoding="utf-8") as f:
         json.dump(log, f, indent=1)
+    train_state.remove_checkpoints(
+        Path(config.output_dir)
+    )  # the run is complete: its model is saved
     return result

@@ -91,8 +91,6 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
         return self
 
     def _remote_options(self) -> Dict[str, Any]:
-        if self.base_url is None:
-            return {}
         key = None if self.api_key is None else self.api_key.get_secret_value()
         return {"base_url": self.base_url, "api_key": key, "timeout": self.timeout}
 

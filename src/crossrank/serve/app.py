@@ -205,7 +205,13 @@ def _add_handlers(app: FastAPI, state: ServiceState) -> None:
 
 
 def _add_routes(app: FastAPI, state: ServiceState) -> None:
-    async def score(query: str, texts: List[str], field: str, normalize: bool = True):
+    async def score(
+        query: str,
+        texts: List[str],
+        field: str,
+        normalize: bool = True,
+        max_doc_tokens: Optional[int] = None,
+    ):
         limit = state.settings.max_documents
         if len(texts) > limit:
             raise ServeError(413, f"{field} has {len(texts)} entries; at most {limit} per request")
@@ -217,7 +223,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         if batcher is None:
             raise ServeError(503, _not_ready(state), {"Retry-After": "5"})
         try:
-            future = batcher.submit(query, texts, normalize)
+            future = batcher.submit(query, texts, normalize, max_doc_tokens)
         except QueueFull as error:
             state.metrics.rejected.inc()
             raise ServeError(
@@ -248,7 +254,9 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post("/v2/rerank")
     async def rerank_v2(request: CohereV2Request) -> JSONResponse:
         """Cohere v2 rerank."""
-        scores, tokens = await score(request.query, request.texts(), "documents")
+        scores, tokens = await score(
+            request.query, request.texts(), "documents", True, request.max_tokens_per_doc
+        )
         order = select(scores, request.top_n, request.score_threshold, request.min_keep)
         return JSONResponse(cohere_v2_response(order, scores, tokens), headers=headers())
 

@@ -37,6 +37,7 @@ class _Job:
     query: str
     texts: List[str]
     normalize: bool
+    max_doc_tokens: Optional[int]
     costs: List[int]
     future: concurrent.futures.Future
     scores: List[Optional[float]] = field(default_factory=list)
@@ -104,15 +105,25 @@ class Batcher:
         return self._queued_pairs
 
     def submit(
-        self, query: str, texts: List[str], normalize: bool = True
+        self,
+        query: str,
+        texts: List[str],
+        normalize: bool = True,
+        max_doc_tokens: Optional[int] = None,
     ) -> concurrent.futures.Future:
-        """Queue one request; the future's result is its scores in input order."""
+        """Queue one request; the future's result is its scores in input order.
+
+        ``max_doc_tokens`` cuts each document to that many tokens first (Cohere's
+        ``max_tokens_per_doc``); the served ``max_length`` applies in any case.
+        """
         future: concurrent.futures.Future = concurrent.futures.Future()
         if not texts:
             future.set_result([])
             return future
         costs = pair_costs(query, texts, self.max_pair_tokens)
-        job = _Job(query, list(texts), normalize, costs, future, [None] * len(texts))
+        job = _Job(
+            query, list(texts), normalize, max_doc_tokens, costs, future, [None] * len(texts)
+        )
         with self._cond:
             if self._stopping:
                 raise BatcherStopped("the service is shutting down")
@@ -192,7 +203,7 @@ class Batcher:
                     continue
                 ranked = self.reranker.rank_many(
                     [job.query for job, _, _ in group],
-                    [job.texts[start:end] for job, start, end in group],
+                    [self._cut(job, job.texts[start:end]) for job, start, end in group],
                     normalize=normalize,
                 )
                 for (job, start, _), hits in zip(group, ranked):
@@ -211,6 +222,19 @@ class Batcher:
             job.scored += end - start
             if job.scored == len(job.texts):
                 _resolve(job.future, result=job.scores)
+
+    def _cut(self, job: _Job, texts: List[str]) -> List[str]:
+        """Each text cut after its first ``job.max_doc_tokens`` tokens, at a token boundary."""
+        limit = job.max_doc_tokens
+        if limit is None or limit >= self.max_pair_tokens:
+            return texts
+        encoded = self.reranker.tokenizer(
+            texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        )
+        return [
+            text if len(offsets) <= limit else text[: offsets[limit - 1][1]]
+            for text, offsets in zip(texts, encoded["offset_mapping"])
+        ]
 
     def _fail(self, jobs, error: BaseException) -> None:
         with self._cond:

@@ -2,4 +2,6 @@
 
 from llama_index.postprocessor.crossrank.base import CrossRankRerank
 
-__all__ = ["CrossRankRerank"]
+from crossrank.sharing import RemoteRerankError
+
+__all__ = ["CrossRankRerank", "RemoteRerankError"]

@@ -1,0 +1,409 @@
+"""GPU check: precision, speed against sentence-transformers and a plain loop, the OOM split, "auto".
+
+Made for a CUDA machine where nothing can be installed: it needs only torch, transformers (5.x)
+and, for one contender, sentence-transformers; crossrank runs from the tree. Two random models are
+built on the spot (no hub): a bge-reranker-base-sized BERT (12 x 768) and a MiniLM-L6-sized one
+(6 x 384), with the WordPiece tokenizer of ``crossrank.testing`` (one token per word). Steps:
+
+1. ``device="auto"`` picks CUDA (and float16);
+2. fp32 vs fp16 vs bf16 scores of the same pairs: max difference, ranking agreement per query;
+3. pairs/s of crossrank, sentence-transformers ``CrossEncoder`` and a plain transformers loop, all in
+   fp16 on the same pairs and batch size, best of ``--repeat`` timed runs after a warm-up;
+4. a batch that does not fit: the process's CUDA memory is capped (``set_per_process_memory_fraction``)
+   so that a 512-pair batch of 512-token pairs runs out of memory; crossrank must split it, say so
+   once and return the scores of an uncapped run.
+
+    PYTHONPATH=src python benchmarks/gpu_check.py --out runs/gpu_check.json       # < 5 min on a GPU
+    PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick --out runs/gpu_check_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+
+SIZES = {  # name: (layers, hidden, heads, intermediate)
+    "bge-base-sized": (12, 768, 12, 3072),
+    "MiniLM-L6-sized": (6, 384, 12, 1536),
+}
+QUICK_SIZES = {
+    "bge-base-sized (quick: 2 x 64)": (2, 64, 4, 128, 0.3),
+    "MiniLM-sized (quick: 1 x 32)": (1, 32, 4, 64, 0.3),
+}
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def build_model(
+    path: Path, layers: int, hidden: int, heads: int, intermediate: int, init: float = 0.02
+) -> str:
+    """A random BERT cross-encoder; ``init``: weight std (BERT's 0.02; tiny models need more
+    for their scores to spread)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from crossrank.testing import build_tokenizer
+
+    tokenizer = build_tokenizer("bert")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,  # bge-base-sized embeddings; the small tokenizer uses the first ids
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=512,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=init,
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def make_queries(num_queries: int, docs: int, words: range, seed: int = 0):
+    """Queries of 4-12 words, each with ``docs`` passages of ``words`` words (one token each)."""
+    from crossrank.testing import WORDS
+
+    rng = random.Random(seed)
+    text = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
+    return [
+        (
+            text(rng.randint(4, 12)),
+            [text(rng.randint(words.start, words.stop)) for _ in range(docs)],
+        )
+        for _ in range(num_queries)
+    ]
+
+
+def agreement(reference: List[List[float]], other: List[List[float]]) -> Dict[str, float]:
+    """Per-query ranking agreement: same top-1, top-10 overlap, pairwise order kept."""
+    top1, overlap, pairwise = [], [], []
+    for ref, oth in zip(reference, other):
+        r, o = torch.tensor(ref, dtype=torch.float64), torch.tensor(oth, dtype=torch.float64)
+        k = min(10, len(ref))
+        top1.append(float(r.argmax() == o.argmax()))
+        overlap.append(len(set(r.topk(k).indices.tolist()) & set(o.topk(k).indices.tolist())) / k)
+        dr, do = r[:, None] - r[None, :], o[:, None] - o[None, :]
+        mask = dr != 0
+        pairwise.append(float(((dr * do) > 0)[mask].float().mean()) if mask.any() else 1.0)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return {
+        "top1_same": mean(top1),
+        "top10_overlap": mean(overlap),
+        "pair_order_kept": mean(pairwise),
+    }
+
+
+def check_auto() -> Dict:
+    from crossrank.devices import resolve_device
+
+    picked = resolve_device("auto")
+    return {
+        "picked": str(picked),
+        "cuda_available": torch.cuda.is_available(),
+        "ok": picked.type == "cuda" if torch.cuda.is_available() else picked.type == "cpu",
+    }
+
+
+def check_precision(model: str, device: str, queries, max_length: int, batch_size: int) -> Dict:
+    from crossrank import Reranker
+
+    scores = {}
+    for dtype in DTYPES:
+        rr = Reranker(
+            model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size
+        )
+        scores[dtype] = [rr.compute_score([[q, d] for d in docs]) for q, docs in queries]
+        del rr
+        empty_cache(device)
+    flat32 = [s for row in scores["float32"] for s in row]
+    spread = statistics_std(flat32)
+    out = {"score_std_fp32": spread}
+    for dtype in DTYPES[1:]:
+        diffs = [
+            abs(a - b) for ra, rb in zip(scores["float32"], scores[dtype]) for a, b in zip(ra, rb)
+        ]
+        out[dtype] = {
+            "max_abs_diff": max(diffs),
+            "mean_abs_diff": sum(diffs) / len(diffs),
+            **agreement(scores["float32"], scores[dtype]),
+        }
+    return out
+
+
+def statistics_std(values: List[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+
+
+def empty_cache(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+def contenders(model: str, device: str, dtype: torch.dtype, max_length: int, batch_size: int):
+    """name → function scoring a list of [query, passage] pairs (raw logits)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from crossrank import Reranker
+
+    rr = Reranker(model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size)
+    found: Dict[str, Callable] = {"crossrank": rr.compute_score}
+    try:
+        from sentence_transformers import CrossEncoder
+
+        encoder = CrossEncoder(
+            model, device=device, max_length=max_length, activation_fn=torch.nn.Identity()
+        )
+        encoder.model.to(dtype)
+        found["sentence-transformers CrossEncoder"] = lambda pairs: encoder.predict(
+            pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+        ).tolist()
+    except ImportError:
+        print("sentence-transformers is not installed: its row is left out", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    hf = AutoModelForSequenceClassification.from_pretrained(model).to(device=device, dtype=dtype)
+    hf.eval()
+
+    def plain_loop(pairs):  # what a user writes: input order, padded batches, passage truncated
+        scores = []
+        for start in range(0, len(pairs), batch_size):
+            batch = pairs[start : start + batch_size]
+            inputs = tokenizer(
+                [q for q, _ in batch],
+                [p for _, p in batch],
+                padding=True,
+                truncation="only_second",
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                scores.extend(hf(**inputs.to(device)).logits[:, 0].float().tolist())
+        return scores
+
+    found["plain transformers loop"] = plain_loop
+    return found
+
+
+def check_speed(model, device, dtype, queries, max_length, batch_size, repeat) -> List[Dict]:
+    pairs = [[q, d] for q, docs in queries for d in docs]
+    rows, reference = [], None
+    for name, score in contenders(model, device, dtype, max_length, batch_size).items():
+        score(pairs[: 2 * batch_size])  # warm-up: kernels, allocator, tokenizer caches
+        best, scores = math.inf, None
+        for _ in range(repeat):
+            empty_cache(device)
+            started = time.perf_counter()
+            scores = score(pairs)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - started)
+        reference = scores if reference is None else reference
+        diff = max(abs(a - b) for a, b in zip(scores, reference))
+        rows.append(
+            {
+                "contender": name,
+                "pairs": len(pairs),
+                "seconds": best,
+                "pairs_per_s": len(pairs) / best,
+                "max_abs_diff_to_crossrank": diff,
+            }
+        )
+    for row in rows:
+        row["x_crossrank"] = row["pairs_per_s"] / rows[0]["pairs_per_s"]
+    empty_cache(device)
+    return rows
+
+
+def check_oom_split(model: str, device: str, max_length: int, budget_gib: float) -> Dict:
+    """Cap this process's CUDA memory so that one 512-pair batch cannot fit; crossrank must split."""
+    from crossrank import CrossrankWarning, Reranker
+    from crossrank.errors import reset_notes
+
+    if not device.startswith("cuda"):
+        return {
+            "skipped": f"no CUDA device ({device}): an out-of-memory split needs an accelerator"
+        }
+    queries = make_queries(1, 512, range(max_length, max_length + 50), seed=3)  # all full length
+    pairs = [[queries[0][0], d] for d in queries[0][1]]
+    rr = Reranker(model, device=device, dtype="float16", max_length=max_length, batch_size=32)
+    expected = rr.compute_score(pairs)
+    empty_cache(device)
+    index = torch.device(device).index or torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
+    cap = (torch.cuda.memory_allocated(index) + budget_gib * 2**30) / total
+    reset_notes()
+    torch.cuda.reset_peak_memory_stats(index)
+    torch.cuda.set_per_process_memory_fraction(min(cap, 1.0), index)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            started = time.perf_counter()
+            got = rr.compute_score(pairs, batch_size=len(pairs))  # one batch of 512 pairs
+            seconds = time.perf_counter() - started
+        peak = torch.cuda.max_memory_allocated(index) / 2**30
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, index)
+        empty_cache(device)
+    notes = [str(w.message) for w in caught if issubclass(w.category, CrossrankWarning)]
+    split = any("out of memory" in n for n in notes)
+    diff = max(abs(a - b) for a, b in zip(got, expected))
+    return {
+        "pairs": len(pairs),
+        "tokens_per_pair": max_length,
+        "memory_cap_gib": budget_gib,
+        "split_happened": split,
+        "note": next((n for n in notes if "out of memory" in n), None),
+        "max_abs_diff_to_batch_32": diff,
+        "seconds": seconds,
+        "peak_allocated_gib": peak,
+        "ok": split and diff < 0.05,
+    }
+
+
+def environment(device: str) -> Dict:
+    import transformers
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": device,
+    }
+    try:
+        import sentence_transformers
+
+        env["sentence_transformers"] = sentence_transformers.__version__
+    except ImportError:
+        env["sentence_transformers"] = None
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        env.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            cuda=torch.version.cuda,
+            capability=f"{props.major}.{props.minor}",
+        )
+    else:
+        env["cpu"] = platform.processor() or platform.machine()
+    return env
+
+
+def markdown(report: Dict) -> str:
+    """The report as Markdown tables (a failed step shows its error)."""
+    env, auto = report["environment"], report["auto"]
+    lines = [f"GPU check on {env.get('gpu', env['device'])}, torch {env['torch']}, "
+             f"transformers {env['transformers']}, sentence-transformers {env['sentence_transformers']}",
+             "", f"device='auto' picked {auto.get('picked')} (ok: {auto.get('ok')})", "",
+             "| model | dtype | max abs diff to fp32 | mean abs diff | fp32 score std | top-1 same "
+             "| top-10 overlap | pair order kept |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for model, result in report["precision"].items():
+        if "error" in result:
+            lines.append(f"| {model} | {result['error']} | | | | | | |")
+            continue
+        for dtype in DTYPES[1:]:
+            r = result[dtype]
+            lines.append(f"| {model} | {dtype} | {r['max_abs_diff']:.2e} | {r['mean_abs_diff']:.2e} | "
+                         f"{result['score_std_fp32']:.2e} | {r['top1_same']:.3f} | {r['top10_overlap']:.3f} | "
+                         f"{r['pair_order_kept']:.4f} |")  # fmt: skip
+    lines += ["", f"| model | contender ({report['speed_dtype']}) | pairs | pairs/s | x crossrank "
+              "| max abs diff to crossrank |", "| --- | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for model, rows in report["speed"].items():
+        for r in [rows] if isinstance(rows, dict) else rows:
+            if "error" in r:
+                lines.append(f"| {model} | {r['error']} | | | | |")
+                continue
+            lines.append(f"| {model} | {r['contender']} | {r['pairs']} | {r['pairs_per_s']:.1f} | "
+                         f"{r['x_crossrank']:.2f} | {r['max_abs_diff_to_crossrank']:.2e} |")  # fmt: skip
+    oom = report.get("oom_split", {"error": "not run"})
+    if "skipped" in oom or "error" in oom:
+        text = oom.get("skipped") or oom["error"]
+    else:
+        text = (f"{oom['pairs']} pairs x {oom['tokens_per_pair']} tokens in one batch under a "
+                f"{oom['memory_cap_gib']} GiB cap: split {oom['split_happened']}, max abs diff to "
+                f"batch 32 {oom['max_abs_diff_to_batch_32']:.2e}, {oom['seconds']:.1f} s, peak "
+                f"{oom['peak_allocated_gib']:.2f} GiB (ok: {oom['ok']})")  # fmt: skip
+    lines += ["", f"OOM split: {text}", "", f"Total {report['seconds']:.0f} s"]
+    return "\n".join(lines)
+
+
+def step(title: str, function, *args):
+    """Run one check; a failure is recorded in the report instead of ending the run."""
+    print(title, file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        return function(*args)
+    except Exception as error:  # noqa: BLE001 - one GPU run: keep what the other steps found
+        import traceback
+
+        traceback.print_exc()
+        return {"error": f"{type(error).__name__}: {error}"[:500]}
+    finally:
+        print(f"  {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
+    parser.add_argument("--quick", action="store_true", help="tiny models and few pairs (CPU test)")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON report")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--oom-budget-gib", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("CUDA is not available here; pass --device cpu (with --quick for a short run)")
+    started = time.perf_counter()
+    sizes = QUICK_SIZES if args.quick else SIZES
+    precision_set = make_queries(4 if args.quick else 16, 8 if args.quick else 32, range(20, 300))
+    speed_set = make_queries(
+        4 if args.quick else 32, 8 if args.quick else 64, range(100, 500), seed=1
+    )
+    speed_dtype = (
+        torch.float16 if args.device.startswith("cuda") else torch.float32
+    )  # fp16 crawls on CPU
+    report = {
+        "environment": environment(args.device),
+        "auto": step("device='auto'", check_auto),
+        "precision": {},
+        "speed": {},
+        "speed_dtype": str(speed_dtype).replace("torch.", ""),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, shape in sizes.items():
+            model = build_model(Path(tmp) / name.split()[0], *shape)
+            report["precision"][name] = step(
+                f"{name}: precision", check_precision, model, args.device, precision_set,
+                args.max_length, args.batch_size,
+            )  # fmt: skip
+            report["speed"][name] = step(
+                f"{name}: speed", check_speed, model, args.device, speed_dtype, speed_set,
+                args.max_length, args.batch_size, args.repeat,
+            )  # fmt: skip
+            if name == next(iter(sizes)):
+                report["oom_split"] = step(
+                    f"{name}: out-of-memory split", check_oom_split, model, args.device,
+                    args.max_length, args.oom_budget_gib,
+                )  # fmt: skip
+    report["seconds"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(markdown(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
