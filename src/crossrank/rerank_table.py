@@ -83,16 +83,18 @@ def run(args: argparse.Namespace) -> int:
     from crossrank.ray import rerank_dataset
 
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=args.ray_address, include_dashboard=False if not args.ray_address else None
-        )
+    if started_here and args.ray_address:
+        ray.init(address=args.ray_address)
+    elif started_here:  # a local Ray on the loopback, without the dashboard web server
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         began = time.perf_counter()
+        # Reads reserve no CPU: actors may hold every CPU (--actors 2 on 2 cores) and a read
+        # task that waits for one would wait forever.
         if input_format == "parquet":
-            ds = ray.data.read_parquet(args.input)
+            ds = ray.data.read_parquet(args.input, num_cpus=0)
         else:
-            ds = ray.data.read_json(args.input, lines=True)
+            ds = ray.data.read_json(args.input, lines=True, num_cpus=0)
         scored = rerank_dataset(
             ds,
             model=args.model,

@@ -62,6 +62,9 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
         help=f"require 'Authorization: Bearer KEY' (except /health); default: ${API_KEY_ENV}",
     )
     serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    from ..ray.deployment import add_arguments as add_ray_arguments  # imports no Ray
+
+    add_ray_arguments(serve)  # --ray, --replicas, --gpus-per-replica, ...
     return serve
 
 
@@ -95,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         instruction=args.instruction,
         cache_size=args.cache_size,
     )
+    if getattr(args, "ray", False):
+        from ..ray.deployment import run as run_on_ray_serve
+
+        return run_on_ray_serve(args, settings, options)
     failures = []
 
     def load() -> Reranker:
