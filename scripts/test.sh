@@ -25,7 +25,7 @@ run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests col
 
 echo "== transformers 5.x: core, integrations, notebooks"
 venv .venv-test
-extras=(-e ".[dev,eval,notebooks,calibration,serve]")
+extras=(-e ".[dev,eval,notebooks,calibration,serve,ray]")
 for pkg in integrations/langchain integrations/llama-index; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
