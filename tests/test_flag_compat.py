@@ -365,3 +365,20 @@ def test_instructions_equal_flagembedding(minilm_reranker_dir):
     expected = flag.FlagReranker(minilm_reranker_dir, **options).compute_score(LISTS)
     got = FlagReranker(minilm_reranker_dir, **options).compute_score(LISTS)
     assert got == pytest.approx(expected, abs=1e-4)
+
+
+@needs_flag
+def test_llm_reranker_equals_flagllmreranker_with_per_call_options(gemma_dir):
+    theirs = flag.FlagLLMReranker(gemma_dir, devices=["cpu"], max_length=96)
+    ours = FlagLLMReranker(gemma_dir, devices=["cpu"], max_length=96)
+    expected = theirs.compute_score(LISTS, normalize=True, batch_size=2)
+    assert ours.compute_score(LISTS, normalize=True, batch_size=2) == pytest.approx(
+        expected, abs=1e-4
+    )
+    expected = theirs.compute_score(LISTS, max_length=32, query_max_length=8)
+    try:
+        got = ours.compute_score(LISTS, max_length=32, query_max_length=8)
+    except ValueError as error:  # a core without per-call lengths
+        assert "this crossrank version sets lengths" in str(error)
+        return
+    assert got == pytest.approx(expected, abs=1e-4)
