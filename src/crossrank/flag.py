@@ -133,7 +133,7 @@ class _FlagBase:
                 query_max_length=query_max_length,
                 **core,
             )
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             if several and "device" in str(error):
                 raise ValueError(
                     f"devices={list(self.target_devices)!r}: this crossrank version runs one "
@@ -160,7 +160,7 @@ class _FlagBase:
 
     @property
     def model(self):
-        """The loaded transformers model (``None`` with the ONNX backend)."""
+        """The loaded transformers model, as FlagEmbedding's ``reranker.model``."""
         return self.reranker.model
 
     @property
