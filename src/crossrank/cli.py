@@ -11,16 +11,28 @@ from .errors import ModelLoadError
 from .loading import DEFAULT_MODEL
 
 PROGRESS_MIN_DOCS = 64  # a bar for inputs long enough to take a while
+EXIT_NO_DOCUMENTS = 1  # `crossrank rank` on an empty input (errors exit 2)
 
 
 def read_documents(path: str) -> Tuple[List[str], List[dict]]:
     """Documents from a text file (one per line) or JSONL (a ``text`` field per line); ``-`` = stdin.
 
     Returns the texts and, for JSONL, the other fields of each row (ids, metadata) to echo back.
+    Errors name the file: a closed stdin, text that is not UTF-8.
     """
+    name = "standard input" if path == "-" else path
+    if path == "-" and sys.stdin is None:  # started with stdin closed (`crossrank rank - <&-`)
+        raise ValueError("documents: standard input is closed; pipe documents in or pass a file")
     stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    with stream:
-        lines = [line.rstrip("\n") for line in stream]
+    try:
+        with stream:
+            lines = [line.rstrip("\n") for line in stream]
+    except UnicodeDecodeError as error:
+        where = "" if path == "-" else f"line {_first_non_utf8_line(path)}: "
+        raise ValueError(
+            f"{name}: not UTF-8 text ({where}byte 0x{error.object[error.start]:02x}); "
+            "convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
     lines = [line for line in lines if line.strip()]
     is_jsonl = path.endswith((".jsonl", ".ndjson")) or (
         bool(lines) and lines[0].lstrip().startswith("{")
@@ -40,6 +52,16 @@ def read_documents(path: str) -> Tuple[List[str], List[dict]]:
     return texts, extras
 
 
+def _first_non_utf8_line(path: str) -> int:
+    with open(path, "rb") as stream:
+        for number, raw in enumerate(stream, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -53,13 +75,17 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="crossrank", description="Cross-encoder reranking.")
+    parser.add_argument("--version", action="version", version=f"crossrank {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     rank = commands.add_parser(
         "rank",
         help="rerank documents for a query; prints JSON lines, best first",
         description="Rerank documents (a text file, one per line, or JSONL with a 'text' field; "
-        "'-' reads stdin) for a query. Prints one JSON object per line, best first.",
+        "'-' reads stdin) for a query. Prints one JSON object per line, best first. Exit status: "
+        "0 ranked, 1 no documents (an empty input; nothing is loaded), 2 an error.",
     )
     rank.add_argument("file", help="documents: FILE.txt (one per line), FILE.jsonl, or -")
     rank.add_argument("--query", "-q", required=True)
@@ -118,7 +144,7 @@ def _add_eval_parser(commands) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from .train import CLOCKS, LOSSES, TrainConfig
+    from .train_config import CLOCKS, LOSSES, TrainConfig  # no torch: --help stays fast
 
     defaults = TrainConfig("", "", "")
     train = commands.add_parser(
@@ -189,6 +215,10 @@ def _reranker(args: argparse.Namespace, **options):
 
 def _rank(args: argparse.Namespace) -> int:
     texts, extras = read_documents(args.file)
+    if not texts:  # before the model loads: nothing to rank is most likely a mistake upstream
+        name = "standard input" if args.file == "-" else args.file
+        print(f"crossrank: {name}: no documents (empty or only blank lines)", file=sys.stderr)
+        return EXIT_NO_DOCUMENTS
     reranker = _reranker(
         args,
         show_progress_bar=not args.no_progress and len(texts) >= PROGRESS_MIN_DOCS,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from tqdm.auto import tqdm
 
@@ -36,6 +36,17 @@ __all__ = [
     "rerank",
 ]
 METRICS = ("nDCG@10", "R@10", "R@100", "RR@10")  # RR@10 is MRR@10 once averaged over queries
+
+
+def metrics_for(top_n: int) -> Tuple[str, ...]:
+    """:data:`METRICS` for runs of ``top_n`` candidates: recall at ``top_n`` when under 100.
+
+    A run of 20 documents has no 100th, so its "R@100" would be its recall at 20 under a wrong name.
+
+    >>> metrics_for(20)
+    ('nDCG@10', 'R@10', 'R@20', 'RR@10')
+    """
+    return tuple(f"R@{top_n}" if m == "R@100" and top_n < 100 else m for m in METRICS)
 
 
 def compute_metrics(qrels: Qrels, run: Run, metrics=METRICS) -> Dict[str, float]:
@@ -128,6 +139,7 @@ class EvalReport:
     results: Dict[str, Dict[str, float]]
     seconds: Dict[str, float]
     runs: Dict[str, Run] = field(default_factory=dict, repr=False)
+    metrics: Tuple[str, ...] = METRICS  # the columns: metrics_for(top_n)
 
     def to_dict(self) -> dict:
         """Everything but the runs, JSON-ready."""
@@ -135,13 +147,13 @@ class EvalReport:
 
     def table(self) -> str:
         """A plain-text table: one row per system, one column per metric."""
-        header = f"{'system':<16}" + "".join(f"{m:>10}" for m in METRICS)
+        header = f"{'system':<16}" + "".join(f"{m:>10}" for m in self.metrics)
         lines = [
             f"{self.dataset} {self.split}: {self.num_queries} queries, BM25 top-{self.top_n}",
             header,
         ]
         for system, values in self.results.items():
-            lines.append(f"{system:<16}" + "".join(f"{values[m]:>10.4f}" for m in METRICS))
+            lines.append(f"{system:<16}" + "".join(f"{values[m]:>10.4f}" for m in self.metrics))
         return "\n".join(lines)
 
 
@@ -175,7 +187,8 @@ def evaluate(
         seconds["rerank"] = time.perf_counter() - start
         if fuse_weight is not None:
             runs[f"fused@{fuse_weight:g}"] = fuse(bm25_run, runs["rerank"], fuse_weight)
-    results = {name: compute_metrics(data.qrels, run) for name, run in runs.items()}
+    metrics = metrics_for(top_n)
+    results = {name: compute_metrics(data.qrels, run, metrics) for name, run in runs.items()}
     return EvalReport(
         dataset=data.name,
         split=split,
@@ -185,4 +198,5 @@ def evaluate(
         results=results,
         seconds=seconds,
         runs=runs,
+        metrics=metrics,
     )
