@@ -105,15 +105,16 @@ def agreement(reference: List[List[float]], other: List[List[float]]) -> Dict[st
     }
 
 
-def check_auto() -> Dict:
-    from crossrank.devices import resolve_device
+def check_auto(model: str) -> Dict:
+    """``Reranker(model)`` with the default ``device="auto"``: CUDA and float16 where there is CUDA."""
+    from crossrank import Reranker
 
-    picked = resolve_device("auto")
-    return {
-        "picked": str(picked),
-        "cuda_available": torch.cuda.is_available(),
-        "ok": picked.type == "cuda" if torch.cuda.is_available() else picked.type == "cpu",
-    }
+    rr = Reranker(model)
+    picked, dtype = rr.device, str(rr.dtype).replace("torch.", "")
+    cuda = torch.cuda.is_available()
+    ok = (picked.type, dtype) == ("cuda", "float16") if cuda else picked.type == "cpu"
+    del rr
+    return {"picked": str(picked), "dtype": dtype, "cuda_available": cuda, "ok": ok}
 
 
 def check_precision(model: str, device: str, queries, max_length: int, batch_size: int) -> Dict:
@@ -306,7 +307,7 @@ def markdown(report: Dict) -> str:
     env, auto = report["environment"], report["auto"]
     lines = [f"GPU check on {env.get('gpu', env['device'])}, torch {env['torch']}, "
              f"transformers {env['transformers']}, sentence-transformers {env['sentence_transformers']}",
-             "", f"device='auto' picked {auto.get('picked')} (ok: {auto.get('ok')})", "",
+             "", f"device='auto' picked {auto.get('picked')}, {auto.get('dtype')} (ok: {auto.get('ok')})", "",
              "| model | dtype | max abs diff to fp32 | mean abs diff | fp32 score std | top-1 same "
              "| top-10 overlap | pair order kept |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for model, result in report["precision"].items():
@@ -377,7 +378,6 @@ def main(argv=None) -> Dict:
     )  # fp16 crawls on CPU
     report = {
         "environment": environment(args.device),
-        "auto": step("device='auto'", check_auto),
         "precision": {},
         "speed": {},
         "speed_dtype": str(speed_dtype).replace("torch.", ""),
@@ -385,6 +385,8 @@ def main(argv=None) -> Dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name, shape in sizes.items():
             model = build_model(Path(tmp) / name.split()[0], *shape)
+            if "auto" not in report:
+                report["auto"] = step("device='auto'", check_auto, model)
             report["precision"][name] = step(
                 f"{name}: precision", check_precision, model, args.device, precision_set,
                 args.max_length, args.batch_size,
