@@ -1,0 +1,189 @@
+"""crossrank.ray.rerank_dataset and `crossrank rerank-table` on a local Ray (2 CPUs, small store)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'crossrank[ray]'")
+pytest.importorskip("ray.data", reason="Ray Data is missing: pip install 'crossrank[ray]'")
+pa = pytest.importorskip("pyarrow", reason="pyarrow is missing: pip install 'crossrank[ray]'")
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from crossrank import Reranker  # noqa: E402
+from crossrank.cli import main  # noqa: E402
+from crossrank.ray import rerank_dataset  # noqa: E402
+from crossrank.ray.dataset import EXIT_ONCE_ENV  # noqa: E402
+from crossrank.testing import WORDS  # noqa: E402
+
+MAX_LENGTH = 128
+OPTIONS = {"max_length": MAX_LENGTH, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One small local Ray for the module: the machine is shared, so 2 CPUs and a 200 MB store."""
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 1024**2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    yield
+    ray.shutdown()
+
+
+def make_rows(queries: int, per_query: int, seed: int = 0) -> list:
+    """``queries`` x ``per_query`` (query, passage) rows of varied length, ids in input order."""
+    rng = random.Random(seed)
+    rows = []
+    for q in range(queries):
+        query = f"q{q} " + " ".join(rng.choices(WORDS, k=rng.randint(2, 8)))
+        for _ in range(per_query):
+            text = " ".join(rng.choices(WORDS, k=rng.randint(3, 60)))
+            rows.append({"qid": f"q{q}", "query": query, "text": text, "n": len(rows)})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return make_rows(50, 24)  # 1,200 pairs
+
+
+@pytest.fixture(scope="module")
+def in_process(bert_dir, rows):
+    """Scores of the same pairs from one Reranker in this process: the reference."""
+    reranker = Reranker(bert_dir, **OPTIONS)
+    return reranker, reranker.compute_score([[r["query"], r["text"]] for r in rows], normalize=True)
+
+
+def test_scores_and_row_order_equal_in_process(local_ray, bert_dir, rows, in_process):
+    ds = ray.data.from_items(rows, override_num_blocks=8)
+    out = rerank_dataset(ds, model=bert_dir, num_actors=2, batch_size=100, reranker_kwargs=OPTIONS)
+    result = out.take_all()
+    assert [r["n"] for r in result] == list(range(len(rows)))  # every row once, in input order
+    assert [(r["qid"], r["query"], r["text"]) for r in result] == [
+        (r["qid"], r["query"], r["text"]) for r in rows
+    ]
+    _, expected = in_process
+    assert max(abs(r["score"] - e) for r, e in zip(result, expected)) <= 1e-5
+
+
+def test_per_query_top_k_equals_rank(local_ray, bert_dir, rows, in_process):
+    ds = ray.data.from_items(rows, override_num_blocks=6)
+    out = rerank_dataset(
+        ds,
+        model=bert_dir,
+        num_actors=2,
+        batch_size=128,
+        reranker_kwargs=OPTIONS,
+        group_column="qid",
+        top_k=3,
+    ).take_all()
+    by_query = {}
+    for row in out:
+        by_query.setdefault(row["qid"], []).append(row)
+    assert len(by_query) == 50 and all(len(kept) == 3 for kept in by_query.values())
+    reranker, _ = in_process
+    for qid, kept in by_query.items():
+        group = [r for r in rows if r["qid"] == qid]
+        hits = reranker.rank(group[0]["query"], [r["text"] for r in group], top_k=3)
+        assert [r["n"] for r in kept] == [group[h.index]["n"] for h in hits]
+        assert [r["rank"] for r in kept] == [1, 2, 3]
+        assert max(abs(r["score"] - h.score) for r, h in zip(kept, hits)) <= 1e-5
+
+
+def test_dead_actor_is_restarted_and_its_block_retried(
+    local_ray, bert_dir, rows, in_process, tmp_path
+):
+    marker = tmp_path / "exited"
+    ds = ray.data.from_items(rows, override_num_blocks=8)
+    out = rerank_dataset(
+        ds,
+        model=bert_dir,
+        num_actors=2,
+        batch_size=150,
+        reranker_kwargs=OPTIONS,
+        ray_remote_args={"runtime_env": {"env_vars": {EXIT_ONCE_ENV: str(marker)}}},
+    ).take_all()
+    assert marker.exists()  # an actor really died on its first block
+    assert [r["n"] for r in out] == list(range(len(rows)))  # nothing lost, nothing twice
+    _, expected = in_process
+    assert max(abs(r["score"] - e) for r, e in zip(out, expected)) <= 1e-5
+
+
+def test_bad_row_stops_the_job_naming_column_and_row(local_ray, bert_dir):
+    rows = make_rows(4, 10, seed=1)
+    rows[17]["text"] = None
+    ds = ray.data.from_items(rows, override_num_blocks=2)
+    with pytest.raises(Exception, match=r"column 'text' must hold strings.*'n': 17"):
+        rerank_dataset(ds, model=bert_dir, reranker_kwargs=OPTIONS).take_all()
+
+
+def test_argument_errors_before_any_work(local_ray, bert_dir):
+    ds = ray.data.from_items([{"question": "q", "text": "t"}])
+    with pytest.raises(ValueError, match=r"query_column='query' is not a column.*question"):
+        rerank_dataset(ds, model=bert_dir)
+    with pytest.raises(ValueError, match="num_actors must be an int >= 1"):
+        rerank_dataset(ds, model=bert_dir, query_column="question", num_actors=0)
+    scored = ray.data.from_items([{"query": "q", "text": "t", "score": 1.0}])
+    with pytest.raises(ValueError, match="score_column='score' is already a column"):
+        rerank_dataset(scored, model=bert_dir)
+
+
+def test_cli_parquet_round_trip(local_ray, bert_dir, rows, in_process, tmp_path, capsys):
+    source, target = tmp_path / "pairs.parquet", tmp_path / "scored.parquet"
+    pq.write_table(pa.Table.from_pylist(rows[:300]), source)
+    code = main(
+        ["rerank-table", str(source), "--output", str(target), "--model", bert_dir]
+        + [
+            "--max-length",
+            str(MAX_LENGTH),
+            "--device",
+            "cpu",
+            "--actors",
+            "2",
+            "--block-size",
+            "64",
+        ]
+    )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["rows"] == 300
+    table = pq.read_table(target)
+    assert table.column_names == ["qid", "query", "text", "n", "score"]
+    assert table.column("n").to_pylist() == list(range(300))
+    _, expected = in_process
+    scores = table.column("score").to_pylist()
+    assert max(abs(s - e) for s, e in zip(scores, expected[:300])) <= 1e-5
+
+
+def test_cli_jsonl_round_trip_with_top_k(local_ray, bert_dir, rows, in_process, tmp_path):
+    source, target = tmp_path / "pairs.jsonl", tmp_path / "best.jsonl"
+    group = rows[:48]  # two queries
+    source.write_text("".join(json.dumps(r) + "\n" for r in group), encoding="utf-8")
+    argv = ["rerank-table", str(source), "-o", str(target), "--model", bert_dir, "--top-k", "2"]
+    argv += ["--group-column", "qid", "--max-length", str(MAX_LENGTH), "--device", "cpu"]
+    assert main(argv) == 0
+    out = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    reranker, _ = in_process
+    assert sorted(r["qid"] for r in out) == ["q0", "q0", "q1", "q1"]
+    for qid in ("q0", "q1"):
+        own = [r for r in group if r["qid"] == qid]
+        hits = reranker.rank(own[0]["query"], [r["text"] for r in own], top_k=2)
+        kept = [r for r in out if r["qid"] == qid]
+        assert [(r["n"], r["rank"]) for r in kept] == [
+            (own[h.index]["n"], i + 1) for i, h in enumerate(hits)
+        ]
+        assert set(kept[0]) == {"qid", "query", "text", "n", "score", "rank"}
+
+
+def test_cli_rejects_unknown_format(tmp_path, capsys):
+    source = tmp_path / "pairs.csv"
+    source.write_text("query,text\n", encoding="utf-8")
+    assert main(["rerank-table", str(source), "--output", str(tmp_path / "out.parquet")]) == 2
+    assert "INPUT" in capsys.readouterr().err
