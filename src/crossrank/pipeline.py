@@ -10,7 +10,9 @@ pair gets the same number whichever way it was asked for. Pairs from many querie
 
 from __future__ import annotations
 
+import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -59,9 +61,19 @@ class Pipeline:
 
     def __init__(self, family: ModelFamily, backend) -> None:
         self.family = family
-        self.backend = backend
+        # One backend, or a list of replicas (one per device) that score batches side by side.
+        self.backends = list(backend) if isinstance(backend, (list, tuple)) else [backend]
+        self.backend = self.backends[0]
         self._stats_lock = threading.Lock()
         self._stats = ScoringStats()
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self.batches_per_backend = [0] * len(self.backends)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        if len(self.backends) > 1:
+            for replica in self.backends:
+                self._free.put(replica)
+            # torch releases the GIL in its kernels, so worker threads keep every device busy.
+            self._pool = ThreadPoolExecutor(len(self.backends), thread_name_prefix="crossrank")
 
     @property
     def stats(self) -> ScoringStats:
@@ -100,7 +112,7 @@ class Pipeline:
         else:
             features = encoder.encode(queries, passages)
         batches = plan_batches([len(f["input_ids"]) for f in features], request.batch_size)
-        batch_scores = [self.score_features([features[i] for i in batch]) for batch in batches]
+        batch_scores = self._run([[features[i] for i in batch] for batch in batches])
         scores = restore_order(batches, batch_scores)
         with self._stats_lock:
             old = self._stats
@@ -113,7 +125,27 @@ class Pipeline:
             scores = max_per_document(scores, owners, len(pairs))
         return scores
 
-    def score_features(self, features) -> List[float]:
+    def _run(self, batches: List[list]) -> List[List[float]]:
+        """Scores of each batch: in turn on one backend, or spread over the replicas."""
+        if self._pool is None:
+            scores = [self.score_features(batch) for batch in batches]
+            with self._stats_lock:
+                self.batches_per_backend[0] += len(batches)
+            return scores
+        futures = [self._pool.submit(self._on_free_replica, batch) for batch in batches]
+        return [future.result() for future in futures]
+
+    def _on_free_replica(self, features) -> List[float]:
+        replica = self._free.get()
+        try:
+            scores = self.score_features(features, replica)
+            with self._stats_lock:
+                self.batches_per_backend[self.backends.index(replica)] += 1
+            return scores
+        finally:
+            self._free.put(replica)
+
+    def score_features(self, features, backend=None) -> List[float]:
         """Raw scores of one batch of encoded features (padded here, run on the backend)."""
         batch = collate(features, self.family.pad_token_id, padding_side=self.family.padding_side)
-        return self.family.head(self.backend.logits(batch)).tolist()
+        return self.family.head((backend or self.backend).logits(batch)).tolist()

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from .backends import build_backend
+from .backends import build_backends
 from .cache import ScoreCache
 from .devices import DeviceLike, DTypeLike
 from .errors import warn_once
@@ -45,7 +45,9 @@ class Reranker:
 
     Args:
         model: a hub id (``"BAAI/bge-reranker-base"``) or a local checkpoint directory.
-        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``;
+            or a list such as ``["cuda:0", "cuda:1"]``: one replica per device, the batches of
+            each call spread over them (``["cpu", "cpu"]`` splits the CPU's threads).
         use_fp16: half precision where the device does it well; ``None`` (default) means yes on
             CUDA/MPS and no on CPU, where ``True`` is ignored with a note.
         dtype: force ``"float32"``, ``"float16"`` or ``"bfloat16"`` on any device.
@@ -86,7 +88,7 @@ class Reranker:
         self,
         model: Union[str, os.PathLike] = DEFAULT_MODEL,
         *,
-        device: DeviceLike = "auto",
+        device: Union[DeviceLike, Sequence[DeviceLike]] = "auto",
         use_fp16: Optional[bool] = None,
         dtype: DTypeLike = None,
         max_length: int = 512,
@@ -141,8 +143,11 @@ class Reranker:
         self._calibration = _load_calibration(settings.calibration, settings.model)
         self._settings = settings
         self._family = family
-        self._backend = build_backend(settings, family, checkpoint, self._on_dtype_change)
-        self._pipeline = Pipeline(family, self._backend)
+        self._backends = build_backends(settings, family, checkpoint, self._on_dtype_change)
+        self._backend = self._backends[0]
+        if len(self._backends) > 1 and settings.device.type == "cpu":
+            _share_cpu_threads(len(self._backends))
+        self._pipeline = Pipeline(family, self._backends)
         self._cache = ScoreCache(settings.cache_size) if settings.cache_size else None
 
     # ------------------------------------------------------------------ settings
@@ -217,6 +222,7 @@ class Reranker:
             "model": settings.model,
             "family": self._family.name,
             "device": str(settings.device),
+            "devices": [str(d) for d in settings.devices],
             "dtype": dtype_name(settings.dtype),
             "backend": settings.backend,
             "quantize": settings.quantize,
@@ -233,12 +239,13 @@ class Reranker:
             info["onnx_file"] = os.fspath(path)
         return info
 
-    def stats(self) -> Dict[str, int]:
+    def stats(self) -> Dict[str, Any]:
         """Work done so far: forward passes, pairs scored, and the score cache's hits/misses."""
         pipeline: ScoringStats = self._pipeline.stats
         cache = self._cache
         return {
             "forward_passes": pipeline.forward_passes,
+            "forward_passes_per_device": list(self._pipeline.batches_per_backend),
             "pairs_scored": pipeline.pairs_scored,
             "features_scored": pipeline.features_scored,
             "cache_hits": cache.hits if cache else 0,
@@ -248,6 +255,8 @@ class Reranker:
 
     def _on_dtype_change(self, dtype: torch.dtype) -> None:
         self._settings = self._settings.replace(dtype=dtype)  # the cache key follows
+        for replica in self._backends:  # every replica the same precision, so scores agree
+            replica.use_float32()
 
     # ------------------------------------------------------------------ public API
 
@@ -378,6 +387,18 @@ class Reranker:
         if self._calibration is not None:
             return [float(p) for p in self._calibration.probabilities(raw)]
         return [sigmoid(s) for s in raw]
+
+
+def _share_cpu_threads(replicas: int) -> None:
+    """Give each CPU replica its share of torch's threads (a process-wide setting, noted once)."""
+    threads = max(1, torch.get_num_threads() // replicas)
+    if threads != torch.get_num_threads():
+        warn_once(
+            f"cpu-threads-{replicas}",
+            f"{replicas} CPU replicas: torch.set_num_threads({threads}) for this process, so the "
+            "replicas share the cores instead of fighting over them.",
+        )
+        torch.set_num_threads(threads)
 
 
 def _load_calibration(spec: Optional[str], model: str):

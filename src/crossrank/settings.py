@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -52,8 +52,19 @@ class Settings:
     quantize: Optional[str] = None
     cache_size: int = 0
     calibration: Optional[str] = None
+    # Every device a replica runs on (``device`` is the first); one entry for a single device.
+    devices: Tuple[torch.device, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.devices:
+            object.__setattr__(self, "devices", (self.device,))
+        if self.devices[0] != self.device:
+            raise ArgumentError(f"devices must start with device={self.device}, got {self.devices}")
+        if len(self.devices) > 1 and self.backend != "torch":
+            raise ArgumentError(
+                f"several devices run replicas of a torch model; backend={self.backend!r} takes one "
+                "device (onnxruntime already spreads one call over the CPU's cores)"
+            )
         if not isinstance(self.model, str) or not self.model.strip():
             raise TypeError(f"model must be a hub id or a local directory path, got {self.model!r}")
         check_count(self.batch_size, "batch_size", 1)
@@ -113,7 +124,7 @@ class Settings:
         cls,
         model: Union[str, os.PathLike],
         *,
-        device: DeviceLike = "auto",
+        device: Union[DeviceLike, Sequence[DeviceLike]] = "auto",
         use_fp16: Optional[bool] = None,
         dtype: DTypeLike = None,
         backend: str = "torch",
@@ -121,6 +132,25 @@ class Settings:
     ) -> Settings:
         """Check the options and resolve ``device``/``use_fp16``/``dtype`` into what runs here."""
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
+        if isinstance(device, (list, tuple)):
+            if not device:
+                raise ArgumentError(
+                    "device=[] names no device; pass 'auto', 'cpu' or a list of them"
+                )
+            resolved = tuple(resolve_device(d) for d in device)
+            names = [str(d) for d in resolved]
+            if len({d.type for d in resolved}) > 1:
+                raise ArgumentError(
+                    f"device lists devices of different kinds: {names}; use one kind"
+                )
+            if resolved[0].type != "cpu" and len(set(names)) < len(names):
+                raise ArgumentError(f"device lists an accelerator twice: {names}")
+            if backend != "torch":
+                raise ArgumentError(
+                    f"a list of devices runs torch replicas; backend={backend!r} takes one device"
+                )
+            one = cls.create(model, device=resolved[0], use_fp16=use_fp16, dtype=dtype, **options)
+            return one.replace(devices=resolved)
         if use_fp16 is not None and not isinstance(use_fp16, bool):
             raise TypeError(f"use_fp16 must be True, False or None, got {use_fp16!r}")
         if backend == "onnx":

@@ -7,7 +7,7 @@ A backend is chosen once, when the reranker is built, as an object with one call
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Protocol
+from typing import Dict, List, Optional, Protocol
 
 import torch
 
@@ -37,8 +37,14 @@ class OnnxBackend:
         return self.session.logits(batch)
 
 
-def build_backend(settings, family, checkpoint, on_dtype_change=None) -> Backend:
-    """Load the weights of ``checkpoint`` and put them behind the backend ``settings`` ask for."""
+def build_backends(settings, family, checkpoint, on_dtype_change=None) -> List[Backend]:
+    """Load the weights of ``checkpoint`` once and put them behind one backend per device.
+
+    Replicas on CPU share the weights (a forward in inference mode changes nothing, so threads can
+    run one model at once); each accelerator gets its own copy.
+    """
+    import copy
+
     from ..loading import load_weights
     from .torch import TorchBackend
 
@@ -50,15 +56,22 @@ def build_backend(settings, family, checkpoint, on_dtype_change=None) -> Backend
         encoder = family.encoder(settings.max_length, settings.query_max_length)
         path = onnx_file(model, encoder, settings.model, settings.quantize, family.pad_token_id)
         model.to("meta")  # the session holds its own copy; keep the config, drop the weights
-        return OnnxBackend(OnnxModel(path), model)
-    return TorchBackend(
-        model,
-        family.forward,
-        settings.device,
-        settings.dtype,
-        reload=lambda: load_weights(checkpoint, family.auto_class()),
-        on_dtype_change=on_dtype_change,
-    )
+        return [OnnxBackend(OnnxModel(path), model)]
+    backends: List[Backend] = []
+    for index, device in enumerate(settings.devices):
+        shared = device.type == "cpu" and index > 0
+        replica = backends[0].model if shared else (copy.deepcopy(model) if index else model)
+        backends.append(
+            TorchBackend(
+                replica,
+                family.forward,
+                device,
+                settings.dtype,
+                reload=lambda: load_weights(checkpoint, family.auto_class()),
+                on_dtype_change=on_dtype_change,
+            )
+        )
+    return backends
 
 
-__all__ = ["Backend", "OnnxBackend", "build_backend"]
+__all__ = ["Backend", "OnnxBackend", "build_backends"]

@@ -86,18 +86,23 @@ class TorchBackend:
                 return self.forward(self.model, batch)
 
     def _fall_back_to_fp32(self, error: BaseException) -> None:
+        text = str(error).strip()
+        reason = text.splitlines()[0][:200] if text else ""
+        warn_once(
+            f"fp32-fallback-{self.device.type}",
+            f"a {dtype_name(self.dtype)} forward failed on {self.device} "
+            f"({type(error).__name__}: {reason}); crossrank switched this model to float32 and "
+            "its scores are correct. Pass use_fp16=False to start in float32.",
+        )
+        if self.use_float32() and self._on_dtype_change is not None:
+            self._on_dtype_change(torch.float32)
+
+    def use_float32(self) -> bool:
+        """Run float32 from now on (weights reloaded); False if it already did."""
         with self._lock:
-            if self.dtype == torch.float32:
-                return  # another thread already did it
-            text = str(error).strip()
-            reason = text.splitlines()[0][:200] if text else ""
-            warn_once(
-                f"fp32-fallback-{self.device.type}",
-                f"a {dtype_name(self.dtype)} forward failed on {self.device} "
-                f"({type(error).__name__}: {reason}); crossrank switched this model to float32 and "
-                "its scores are correct. Pass use_fp16=False to start in float32.",
-            )
+            if self.dtype == torch.float32 or self._reload is None:
+                return False
+            # Reload rather than upcast: upcasting keeps the half-precision rounding.
             self.model = self._reload().to(device=self.device, dtype=torch.float32).eval()
             self.dtype = torch.float32
-            if self._on_dtype_change is not None:
-                self._on_dtype_change(torch.float32)
+            return True
