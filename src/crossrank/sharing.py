@@ -24,8 +24,9 @@ import copy
 import inspect
 import math
 import os
-from typing import Any, Dict, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from .inputs import check_documents, check_min_keep, check_query, check_threshold, check_top_k
 from .loading import DEFAULT_MODEL
 from .reranker import Reranker
 from .results import RankedDocument
@@ -238,7 +239,7 @@ class RemoteReranker:
         min_keep: Optional[int] = None,
     ) -> List[RankedDocument]:
         """Rerank ``documents`` for ``query`` on the server, best first (see the class docs)."""
-        body = self._body(query, documents, top_k, threshold, min_keep)
+        documents, body = self._body(query, documents, top_k, threshold, min_keep)
         if body is None:
             return []
         try:
@@ -257,7 +258,7 @@ class RemoteReranker:
     ) -> List[RankedDocument]:
         """Like :meth:`rank`, awaiting the answer without blocking the event loop."""
         httpx = _httpx()
-        body = self._body(query, documents, top_k, threshold, min_keep)
+        documents, body = self._body(query, documents, top_k, threshold, min_keep)
         if body is None:
             return []
         try:
@@ -271,38 +272,24 @@ class RemoteReranker:
         """Close the pooled connections of the sync client."""
         self._client.close()
 
-    def _body(self, query, documents, top_k, threshold, min_keep) -> Optional[Dict[str, Any]]:
-        # The same argument checks as Reranker.rank, so both scorers fail alike and before a request.
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a non-empty str, got {type(query).__name__}")
-        if not query.strip():
-            raise ValueError(
-                "query is empty; pass the question or search text to rank documents for"
-            )
-        if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
-            raise TypeError("documents must be a list of str")
-        for name, value in (("top_k", top_k), ("min_keep", min_keep)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if threshold is not None and not (
-            isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
-        ):
-            raise TypeError(f"threshold must be a number or None, got {type(threshold).__name__}")
-        if threshold is not None and math.isnan(threshold):
-            raise ValueError("threshold must be a number, got nan")
+    def _body(self, query, documents, top_k, threshold, min_keep) -> Tuple[List[str], Any]:
+        # The core's own checks: both scorers reject the same arguments with the same words,
+        # before any request is sent.
+        query = check_query(query)
+        documents = check_documents(documents)
+        top_k, threshold = check_top_k(top_k), check_threshold(threshold)
+        min_keep = check_min_keep(min_keep)
         if not documents or top_k == 0:
-            return None
+            return documents, None
         body: Dict[str, Any] = {"query": query, "documents": documents, "return_documents": False}
         optional = {
             "model": self.model_name,
             "top_n": top_k,
-            "score_threshold": None if threshold is None else float(threshold),
+            "score_threshold": threshold,
             "min_keep": min_keep or None,  # only sent when it asks for something
         }
         body.update({key: value for key, value in optional.items() if value is not None})
-        return body
+        return documents, body
 
     def _unreachable(self, exc: Exception) -> RemoteRerankError:
         if isinstance(exc, _httpx().TimeoutException):

@@ -29,8 +29,9 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
     The documents passed in and their metadata are never modified; metadata values that cannot be
     deep-copied (a lock, an open file) are shared, not copied.
 
-    Selection: ``score_threshold`` first, then ``top_n``; ``top_n=0`` returns no documents and
-    ``None`` keeps all, as ``Reranker.rank(top_k=...)``. Fields are checked on assignment too.
+    Selection: ``score_threshold`` first (never leaving fewer than ``min_keep``), then ``top_n``;
+    ``top_n=0`` returns no documents and ``None`` keeps all, as ``Reranker.rank(top_k=...)``.
+    Fields are checked on assignment too.
 
     Example:
         .. code-block:: python
@@ -57,6 +58,12 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
         le=1.0,
         description="Drop documents whose normalized score is below this (applied before top_n); "
         "None keeps them all.",
+    )
+    min_keep: int = Field(
+        default=0,
+        ge=0,
+        description="Keep at least this many documents (the best) whatever score_threshold "
+        "drops; top_n still caps. 0 lets the threshold drop every document.",
     )
     batch_size: Optional[int] = Field(
         default=None,
@@ -144,7 +151,7 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
         return _rescored(docs, hits)
 
     def _selection(self) -> Dict[str, Any]:
-        return {"top_k": self.top_n, "threshold": self.score_threshold}
+        return {"top_k": self.top_n, "threshold": self.score_threshold, "min_keep": self.min_keep}
 
 
 def _as_documents(documents: Iterable[Document]) -> List[Document]:

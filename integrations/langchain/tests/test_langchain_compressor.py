@@ -144,6 +144,7 @@ def test_model_dump_is_config_without_the_model(reranker, bert_dir):
         "reranker_kwargs": None,
         "top_n": 5,
         "score_threshold": 0.2,
+        "min_keep": 0,
         "batch_size": None,
         "max_length": 128,
         "device": "cpu",

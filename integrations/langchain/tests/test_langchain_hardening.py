@@ -146,3 +146,17 @@ def test_shared_reranker_reports_its_precision(bert_dir):
     assert compressor.dtype == "bfloat16" and compressor.use_fp16 is None
     rebuilt = CrossRankRerank(**compressor.model_dump())
     assert rebuilt.reranker is not bf16 and rebuilt.reranker.dtype == bf16.dtype
+
+
+def test_min_keep_is_passed_to_the_core(reranker, documents):
+    texts = [d.page_content for d in documents]
+    for top_n, min_keep in ((None, 2), (1, 3), (None, 0)):
+        expected = reranker.rank(QUERY, texts, top_k=top_n, threshold=1.0, min_keep=min_keep)
+        assert len(expected) == (min_keep if top_n is None else min(top_n, min_keep))
+        compressor = CrossRankRerank(
+            reranker=reranker, top_n=top_n, score_threshold=1.0, min_keep=min_keep
+        )
+        result = compressor.compress_documents(documents, QUERY)
+        assert [d.id for d in result] == [documents[h.index].id for h in expected]
+    with pytest.raises(ValidationError, match="min_keep"):
+        compressor.min_keep = -1

@@ -39,6 +39,8 @@ def assert_same(remote, local):
         {"top_n": 0},
         {"top_n": 2, "score_threshold": 0.5},
         {"top_n": None, "score_threshold": 0.55},
+        {"top_n": None, "score_threshold": 1.0, "min_keep": 2},
+        {"top_n": 1, "score_threshold": 1.0, "min_keep": 3},
     ],
 )
 def test_remote_equals_local(server_url, reranker, documents, selection):

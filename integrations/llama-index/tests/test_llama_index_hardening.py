@@ -9,7 +9,7 @@ from typing import List
 
 import pytest
 from llama_index.core.bridge.pydantic import ValidationError
-from llama_index.core.schema import NodeWithScore, TextNode
+from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 from llama_index.postprocessor.crossrank import CrossRankRerank
 
 from crossrank import Reranker
@@ -161,3 +161,23 @@ def test_reranker_kwargs_reach_the_reranker(cross_encoder_dir):
 def test_bad_reranker_kwargs_name_the_key(cross_encoder_dir, kwargs, error, message):
     with pytest.raises(error, match=message):
         CrossRankRerank(cross_encoder_dir, **kwargs)
+
+
+def test_min_keep_is_passed_to_the_core(reranker):
+    for top_n, min_keep in ((None, 2), (1, 3), (None, 0)):
+        expected = reranker.rank(
+            QUERY,
+            [item.node.get_content(metadata_mode=MetadataMode.EMBED) for item in make_nodes()],
+            top_k=top_n,
+            threshold=1.0,
+            min_keep=min_keep,
+        )
+        assert len(expected) == (min_keep if top_n is None else min(top_n, min_keep))
+        post = CrossRankRerank(
+            reranker=reranker, top_n=top_n, score_threshold=1.0, min_keep=min_keep
+        )
+        out = post.postprocess_nodes(make_nodes(), query_str=QUERY)
+        assert ids(out) == [f"node-{h.index}" for h in expected]
+        assert CrossRankRerank.from_dict(post.to_dict()).min_keep == min_keep
+    with pytest.raises(ValidationError, match="min_keep"):
+        post.min_keep = -1

@@ -51,6 +51,8 @@ def assert_same(remote: List[NodeWithScore], local: List[NodeWithScore]) -> None
         {"top_n": 2},
         {"top_n": 0},
         {"top_n": 3, "score_threshold": 0.5},
+        {"top_n": None, "score_threshold": 1.0, "min_keep": 2},
+        {"top_n": 1, "score_threshold": 1.0, "min_keep": 3},
         {"top_n": None, "keep_retrieval_score": True},
     ],
 )

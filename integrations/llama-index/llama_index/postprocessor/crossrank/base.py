@@ -35,8 +35,8 @@ class CrossRankRerank(BaseNodePostprocessor):
     loaded ``Reranker`` to share, e.g. with the LangChain compressor), or ``base_url`` (a running
     ``crossrank serve``, with ``api_key`` and ``timeout``; nothing is loaded here).
 
-    Nodes scoring below ``score_threshold`` (a sigmoid score in [0, 1]) are dropped, then the best
-    ``top_n`` kept (``0``: none, ``None``: all, as ``Reranker.rank(top_k=...)``). The result
+    Nodes scoring below ``score_threshold`` (a sigmoid score in [0, 1]) are dropped (never leaving
+    fewer than ``min_keep``), then the best ``top_n`` kept (``0``: none, ``None``: all, as ``Reranker.rank(top_k=...)``). The result
     holds *new* ``NodeWithScore`` objects: the caller's nodes and their metadata are never
     modified; metadata values that cannot be deep-copied (a lock, an open file) are shared.
     Fields are validated on assignment; those that choose the model are frozen.
@@ -68,6 +68,12 @@ class CrossRankRerank(BaseNodePostprocessor):
         le=1.0,
         description="Drop nodes whose normalized (sigmoid) score is below this, before top_n; "
         "None keeps them all.",
+    )
+    min_keep: int = Field(
+        default=0,
+        ge=0,
+        description="Keep at least this many nodes (the best) whatever score_threshold drops; "
+        "top_n still caps. 0 lets the threshold drop every node.",
     )
     keep_retrieval_score: bool = Field(
         default=False,
@@ -132,10 +138,11 @@ class CrossRankRerank(BaseNodePostprocessor):
         reranker: Optional[Reranker] = None,
         reranker_kwargs: Optional[Dict[str, Any]] = None,
         base_url: Optional[str] = None,
-        api_key: Optional[str] = None,
+        api_key: Union[str, SecretStr, None] = None,
         timeout: float = 60.0,
         top_n: Optional[int] = 3,
         score_threshold: Optional[float] = None,
+        min_keep: int = 0,
         keep_retrieval_score: bool = False,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         batch_size: Optional[int] = None,
@@ -145,6 +152,8 @@ class CrossRankRerank(BaseNodePostprocessor):
         dtype: Optional[str] = None,
         callback_manager: Optional[CallbackManager] = None,
     ) -> None:
+        if isinstance(api_key, SecretStr):  # from a pickled or copied postprocessor's fields
+            api_key = api_key.get_secret_value()
         load_options = {"max_length": max_length, "device": device, "use_fp16": use_fp16}
         load_options["dtype"] = dtype
         check_sources(model, reranker, reranker_kwargs, base_url, api_key, load_options)
@@ -158,6 +167,7 @@ class CrossRankRerank(BaseNodePostprocessor):
             timeout=timeout,
             top_n=top_n,
             score_threshold=score_threshold,
+            min_keep=min_keep,
             keep_retrieval_score=keep_retrieval_score,
             metadata_mode=metadata_mode,
             batch_size=batch_size,
@@ -244,7 +254,7 @@ class CrossRankRerank(BaseNodePostprocessor):
         return reranked
 
     def _selection(self) -> Dict[str, Any]:
-        return {"top_k": self.top_n, "threshold": self.score_threshold}
+        return {"top_k": self.top_n, "threshold": self.score_threshold, "min_keep": self.min_keep}
 
     @contextmanager
     def _reranking(
