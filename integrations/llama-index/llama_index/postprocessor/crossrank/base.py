@@ -5,23 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.postprocessor.crossrank.nodes import as_nodes, copy_node, require_query
 
 from crossrank import RankedDocument, Reranker
-from crossrank.sharing import (
-    RemoteReranker,
-    check_sources,
-    copy_shareable,
-    dtype_name,
-    resolve_reranker,
-)
+from crossrank.sharing import RemoteReranker, check_sources, dtype_name, resolve_reranker
 
 dispatcher = get_dispatcher(__name__)
 
@@ -208,7 +203,7 @@ class CrossRankRerank(BaseNodePostprocessor):
         nodes: List[NodeWithScore],
         query_bundle: Optional[QueryBundle] = None,
     ) -> List[NodeWithScore]:
-        nodes, query = _as_nodes(nodes), _query(query_bundle)
+        nodes, query = as_nodes(nodes), require_query(query_bundle)
         texts = [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
         with self._reranking(nodes, query) as reranked:
             if isinstance(self._scorer, Reranker):
@@ -243,10 +238,10 @@ class CrossRankRerank(BaseNodePostprocessor):
         nodes: List[NodeWithScore],
         query_bundle: Optional[QueryBundle] = None,
     ) -> List[NodeWithScore]:
-        nodes = _as_nodes(nodes)  # a generator is read here, not in the worker thread
+        nodes = as_nodes(nodes)  # a generator is read here, not in the worker thread
         if isinstance(self._scorer, Reranker):
             return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
-        query = _query(query_bundle)
+        query = require_query(query_bundle)
         texts = [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
         with self._reranking(nodes, query) as reranked:
             hits = await self._scorer.arank(query.query_str, texts, **self._selection())
@@ -290,47 +285,8 @@ class CrossRankRerank(BaseNodePostprocessor):
         reranked = []
         for hit in hits:
             item = nodes[hit.index]
-            node = _copy_node(item.node)
+            node = copy_node(item.node)
             if self.keep_retrieval_score:
                 node.metadata["retrieval_score"] = item.score
             reranked.append(NodeWithScore(node=node, score=hit.score))
         return reranked
-
-
-def _copy_node(node: BaseNode) -> BaseNode:
-    # A deep copy: later postprocessors may edit the node (text, metadata, exclusion lists) and
-    # none of that may reach the caller's node. What cannot be copied (a lock, an open file in the
-    # metadata) is shared instead of failing the whole rerank.
-    try:
-        return node.model_copy(deep=True)
-    except Exception:  # deepcopy raises whatever __reduce_ex__ raises
-        return node.model_copy(
-            update={name: copy_shareable(value) for name, value in node.__dict__.items()}
-        )
-
-
-def _as_nodes(nodes: Iterable[NodeWithScore]) -> List[NodeWithScore]:
-    # Materialised before any event: ReRankStartEvent would otherwise consume a generator.
-    if nodes is None or isinstance(nodes, (str, bytes, dict, NodeWithScore, BaseNode)):
-        raise TypeError(f"nodes must be an iterable of NodeWithScore, got {type(nodes).__name__}")
-    try:
-        # A list is passed on as is (never modified): events then carry the caller's own list.
-        items = nodes if isinstance(nodes, list) else list(nodes)
-    except TypeError:
-        raise TypeError(
-            f"nodes must be an iterable of NodeWithScore, got {type(nodes).__name__}"
-        ) from None
-    for i, item in enumerate(items):
-        if not isinstance(item, NodeWithScore):
-            hint = " (wrap it: NodeWithScore(node=node))" if isinstance(item, BaseNode) else ""
-            raise TypeError(f"nodes[{i}] is {type(item).__name__}, expected NodeWithScore{hint}")
-    return items
-
-
-def _query(query_bundle: Optional[QueryBundle]) -> QueryBundle:
-    if query_bundle is None:
-        raise ValueError(
-            "CrossRankRerank needs the query to rerank for: pass query_bundle=QueryBundle(...) "
-            "or query_str='...' to postprocess_nodes"
-        )
-    return query_bundle
