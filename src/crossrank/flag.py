@@ -20,7 +20,6 @@ and 5, without FlagEmbedding's dependencies). Return types follow FlagEmbedding 
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -102,10 +101,6 @@ def _instruct(template: str, instruction: str, text: str) -> str:
     return template.replace("\\n", "\n").format(instruction, text)
 
 
-def _per_call_lengths_supported() -> bool:
-    return "max_length" in inspect.signature(Reranker.compute_score).parameters
-
-
 class _FlagBase:
     """What FlagReranker and FlagLLMReranker share: devices, options, compute_score's plumbing."""
 
@@ -122,24 +117,15 @@ class _FlagBase:
         self.batch_size, self.max_length = batch_size, max_length
         self.query_max_length, self.normalize = query_max_length, normalize
         self._keep_unused_options(extra)
-        several = len(self.target_devices) > 1
-        device = self.target_devices if several else self.target_devices[0]
-        try:
-            self.reranker = Reranker(
-                model_name_or_path,
-                device=device,
-                batch_size=batch_size,
-                max_length=max_length,
-                query_max_length=query_max_length,
-                **core,
-            )
-        except (TypeError, ValueError) as error:
-            if several and "device" in str(error):
-                raise ValueError(
-                    f"devices={list(self.target_devices)!r}: this crossrank version runs one "
-                    "device per reranker; pass a single device (e.g. devices='cuda:0' or ['cpu'])"
-                ) from error
-            raise
+        several = len(self.target_devices) > 1  # one replica per device, in this process
+        self.reranker = Reranker(
+            model_name_or_path,
+            device=self.target_devices if several else self.target_devices[0],
+            batch_size=batch_size,
+            max_length=max_length,
+            query_max_length=query_max_length,
+            **core,
+        )
 
     def _keep_unused_options(self, extra: Dict[str, Any]) -> None:
         """FlagEmbedding keeps unknown keyword options as attributes and never reads them."""
@@ -219,17 +205,7 @@ class _FlagBase:
         max_length = self.max_length if max_length is None else max_length
         if query_max_length is None:
             query_max_length = self.query_max_length or max_length * 3 // 4
-        if _per_call_lengths_supported():
-            return {"max_length": max_length, "query_max_length": query_max_length}
-        if max_length == self.max_length and query_max_length == (
-            self.query_max_length or self.max_length * 3 // 4
-        ):
-            return {}  # the same as the constructor's: nothing to change
-        raise ValueError(
-            f"compute_score(max_length={max_length}, query_max_length={query_max_length}) differs "
-            "from the constructor's and this crossrank version sets lengths per reranker: pass "
-            f"them to {self._cls_name}(...)"
-        )
+        return {"max_length": max_length, "query_max_length": query_max_length}
 
 
 class FlagReranker(_FlagBase):
