@@ -94,11 +94,11 @@ def _by_index(pairs: List[Tuple[int, float]], n: int) -> List[float]:
 class Server:
     """A server subprocess on a free loopback port, stopped with SIGTERM."""
 
-    def __init__(self, name: str, command: List[str], port: int, health: str, log: Path):
+    def __init__(self, name, command: List[str], port: int, health: str, log: Path, env=None):
         self.name, self.port, self.health = name, port, health
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(log, "w")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self) -> None:
         import httpx
@@ -222,8 +222,10 @@ def infinity_server(model: str, args, log: Path) -> Server:
     port = free_port()
     exe = Path(args.infinity_venv) / "bin" / "infinity_emb"
     command = [str(exe), "v2", "--model-id", model, "--port", str(port), "--host", "127.0.0.1"]
-    command += ["--engine", "torch", "--device", "cpu", "--batch-size", "32"]
-    return Server("infinity", command, port, "/health", log)
+    command += ["--engine", "torch", "--device", "cpu", "--batch-size", "32", "--dtype", "float32"]
+    command += ["--no-bettertransformer", "--log-level", "warning"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", DO_NOT_TRACK="1", INFINITY_ANONYMOUS_USAGE_STATS="0")
+    return Server("infinity", command, port, "/health", log, env)
 
 
 def max_abs_diff(a: Dict[int, List[float]], b: Dict[int, List[float]]) -> Optional[float]:
