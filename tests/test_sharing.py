@@ -25,6 +25,7 @@ from crossrank.sharing import (
     copy_shareable,
     dtype_name,
     resolve_reranker,
+    split_reranker_kwargs,
 )
 
 pytest.importorskip("httpx", reason="the remote client needs httpx")
@@ -110,11 +111,6 @@ def test_default_model_when_nothing_is_given(monkeypatch):
             r"reranker_kwargs\['cache'\] is not a Reranker option; options: .*cache_size",
         ),
         (
-            {"reranker_kwargs": {"device": "cpu"}},
-            ValueError,
-            r"reranker_kwargs\['device'\]: pass device= directly",
-        ),
-        (
             {"reranker_kwargs": {"model": "m"}},
             ValueError,
             r"reranker_kwargs\['model'\]: pass the model as model=",
@@ -136,6 +132,20 @@ def test_bad_combinations_name_the_arguments(reranker, kwargs, error, message):
         check_sources(**kwargs, load_options=load)
     with pytest.raises(error, match=message):  # resolve_reranker applies the same rule first
         resolve_reranker(**kwargs, **load)
+
+
+def test_load_options_in_reranker_kwargs_are_accepted_once(bert_dir):
+    rest, merged = split_reranker_kwargs({"dtype": "bfloat16", "cache_size": 8}, {"device": "cpu"})
+    assert rest == {"cache_size": 8} and merged == {"device": "cpu", "dtype": "bfloat16"}
+    built = resolve_reranker(bert_dir, reranker_kwargs={"dtype": "bfloat16", "max_length": 64})
+    assert dtype_name(built) == "bfloat16" and built.max_length == 64
+    # the same value twice is harmless; two different values are an error naming both
+    assert split_reranker_kwargs({"device": "cpu"}, {"device": "cpu"})[1] == {"device": "cpu"}
+    with pytest.raises(
+        ValueError,
+        match=r"device is given twice, as device='cuda' and as reranker_kwargs\['device'\]='cpu'",
+    ):
+        resolve_reranker(bert_dir, reranker_kwargs={"device": "cpu"}, device="cuda")
 
 
 def test_base_url_gives_a_remote_reranker_and_loads_nothing(monkeypatch):

@@ -33,8 +33,8 @@ from .results import RankedDocument
 
 T = TypeVar("T")
 
-# Load options that the wrappers expose as fields of their own; every other Reranker option goes
-# through ``reranker_kwargs``, so each option has exactly one way in and a dump rebuilds the wrapper.
+# Load options that the wrappers expose as fields of their own; given in ``reranker_kwargs`` they
+# are moved to those fields (split_reranker_kwargs), so a wrapper's dump holds each option once.
 LOAD_OPTIONS = ("max_length", "device", "use_fp16", "dtype")
 API_KEY_ENV = "CROSSRANK_API_KEY"
 # Every keyword Reranker accepts, read once from its signature so new options need no change here.
@@ -109,11 +109,37 @@ def _check_reranker_option(key: Any) -> None:
         raise ValueError(
             "reranker_kwargs['model']: pass the model as model=, not in reranker_kwargs"
         )
-    if key in LOAD_OPTIONS:
-        raise ValueError(f"reranker_kwargs[{key!r}]: pass {key}= directly, not in reranker_kwargs")
     if key not in RERANKER_OPTIONS:
         options = ", ".join(n for n in RERANKER_OPTIONS if n not in ("model", *LOAD_OPTIONS))
         raise ValueError(f"reranker_kwargs[{key!r}] is not a Reranker option; options: {options}")
+
+
+def split_reranker_kwargs(
+    reranker_kwargs: Any, load_options: Mapping[str, Any]
+) -> Tuple[Any, Dict[str, Any]]:
+    """Move the load options found in ``reranker_kwargs`` (``dtype``, ``device``, ...) to
+    ``load_options``, so a wrapper keeps each option in one field and its dump rebuilds it.
+
+    The same option given both ways with different values is a ``ValueError`` naming both.
+
+    >>> split_reranker_kwargs({"dtype": "bfloat16", "cache_size": 8}, {"device": "cpu"})
+    ({'cache_size': 8}, {'device': 'cpu', 'dtype': 'bfloat16'})
+    """
+    merged = dict(load_options)
+    if not isinstance(reranker_kwargs, Mapping):
+        return reranker_kwargs, merged  # None, or a wrong type that check_sources reports
+    rest = {}
+    for key, value in reranker_kwargs.items():
+        if key not in LOAD_OPTIONS:
+            rest[key] = value
+        elif merged.get(key) is not None and merged[key] != value:
+            raise ValueError(
+                f"{key} is given twice, as {key}={merged[key]!r} and as "
+                f"reranker_kwargs[{key!r}]={value!r}; give it once"
+            )
+        else:
+            merged[key] = value
+    return rest, merged
 
 
 def resolve_reranker(
@@ -132,8 +158,8 @@ def resolve_reranker(
         model: hub id or local directory to load (default ``crossrank.DEFAULT_MODEL``); with
             ``base_url``, the model name sent to the server.
         reranker: a loaded ``Reranker`` to share.
-        reranker_kwargs: any other ``Reranker`` option (``backend``, ``quantize``, ``cache_size``,
-            ``long_documents``, ...), as LlamaIndex's ``cross_encoder_kwargs``.
+        reranker_kwargs: any ``Reranker`` option (``backend``, ``quantize``, ``cache_size``,
+            ``long_documents``, ``dtype``, ...), as LlamaIndex's ``cross_encoder_kwargs``.
         base_url, api_key, timeout: score on a crossrank server instead (``api_key`` defaults to
             the ``CROSSRANK_API_KEY`` environment variable; ``timeout`` in seconds).
         **load_options: ``max_length``, ``device``, ``use_fp16``, ``dtype``; ``None`` = default.
@@ -141,6 +167,7 @@ def resolve_reranker(
     >>> resolve_reranker("cross-encoder/ms-marco-MiniLM-L-6-v2", device="cpu")  # doctest: +SKIP
     Reranker('cross-encoder/ms-marco-MiniLM-L-6-v2', device='cpu', dtype='float32', max_length=512)
     """
+    reranker_kwargs, load_options = split_reranker_kwargs(reranker_kwargs, load_options)
     check_sources(model, reranker, reranker_kwargs, base_url, api_key, load_options)
     if reranker is not None:
         return reranker

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from crossrank import DEFAULT_MODEL, Reranker
-from crossrank.sharing import LOAD_OPTIONS, dtype_name, resolve_reranker
+from crossrank.sharing import LOAD_OPTIONS, dtype_name, resolve_reranker, split_reranker_kwargs
 
 
 class ModelSource(BaseModel):
@@ -64,6 +64,19 @@ class ModelSource(BaseModel):
     def _remote_options(self) -> Dict[str, Any]:
         """``base_url``/``api_key``/``timeout`` where the subclass scores remotely."""
         return {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_options_to_fields(cls, values: Any, info: ValidationInfo) -> Any:
+        # reranker_kwargs={"dtype": ...} sets the dtype field: each option lives in one place.
+        if info.field_name is not None or not isinstance(values, dict):
+            return values  # an assignment, or input pydantic will reject with its own error
+        if not values.get("reranker_kwargs"):
+            return values
+        given = {name: values.get(name) for name in LOAD_OPTIONS}
+        rest, merged = split_reranker_kwargs(values["reranker_kwargs"], given)
+        moved = {name: value for name, value in merged.items() if value is not None}
+        return {**values, **moved, "reranker_kwargs": rest or None}  # never the caller's dict
 
     def _load_options(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in LOAD_OPTIONS}

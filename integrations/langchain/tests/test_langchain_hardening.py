@@ -131,7 +131,10 @@ def test_reranker_kwargs_reach_the_reranker(bert_dir, documents):
     "kwargs, message",
     [
         ({"reranker_kwargs": {"no_such_option": 1}}, r"reranker_kwargs\['no_such_option'\] is not"),
-        ({"reranker_kwargs": {"device": "cpu"}}, r"reranker_kwargs\['device'\]: pass device="),
+        (
+            {"reranker_kwargs": {"dtype": "float32"}, "dtype": "bfloat16"},
+            r"dtype is given twice, as dtype='bfloat16' and as reranker_kwargs\['dtype'\]",
+        ),
         ({"reranker_kwargs": "backend=onnx"}, "reranker_kwargs"),
     ],
 )
@@ -160,3 +163,13 @@ def test_min_keep_is_passed_to_the_core(reranker, documents):
         assert [d.id for d in result] == [documents[h.index].id for h in expected]
     with pytest.raises(ValidationError, match="min_keep"):
         compressor.min_keep = -1
+
+
+def test_load_options_in_reranker_kwargs_land_in_their_fields(bert_dir):
+    options = {"dtype": "bfloat16", "cache_size": 4}
+    compressor = CrossRankRerank(model=bert_dir, max_length=128, reranker_kwargs=options)
+    assert options == {"dtype": "bfloat16", "cache_size": 4}  # the caller's dict is not changed
+    assert compressor.dtype == "bfloat16" and compressor.reranker_kwargs == {"cache_size": 4}
+    assert str(compressor.reranker.dtype) == "torch.bfloat16"
+    rebuilt = CrossRankRerank(**compressor.model_dump())
+    assert rebuilt.reranker.dtype == compressor.reranker.dtype

@@ -151,9 +151,9 @@ def test_reranker_kwargs_reach_the_reranker(cross_encoder_dir):
             r"reranker_kwargs\['no_such_option'\] is not",
         ),
         (
-            {"reranker_kwargs": {"dtype": "bfloat16"}},
+            {"reranker_kwargs": {"dtype": "bfloat16"}, "dtype": "float32"},
             ValueError,
-            r"reranker_kwargs\['dtype'\]: pass dtype=",
+            r"dtype is given twice, as dtype='float32' and as reranker_kwargs\['dtype'\]",
         ),
         ({"reranker_kwargs": ["backend"]}, TypeError, "reranker_kwargs must be a dict"),
     ],
@@ -181,3 +181,12 @@ def test_min_keep_is_passed_to_the_core(reranker):
         assert CrossRankRerank.from_dict(post.to_dict()).min_keep == min_keep
     with pytest.raises(ValidationError, match="min_keep"):
         post.min_keep = -1
+
+
+def test_load_options_in_reranker_kwargs_land_in_their_fields(cross_encoder_dir):
+    options = {"dtype": "bfloat16", "cache_size": 4}
+    post = CrossRankRerank(cross_encoder_dir, max_length=128, reranker_kwargs=options)
+    assert options == {"dtype": "bfloat16", "cache_size": 4}  # the caller's dict is not changed
+    assert post.dtype == "bfloat16" and post.reranker_kwargs == {"cache_size": 4}
+    rebuilt = CrossRankRerank.from_dict(post.to_dict())
+    assert rebuilt.reranker.dtype == post.reranker.dtype and rebuilt.dtype == "bfloat16"

@@ -16,7 +16,13 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.postprocessor.crossrank.nodes import as_nodes, copy_node, require_query
 
 from crossrank import RankedDocument, Reranker
-from crossrank.sharing import RemoteReranker, check_sources, dtype_name, resolve_reranker
+from crossrank.sharing import (
+    RemoteReranker,
+    check_sources,
+    dtype_name,
+    resolve_reranker,
+    split_reranker_kwargs,
+)
 
 dispatcher = get_dispatcher(__name__)
 
@@ -151,6 +157,10 @@ class CrossRankRerank(BaseNodePostprocessor):
             api_key = api_key.get_secret_value()
         load_options = {"max_length": max_length, "device": device, "use_fp16": use_fp16}
         load_options["dtype"] = dtype
+        # reranker_kwargs={"dtype": ...} sets the dtype field: each option lives in one place.
+        reranker_kwargs, load_options = split_reranker_kwargs(reranker_kwargs, load_options)
+        if isinstance(reranker_kwargs, dict):
+            reranker_kwargs = reranker_kwargs or None
         check_sources(model, reranker, reranker_kwargs, base_url, api_key, load_options)
         if base_url is not None and batch_size is not None:
             raise ValueError("batch_size is chosen by the server with base_url=; leave it None")
