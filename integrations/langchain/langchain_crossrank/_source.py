@@ -34,8 +34,9 @@ class ModelSource(BaseModel):
     reranker_kwargs: Optional[Dict[str, Any]] = Field(
         default=None,
         frozen=True,
-        description="Any other crossrank.Reranker option for the model loaded from ``model``: "
-        "backend, quantize, long_documents, cache_size, query_max_length, ...",
+        description="Any crossrank.Reranker option for the model loaded from ``model``: "
+        "backend, quantize, long_documents, cache_size, ...; load options given here (dtype, "
+        "device, max_length, use_fp16) move to their own fields.",
     )
     max_length: Optional[int] = Field(
         default=None, ge=16, frozen=True, description="Tokens per pair; None = 512."

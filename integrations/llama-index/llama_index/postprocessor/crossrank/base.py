@@ -110,8 +110,8 @@ class CrossRankRerank(BaseNodePostprocessor):
     reranker_kwargs: Optional[Dict[str, Any]] = Field(
         default=None,
         frozen=True,
-        description="Any other crossrank.Reranker option: backend, quantize, long_documents, "
-        "cache_size, query_max_length, ...",
+        description="Any crossrank.Reranker option: backend, quantize, long_documents, "
+        "cache_size, ...; load options given here (dtype, device, ...) move to their fields.",
     )
     base_url: Optional[str] = Field(
         default=None,
