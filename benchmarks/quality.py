@@ -42,6 +42,7 @@ def train_command(args, output: str) -> list:
         "--epochs", "3", "--lr", "5e-5", "--warmup-ratio", "0.1", "--seed", "42",
         "--eval-queries", "50", "--eval-every", "100", "--eval-top-n", "20",
         "--time-budget-minutes", str(args.train_minutes), "--budget-clock", args.budget_clock,
+        "--overwrite",  # retrains into the same runs/ folder on every benchmark run
     ]  # fmt: skip
 
 
