@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings, reranker_kwargs: Dict[str, Any]) -> int:
-    """Deploy on Ray Serve at --host:--port; block until SIGTERM/SIGINT, then shut Serve down."""
+    """Deploy on Ray Serve at --host:--port; on SIGTERM/SIGINT remove it and exit 0."""
     serve = _import_serve()
     import ray
 
@@ -138,24 +138,30 @@ def run(args: argparse.Namespace, settings, reranker_kwargs: Dict[str, Any]) -> 
         num_gpus_per_replica=args.gpus_per_replica,
         num_cpus_per_replica=args.cpus_per_replica,
     )
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
     if args.ray_address:
         ray.init(address=args.ray_address)
     else:  # a local Ray on the loopback, without the dashboard web server
         ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+    # After ray.init, which installs a native SIGTERM handler that aborts the process.
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
         serve.run(app, name="crossrank", route_prefix="/")
         print(
-            f"crossrank serve --ray: {args.replicas} replica(s) at http://{args.host}:{args.port}"
+            f"crossrank serve --ray: {args.replicas} replica(s) at http://{args.host}:{args.port}",
+            flush=True,
         )
-        stop.wait()
+        while not stop.wait(1.0):
+            pass
         return 0
     finally:
-        serve.shutdown()
+        if args.ray_address:  # a shared cluster: remove this app only, leave Serve and Ray up
+            serve.delete("crossrank")
+        else:
+            serve.shutdown()
         ray.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
