@@ -6,8 +6,9 @@ and 5, without FlagEmbedding's dependencies). Return types follow FlagEmbedding 
 
 - ``compute_score`` returns a ``list`` of floats, **also for a single pair** (a one-element list:
   FlagEmbedding 1.4 wraps one pair in a list and never unwraps it; its README comment showing a
-  bare float dates from earlier versions), and a ``numpy.ndarray`` when several ``devices`` are given (its
-  multi-process path concatenates arrays). An empty list gives ``[]`` (FlagEmbedding fails).
+  bare float dates from earlier versions), and a ``numpy.ndarray`` when several ``devices`` are
+  given (its multi-process path concatenates arrays). An empty list gives ``[]`` (FlagEmbedding
+  fails).
 - Options FlagEmbedding accepts but crossrank cannot honour without changing scores raise a
   ``ValueError`` naming the option; options FlagEmbedding stores without using (such as the
   README's ``passage_max_length``) are kept as attributes with a one-time warning naming them.
