@@ -148,6 +148,8 @@ def test_scoring_error_answers_the_request_and_the_worker_lives_on(reranker):
         assert failed.status_code == 500 and "RuntimeError" in failed.json()["message"]
         assert post(f"{url}/v1/rerank", body).status_code == 200
         assert metric(url, "crossrank_queue_pairs") == 0
+        text = httpx.get(f"{url}/metrics").text
+        assert 'crossrank_requests_total{route="/v1/rerank",status="500"} 1.0' in text
 
 
 def test_sigterm_finishes_accepted_requests_and_exits_0(bert_dir, reranker, tmp_path):

@@ -164,12 +164,20 @@ def create_app(reranker, settings: Optional[ServeSettings] = None, on_load_error
                 headers={"WWW-Authenticate": "Bearer"},
             )
         else:
-            response = await call_next(request)
-        state.metrics.requests.labels(route=route, status=str(response.status_code)).inc()
-        state.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
+            try:
+                response = await call_next(request)
+            except Exception:  # answered 500 by the outer handler; count it here
+                _observe(state, route, 500, started)
+                raise
+        _observe(state, route, response.status_code, started)
         return response
 
     return app
+
+
+def _observe(state: ServiceState, route: str, status: int, started: float) -> None:
+    state.metrics.requests.labels(route=route, status=str(status)).inc()
+    state.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
 
 
 def _authorized(header: Optional[str], key: str) -> bool:
