@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import threading
 import time
 from contextlib import asynccontextmanager
-from typing import Any, Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,9 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .batcher import Batcher, BatcherStopped, QueueFull, estimate_tokens
+from .batcher import BatcherStopped, QueueFull, estimate_tokens
 from .limits import BodyLimit, ServeError, error_body, validation_message
-from .metrics import Metrics
 from .schemas import (
     CohereV1Request,
     CohereV2Request,
@@ -34,91 +32,12 @@ from .schemas import (
     tei_response,
 )
 from .settings import ServeSettings
+from .state import ServiceState, not_ready
 
 logger = logging.getLogger("crossrank.serve")
 
 ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/health", "/info", "/metrics")
 OPEN_ROUTES = ("/health",)
-
-
-class ServiceState:
-    """The loaded reranker, its batcher, the limits and the metrics of one app."""
-
-    def __init__(self, reranker, settings: ServeSettings, on_load_error=None) -> None:
-        self.settings = settings
-        self.metrics = Metrics()
-        self.loader: Optional[Callable[[], Any]] = None
-        self.reranker = None
-        if hasattr(reranker, "rank_many"):
-            self.reranker = reranker
-        elif callable(reranker):
-            self.loader = reranker
-        else:
-            raise TypeError(
-                "reranker must be a Reranker (or anything with rank_many) or a function that "
-                f"returns one, got {type(reranker).__name__}"
-            )
-        self.batcher: Optional[Batcher] = None
-        self.load_error: Optional[str] = None
-        self.on_load_error = on_load_error
-        self._loading: Optional[threading.Thread] = None
-
-    def start(self) -> None:
-        if self.reranker is not None:
-            self._start_batcher()
-        else:  # load in the background: /health answers 503 meanwhile
-            self._loading = threading.Thread(target=self._load, name="crossrank-load", daemon=True)
-            self._loading.start()
-
-    def _load(self) -> None:
-        try:
-            self.reranker = self.loader()
-            self._start_batcher()
-            logger.info("model loaded: %s", getattr(self.reranker, "model_name", "?"))
-        except Exception as error:  # the service stays up and says why on /health
-            self.load_error = f"{type(error).__name__}: {error}"
-            logger.error("model failed to load: %s", self.load_error)
-            if self.on_load_error is not None:
-                self.on_load_error(error)
-
-    def _start_batcher(self) -> None:
-        s = self.settings
-        batcher = Batcher(
-            self.reranker, s.max_batch_tokens, s.max_wait_ms, s.max_queued_pairs, self.metrics
-        )
-        batcher.start()
-        self.batcher = batcher
-
-    def stop(self) -> None:
-        """Finish every accepted request, then end the worker."""
-        if self._loading is not None:
-            self._loading.join()
-        if self.batcher is not None:
-            self.batcher.stop()
-
-    @property
-    def model_name(self) -> str:
-        return str(getattr(self.reranker, "model_name", "unknown"))
-
-    def info(self) -> Dict[str, Any]:
-        rr = self.reranker
-        described = rr.info() if hasattr(rr, "info") else {}
-        info = {
-            "model": self.model_name,
-            "device": str(getattr(rr, "device", "")),
-            "dtype": str(getattr(rr, "dtype", "")).replace("torch.", ""),
-            "backend": getattr(rr, "backend", "torch"),
-            "quantize": getattr(rr, "quantize", None),
-            "max_length": getattr(rr, "max_length", None),
-            "long_documents": getattr(rr, "long_documents", None),
-        }
-        info.update({k: _plain(v) for k, v in described.items()})
-        info["limits"] = self.settings.public()
-        return info
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def create_app(reranker, settings: Optional[ServeSettings] = None, on_load_error=None) -> FastAPI:
@@ -229,7 +148,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             raise ServeError(422, str(error)) from None
         batcher = state.batcher
         if batcher is None:
-            raise ServeError(503, _not_ready(state), {"Retry-After": "5"})
+            raise ServeError(503, not_ready(state), {"Retry-After": "5"})
         try:
             future = batcher.submit(query, texts, normalize, max_doc_tokens)
         except QueueFull as error:
@@ -280,14 +199,14 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def health() -> JSONResponse:
         """200 once the model is loaded, 503 before (or if loading failed)."""
         if state.batcher is None:
-            return JSONResponse(error_body(_not_ready(state)), status_code=503)
+            return JSONResponse(error_body(not_ready(state)), status_code=503)
         return JSONResponse({"status": "ok", "model": state.model_name})
 
     @app.get("/info")
     async def info() -> JSONResponse:
         """Model, device, dtype, backend, max_length and the limits."""
         if state.reranker is None:
-            raise ServeError(503, _not_ready(state), {"Retry-After": "5"})
+            raise ServeError(503, not_ready(state), {"Retry-After": "5"})
         return JSONResponse(state.info())
 
     @app.get("/metrics")
@@ -295,12 +214,6 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         """Prometheus text exposition."""
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
-
-
-def _not_ready(state: ServiceState) -> str:
-    if state.load_error:
-        return f"the model failed to load: {state.load_error}"
-    return "the model is still loading"
 
 
 __all__ = ["create_app", "ServiceState"]

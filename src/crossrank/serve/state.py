@@ -1,0 +1,104 @@
+"""What one app holds: the reranker (loaded now or in the background), its batcher, limits, metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Dict, Optional
+
+from .batcher import Batcher
+from .metrics import Metrics
+from .settings import ServeSettings
+
+logger = logging.getLogger("crossrank.serve")
+
+
+class ServiceState:
+    """The loaded reranker, its batcher, the limits and the metrics of one app.
+
+    >>> ServiceState(reranker, ServeSettings()).model_name                # doctest: +SKIP
+    'BAAI/bge-reranker-base'
+    """
+
+    def __init__(self, reranker, settings: ServeSettings, on_load_error=None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.loader: Optional[Callable[[], Any]] = None
+        self.reranker = None
+        if hasattr(reranker, "rank_many"):
+            self.reranker = reranker
+        elif callable(reranker):
+            self.loader = reranker
+        else:
+            raise TypeError(
+                "reranker must be a Reranker (or anything with rank_many) or a function that "
+                f"returns one, got {type(reranker).__name__}"
+            )
+        self.batcher: Optional[Batcher] = None
+        self.load_error: Optional[str] = None
+        self.on_load_error = on_load_error
+        self._loading: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        if self.reranker is not None:
+            self._start_batcher()
+        else:  # load in the background: /health answers 503 meanwhile
+            self._loading = threading.Thread(target=self._load, name="crossrank-load", daemon=True)
+            self._loading.start()
+
+    def _load(self) -> None:
+        try:
+            self.reranker = self.loader()
+            self._start_batcher()
+            logger.info("model loaded: %s", getattr(self.reranker, "model_name", "?"))
+        except Exception as error:  # the service stays up and says why on /health
+            self.load_error = f"{type(error).__name__}: {error}"
+            logger.error("model failed to load: %s", self.load_error)
+            if self.on_load_error is not None:
+                self.on_load_error(error)
+
+    def _start_batcher(self) -> None:
+        s = self.settings
+        batcher = Batcher(
+            self.reranker, s.max_batch_tokens, s.max_wait_ms, s.max_queued_pairs, self.metrics
+        )
+        batcher.start()
+        self.batcher = batcher
+
+    def stop(self) -> None:
+        """Finish every accepted request, then end the worker."""
+        if self._loading is not None:
+            self._loading.join()
+        if self.batcher is not None:
+            self.batcher.stop()
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.reranker, "model_name", "unknown"))
+
+    def info(self) -> Dict[str, Any]:
+        rr = self.reranker
+        described = rr.info() if hasattr(rr, "info") else {}
+        info = {
+            "model": self.model_name,
+            "device": str(getattr(rr, "device", "")),
+            "dtype": str(getattr(rr, "dtype", "")).replace("torch.", ""),
+            "backend": getattr(rr, "backend", "torch"),
+            "quantize": getattr(rr, "quantize", None),
+            "max_length": getattr(rr, "max_length", None),
+            "long_documents": getattr(rr, "long_documents", None),
+        }
+        info.update({k: _plain(v) for k, v in described.items()})
+        info["limits"] = self.settings.public()
+        return info
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def not_ready(state: ServiceState) -> str:
+    """Why the service cannot score yet."""
+    if state.load_error:
+        return f"the model failed to load: {state.load_error}"
+    return "the model is still loading"
