@@ -66,6 +66,7 @@ def test_scores_and_row_order_equal_in_process(local_ray, bert_dir, rows, in_pro
     ds = ray.data.from_items(rows, override_num_blocks=8)
     out = rerank_dataset(ds, model=bert_dir, num_actors=2, batch_size=100, reranker_kwargs=OPTIONS)
     result = out.take_all()
+    assert not ds.context.execution_options.preserve_order  # the caller's dataset is untouched
     assert [r["n"] for r in result] == list(range(len(rows)))  # every row once, in input order
     assert [(r["qid"], r["query"], r["text"]) for r in result] == [
         (r["qid"], r["query"], r["text"]) for r in rows

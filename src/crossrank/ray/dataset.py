@@ -213,8 +213,7 @@ def rerank_dataset(
         num_gpus=num_gpus_per_actor or None,
         **(ray_remote_args or {}),
     )
-    # Ray Data may hand blocks back in completion order; ask for input order instead.
-    scored.context.execution_options.preserve_order = True
+    _preserve_order(scored)
     if not ranking:
         return scored
     ranked = scored.groupby(group_column or query_column).map_groups(
@@ -222,8 +221,18 @@ def rerank_dataset(
         fn_kwargs={"score_column": score_column, "rank_column": rank_column, "top_k": top_k},
         batch_format="pyarrow",
     )
-    ranked.context.execution_options.preserve_order = True
+    _preserve_order(ranked)
     return ranked
+
+
+def _preserve_order(ds) -> None:
+    """Ask Ray Data for blocks in input order (not completion order), for ``ds`` alone.
+
+    A derived Dataset shares its parent's context object; setting the option there would change
+    the caller's dataset too, so ``ds`` gets its own copy (no public setter exists for it).
+    """
+    ds._context = ds.context.copy()
+    ds._context.execution_options.preserve_order = True
 
 
 def _check_columns(
