@@ -183,7 +183,8 @@ def test_score_threshold_and_min_keep_on_every_route(server, reranker, route):
         ask(score_threshold=threshold, top_n=2), expected(reranker, threshold=threshold, top_k=2)
     )
     # min_keep: a threshold above every score still leaves the best min_keep
-    assert_same(ask(score_threshold=2.0, min_keep=2), expected(reranker, top_k=2))
+    assert_same(ask(score_threshold=2.0, min_keep=2), expected(reranker, threshold=2.0, min_keep=2))
+    assert len(ask(score_threshold=2.0, min_keep=2)) == 2
     assert ask(score_threshold=2.0) == []
 
 

@@ -161,10 +161,10 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         except BatcherStopped as error:
             raise ServeError(503, str(error)) from None
         try:
-            scores = await asyncio.wrap_future(future)
+            scores, logits = await asyncio.wrap_future(future)
         except (ValueError, TypeError) as error:
             raise ServeError(422, str(error)) from None
-        return scores, estimate_tokens(query, texts, batcher.max_pair_tokens)
+        return scores, logits, estimate_tokens(query, texts, batcher.max_pair_tokens)
 
     def headers() -> Dict[str, str]:
         return {"X-Crossrank-Model": state.model_name}
@@ -173,25 +173,27 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def rerank_v1(request: CohereV1Request) -> JSONResponse:
         """Cohere v1 / Jina rerank."""
         texts = request.texts()
-        scores, tokens = await score(request.query, texts, "documents")
-        order = select(scores, request.top_n, request.score_threshold, request.min_keep)
+        scores, logits, tokens = await score(request.query, texts, "documents")
+        order = select(scores, logits, request)
         body = cohere_v1_response(order, scores, texts, request, state.model_name, tokens)
         return JSONResponse(body, headers=headers())
 
     @app.post("/v2/rerank")
     async def rerank_v2(request: CohereV2Request) -> JSONResponse:
         """Cohere v2 rerank."""
-        scores, tokens = await score(
+        scores, logits, tokens = await score(
             request.query, request.texts(), "documents", True, request.max_tokens_per_doc
         )
-        order = select(scores, request.top_n, request.score_threshold, request.min_keep)
+        order = select(scores, logits, request)
         return JSONResponse(cohere_v2_response(order, scores, tokens), headers=headers())
 
     @app.post("/rerank")
     async def rerank_tei(request: TEIRequest) -> JSONResponse:
         """TEI rerank: a bare array, normalized scores unless ``raw_scores``."""
-        scores, _ = await score(request.query, request.texts, "texts", not request.raw_scores)
-        order = select(scores, request.top_n, request.score_threshold, request.min_keep)
+        scores, logits, _ = await score(
+            request.query, request.texts, "texts", not request.raw_scores
+        )
+        order = select(scores, logits, request)
         body = tei_response(order, scores, request.texts, request.return_text)
         return JSONResponse(body, headers=headers())
 

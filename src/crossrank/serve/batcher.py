@@ -41,6 +41,7 @@ class _Job:
     costs: List[int]
     future: concurrent.futures.Future
     scores: List[Optional[float]] = field(default_factory=list)
+    logits: List[Optional[float]] = field(default_factory=list)
     next: int = 0  # first document not yet taken by the worker
     scored: int = 0
 
@@ -52,8 +53,9 @@ class _Job:
 class Batcher:
     """Bounded queue + one scoring thread over a reranker's ``rank_many``.
 
-    ``submit`` is cheap and never blocks on the model: it returns a future of the documents' scores
-    in input order (normalized or raw as asked), or raises :class:`QueueFull`.
+    ``submit`` is cheap and never blocks on the model: it returns a future of the documents'
+    ``(scores, logits)`` in input order (scores normalized or raw as asked), or raises
+    :class:`QueueFull`.
 
     >>> batcher = Batcher(reranker, max_batch_tokens=16384, max_wait_ms=2, max_queued_pairs=8192)
     >>> batcher.start()                                                   # doctest: +SKIP
@@ -111,19 +113,20 @@ class Batcher:
         normalize: bool = True,
         max_doc_tokens: Optional[int] = None,
     ) -> concurrent.futures.Future:
-        """Queue one request; the future's result is its scores in input order.
+        """Queue one request; the future's result is ``(scores, logits)`` in input order.
 
         ``max_doc_tokens`` cuts each document to that many tokens first (Cohere's
         ``max_tokens_per_doc``); the served ``max_length`` applies in any case.
         """
         future: concurrent.futures.Future = concurrent.futures.Future()
         if not texts:
-            future.set_result([])
+            future.set_result(([], []))
             return future
         costs = pair_costs(query, texts, self.max_pair_tokens)
         job = _Job(
             query, list(texts), normalize, max_doc_tokens, costs, future, [None] * len(texts)
         )
+        job.logits = [None] * len(texts)
         with self._cond:
             if self._stopping:
                 raise BatcherStopped("the service is shutting down")
@@ -209,6 +212,7 @@ class Batcher:
                 for (job, start, _), hits in zip(group, ranked):
                     for hit in hits:
                         job.scores[start + hit.index] = hit.score
+                        job.logits[start + hit.index] = hit.logit
         except Exception as error:  # answer every affected request; the worker lives on
             logger.exception("scoring failed")
             self._fail({job for job, _, _ in pieces}, error)
@@ -221,7 +225,7 @@ class Batcher:
         for job, start, end in pieces:
             job.scored += end - start
             if job.scored == len(job.texts):
-                _resolve(job.future, result=job.scores)
+                _resolve(job.future, result=(job.scores, job.logits))
 
     def _cut(self, job: _Job, texts: List[str]) -> List[str]:
         """Each text cut after its first ``job.max_doc_tokens`` tokens, at a token boundary."""

@@ -35,6 +35,12 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     model.add_argument("--stride", type=int, default=128, help="maxp: tokens windows share")
     model.add_argument("--instruction", default=None, help="decoder LLM rerankers: the task")
     model.add_argument("--cache-size", type=int, default=0, help="scores to remember (LRU)")
+    model.add_argument(
+        "--calibration",
+        default=None,
+        help="'auto' (the model directory's calibration, from crossrank calibrate) or a JSON "
+        "file: scores become calibrated probabilities",
+    )
     limits = serve.add_argument_group("limits and batching")
     limits.add_argument("--max-documents", type=int, default=defaults.max_documents)
     limits.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
@@ -97,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         instruction=args.instruction,
         cache_size=args.cache_size,
+        calibration=args.calibration,
     )
     if getattr(args, "ray", False):
         from ..ray.deployment import run as run_on_ray_serve

@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
+from ..results import select as select_ranked
+
 
 class TextDocument(BaseModel):
     """A document given as an object, as Cohere v1 and Jina allow: ``{"text": ...}``."""
@@ -95,27 +97,25 @@ def check_texts(texts: Sequence[str], field: str) -> None:
         _check_text(text, f"{field}[{i}]")
 
 
-def select(
-    scores: Sequence[float],
-    top_n: Optional[int],
-    threshold: Optional[float],
-    min_keep: Optional[int],
-) -> List[int]:
-    """Indices best first (ties keep input order): threshold (never below min_keep), then top_n.
+def select(scores: Sequence[float], logits: Sequence[float], request: _Common) -> List[int]:
+    """Indices best first: the library's own selection (``crossrank.results.select``).
 
-    The same order and cut as ``Reranker.rank``, applied to scores the worker got from
-    ``rank_many`` for all documents (a request may have been scored in several chunks).
+    Ties on the score follow the raw logit, then input order; ``score_threshold`` drops results
+    below it but never below ``min_keep``; then ``top_n``. Applied to the scores the worker got
+    from ``rank_many`` for all documents (a request may have been scored in several chunks).
 
-    >>> select([0.2, 0.9, 0.4], top_n=None, threshold=0.3, min_keep=None)
-    [1, 2]
+    >>> select([0.2, 0.9, 0.4], [-1.4, 2.2, -0.4], CohereV1Request(query="q", documents=[]))
+    [1, 2, 0]
     """
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    if threshold is not None:
-        kept = [i for i in order if scores[i] >= threshold]
-        if min_keep and len(kept) < min_keep:
-            kept = order[:min_keep]
-        order = kept
-    return order if top_n is None else order[:top_n]
+    ranked = select_ranked(
+        scores,
+        [""] * len(scores),
+        top_k=getattr(request, "top_n", None),
+        threshold=request.score_threshold,
+        min_keep=request.min_keep or 0,
+        logits=logits,
+    )
+    return [hit.index for hit in ranked]
 
 
 def new_id() -> str:
