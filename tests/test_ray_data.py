@@ -126,6 +126,17 @@ def test_bad_row_stops_the_job_naming_column_and_row(local_ray, bert_dir):
         rerank_dataset(ds, model=bert_dir, reranker_kwargs=OPTIONS).take_all()
 
 
+def test_cli_bad_row_is_one_error_line_and_no_output(local_ray, bert_dir, tmp_path, capsys):
+    source, target = tmp_path / "bad.parquet", tmp_path / "out.parquet"
+    rows = [{"query": "q", "text": "t", "id": "a"}, {"query": "q", "text": None, "id": "b"}]
+    pq.write_table(pa.Table.from_pylist(rows), source)
+    argv = ["rerank-table", str(source), "-o", str(target), "--model", bert_dir]
+    assert main(argv + ["--max-length", str(MAX_LENGTH), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "crossrank: error: column 'text' must hold strings" in error and "'id': 'b'" in error
+    assert not target.exists() and not (tmp_path / "out.parquet.partial").exists()
+
+
 def test_argument_errors_before_any_work(local_ray, bert_dir):
     ds = ray.data.from_items([{"question": "q", "text": "t"}])
     with pytest.raises(ValueError, match=r"query_column='query' is not a column.*question"):

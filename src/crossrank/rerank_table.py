@@ -109,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
             group_column=args.group_column,
             top_k=args.top_k,
         )
-        rows = _write(scored, args.output, output_format)
+        try:
+            rows = _write(scored, args.output, output_format)
+        except ray.exceptions.RayError as error:
+            bad_row = _user_error(error)  # a bad row: one clear line, not Ray's traceback
+            if bad_row is None:
+                raise
+            raise bad_row from None
         summary = {
             "output": args.output,
             "rows": rows,
@@ -120,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _user_error(error: BaseException) -> Optional[ValueError]:
+    """The ValueError an actor raised (a bad row, a bad option), from Ray's wrapped traceback."""
+    lines = [line for line in str(error).splitlines() if line.startswith("ValueError: ")]
+    return ValueError(lines[-1][len("ValueError: ") :]) if lines else None
 
 
 def _read(ray, path: str, input_format: str, block_size: int):
