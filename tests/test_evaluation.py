@@ -22,6 +22,7 @@ from crossrank.evaluation import (  # noqa: E402
     evaluate,
     fuse,
     load_beir,
+    metrics_for,
     rerank,
 )
 
@@ -242,8 +243,11 @@ def test_evaluate_reranks_with_the_reranker_scores(tiny_beir, bert_dir):
             [[data.queries[query_id], data.doc_text(d)] for d in docs]
         )
         assert list(report.runs["rerank"][query_id].values()) == pytest.approx(expected, abs=1e-5)
-    assert report.results["rerank"] == compute_metrics(data.qrels, report.runs["rerank"])
-    assert report.results["bm25"] == compute_metrics(data.qrels, report.runs["bm25"])
+    # 5 candidates: recall at 5, named so (a run of 5 has no 100th document)
+    assert report.metrics == metrics_for(5) == ("nDCG@10", "R@10", "R@5", "RR@10")
+    for system in ("bm25", "rerank"):
+        expected = compute_metrics(data.qrels, report.runs[system], metrics_for(5))
+        assert report.results[system] == expected
 
 
 def test_rerank_changes_the_order_the_right_way(tiny_beir):
