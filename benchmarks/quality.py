@@ -23,7 +23,7 @@ import sys
 import time
 
 from crossrank import Reranker, testing
-from crossrank.evaluation import METRICS, compute_metrics, evaluate, fuse, load_beir
+from crossrank.evaluation import compute_metrics, evaluate, fuse, load_beir, metrics_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENSITIVITY = (0.3, 0.5, 0.7)  # fusion weights shown for information; the headline is fixed
@@ -101,7 +101,7 @@ def main() -> int:
         qrels = load_beir(os.path.join(args.data, name), "test").subset(args.max_queries).qrels
         sensitivity = {
             f"fused@{w:g}": compute_metrics(
-                qrels, fuse(report.runs["bm25"], report.runs["rerank"], w)
+                qrels, fuse(report.runs["bm25"], report.runs["rerank"], w), report.metrics
             )
             for w in SENSITIVITY
         }
@@ -112,6 +112,7 @@ def main() -> int:
         with open(os.path.join(args.runs, "quality.json"), "w", encoding="utf-8") as stream:
             json.dump(summary, stream, indent=1)
 
+    METRICS = metrics_for(args.top_n)  # R@top_n when under 100: the depth the runs have
     print("\n| dataset | system | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))
     for name, entry in summary["datasets"].items():
