@@ -109,4 +109,8 @@ def test_python_memory_of_scoring_does_not_grow_with_the_input(bert_dir):
             tracemalloc.stop()
 
     small, large = peak(512), peak(2048)
-    assert large < 1.5 * small, f"peak Python memory {large} B for 2048 pairs vs {small} B for 512"
+    # What a call must hold for every pair (its text tuple, its score, the list slots: ~200 B)
+    # grows with the input; token ids must not: one pair's 128 ids and types alone take ~900 B
+    # (array objects and their dict), so holding them all would add well over 400 B a pair.
+    per_pair = (large - small) / (2048 - 512)
+    assert per_pair < 400, f"peak Python memory {large} B for 2048 pairs vs {small} B for 512"

@@ -85,7 +85,9 @@ class Pipeline:
             return []
         # Identical pairs (hybrid retrieval returns duplicates) get one score, so equal texts
         # always tie exactly instead of differing in the last bits with their row in a batch.
-        distinct = list(dict.fromkeys(pairs))
+        unique = dict.fromkeys(pairs)
+        distinct = pairs if len(unique) == len(pairs) else list(unique)
+        del unique  # not held while scoring: memory stays bounded by the chunk
         chunk = max(CHUNK_BATCHES * request.batch_size, MIN_CHUNK)
         scores: List[float] = []
         with tqdm(
