@@ -79,7 +79,7 @@ def split_queries(
     """(fit, held-out) query ids: a seeded shuffle, ``held_out`` of them (at least one) measured.
 
     >>> split_queries(["a", "b", "c", "d"], 0.5, seed=0)
-    (['c', 'b'], ['a', 'd'])
+    (['b', 'd'], ['c', 'a'])
     """
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"--held-out must be between 0 and 1, got {held_out}")
