@@ -243,7 +243,7 @@ def export_dir(model_name: str) -> Path:
     local = Path(os.path.expanduser(model_name))
     if local.is_dir():
         beside = local / EXPORT_DIR_NAME
-        if _writable(beside):
+        if is_writable(beside):
             return beside
         name = os.fspath(local.resolve())
     else:
@@ -273,7 +273,8 @@ def model_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def _writable(directory: Path) -> bool:
+def is_writable(directory: Path) -> bool:
+    """True when files can be created in ``directory`` (made if missing)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / f".write-test-{os.getpid()}"
