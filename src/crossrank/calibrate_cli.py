@@ -16,16 +16,12 @@ import json
 import os
 import random
 from dataclasses import asdict, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from .calibration import (
-    CALIBRATION_FILE,
-    METHODS,
-    Calibration,
-    brier_score,
-    expected_calibration_error,
-)
-from .thresholds import suggest_threshold, threshold_table
+from .calibration_names import CALIBRATION_FILE, METHODS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .calibration import Calibration
 
 TABLE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 Scores = List[List[float]]  # per query, the raw logits of its candidates
@@ -116,6 +112,8 @@ def score_candidates(
 
 def measure(calibration: Calibration, logits: Scores, labels: Labels) -> Dict[str, object]:
     """ECE and Brier before (plain sigmoid) and after ``calibration`` on these queries."""
+    from .calibration import Calibration, brier_score, expected_calibration_error
+
     flat_logits = [x for q in logits for x in q]
     flat_labels = [y for q in labels for y in q]
     before = Calibration("sigmoid").probabilities(flat_logits)
@@ -132,6 +130,8 @@ def measure(calibration: Calibration, logits: Scores, labels: Labels) -> Dict[st
 
 
 def _rows(calibration: Calibration, logits: Scores, labels: Labels) -> List[dict]:
+    from .thresholds import threshold_table
+
     probabilities = [calibration.probabilities(q) if q else [] for q in logits]
     cuts = sorted(set(TABLE_THRESHOLDS) | {calibration.suggested_threshold or 0.5})
     return [asdict(row) for row in threshold_table(probabilities, labels, cuts)]
@@ -188,6 +188,8 @@ def _output_path(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``crossrank calibrate`` with parsed ``args``; prints the report, saves the JSON."""
+    from .calibration import Calibration  # numpy: imported to run, not to build --help
+
     target = args.target_precision
     if target is not None and not 0.0 < target <= 1.0:
         raise ValueError(f"--target-precision must be in (0, 1], got {target}")
@@ -239,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _suggest(calibration, per_query, query_ids, target) -> Optional[float]:
+    from .thresholds import suggest_threshold
+
     return suggest_threshold(
         [calibration.probabilities(per_query[q][0]) for q in query_ids],
         [per_query[q][1] for q in query_ids],

@@ -23,9 +23,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-CALIBRATION_FILE = "crossrank_calibration.json"
+from .calibration_names import CALIBRATION_FILE, METHODS
+
 FORMAT_VERSION = 1
-METHODS = ("platt", "isotonic", "sigmoid")  # "sigmoid": the plain sigmoid of the logit
 ECE_BINS = 15
 
 __all__ = [
