@@ -1,0 +1,63 @@
+"""An older crossrank tree vs this one, alternating, per contender: pairs/s, pairs per CPU-second.
+
+Each run is ``contenders.py`` in its own process with the tree on ``PYTHONPATH``; scores of the
+two trees are compared (a refactor must not move them).
+
+    git worktree add /tmp/wt-old d6c87d3 && python benchmarks/before_after.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from throughput import build_workload  # noqa: E402
+from workload import minilm_cross_encoder  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BEFORE = os.environ.get("BEFORE_SRC", "/tmp/wt-old/src")
+AFTER = os.path.join(os.path.dirname(HERE), "src")
+
+
+def main() -> None:
+    model = str(minilm_cross_encoder())
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "before_after_workload.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(build_workload(64, 2, 0), handle)
+    versions = {"before": BEFORE, "after": AFTER}
+    rows = {}
+    for round_ in range(2):
+        for contender in ("crossrank-torch", "crossrank-onnx"):
+            for label, src in versions.items():
+                env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="2")
+                command = [sys.executable, os.path.join(HERE, "contenders.py"), "--contender"]
+                command += [contender, "--model", model, "--workload", path, "--threads", "2"]
+                out = subprocess.run(command, capture_output=True, text=True, env=env)
+                if out.returncode:
+                    print(label, contender, "failed:", out.stderr[-400:])
+                    continue
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                per_cpu = result["pairs"] / result["cpu_seconds"]
+                best = rows.get((contender, label))
+                if best is None or per_cpu > best["per_cpu"]:
+                    rows[(contender, label)] = {
+                        "per_cpu": per_cpu,
+                        "pairs_s": result["pairs_per_s"],
+                        "scores": result["scores"],
+                    }
+                print(round_, contender, label, f"{per_cpu:.2f}", flush=True)
+    print("| contender | tree | pairs per CPU-s | pairs/s | max diff to before |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for (contender, label), row in rows.items():
+        reference = rows.get((contender, "before"), row)["scores"]
+        diff = max(abs(a - b) for a, b in zip(row["scores"], reference))
+        print(
+            f"| {contender} | {label} | {row['per_cpu']:.2f} | {row['pairs_s']:.2f} | {diff:.1e} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
