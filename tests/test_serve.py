@@ -5,9 +5,7 @@ Every route's scores and order must equal ``Reranker.rank`` on the same model an
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 import time
 
@@ -17,10 +15,10 @@ pytest.importorskip("fastapi", reason="crossrank[serve] is not installed")
 pytest.importorskip("uvicorn", reason="crossrank[serve] is not installed")
 httpx = pytest.importorskip("httpx", reason="the tests speak HTTP with httpx")
 
-import uvicorn  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.serve import ServeSettings, create_app  # noqa: E402
+from crossrank.testing import serving  # noqa: E402
 
 QUERY = "what is panda?"
 DOCS = [
@@ -33,26 +31,7 @@ DOCS = [
 ]
 
 
-@contextlib.contextmanager
-def running_server(app, timeout: float = 120.0):
-    """Serve ``app`` with uvicorn in a thread on a free 127.0.0.1 port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(60)
-        sock.close()
+running_server = serving  # uvicorn in a thread on a free loopback port (crossrank.testing)
 
 
 def wait_healthy(base_url: str, timeout: float = 120.0) -> None:

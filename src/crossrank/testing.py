@@ -10,9 +10,10 @@ none of them needs network access or committed weights. Needs only crossrank's o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 
@@ -214,3 +215,44 @@ def reference_scores(model_dir, pairs, max_length):
             logits = model(input_ids=torch.tensor([ids]), **extra).logits[0]
         scores.append(float(logits[0]) if logits.numel() == 1 else float(logits[1] - logits[0]))
     return scores
+
+
+@contextlib.contextmanager
+def serving(app, timeout: float = 120.0, healthy: bool = False) -> Iterator[str]:
+    """Serve an ASGI ``app`` (e.g. ``crossrank.serve.create_app(...)``) with uvicorn in a thread on
+    a free 127.0.0.1 port; yield its base URL. Start-up is bounded by ``timeout``; with
+    ``healthy=True`` it also waits until ``GET /health`` answers 200 (the model is loaded).
+
+    >>> with serving(create_app(reranker, ServeSettings()), healthy=True) as url:  # doctest: +SKIP
+    ...     httpx.post(f"{url}/rerank", json={"query": "q", "texts": ["a"]})
+    """
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    def up() -> bool:
+        if not server.started:
+            return False
+        return not healthy or httpx.get(f"{url}/health", timeout=5).status_code == 200
+
+    deadline = time.monotonic() + timeout
+    try:
+        while not up():
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the crossrank test server did not start")
+            time.sleep(0.02)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        sock.close()

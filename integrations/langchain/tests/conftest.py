@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
-
 import pytest
 from langchain_core.documents import Document
 
@@ -64,31 +59,7 @@ def server_url(reranker):
     pytest.importorskip("fastapi", reason="remote tests need a crossrank server: crossrank[serve]")
     pytest.importorskip("uvicorn", reason="remote tests need a crossrank server: crossrank[serve]")
     from crossrank.serve import ServeSettings, create_app
+    from crossrank.testing import serving
 
-    with serving(create_app(reranker, ServeSettings(api_key="test-key"))) as url:
+    with serving(create_app(reranker, ServeSettings(api_key="test-key")), healthy=True) as url:
         yield url
-
-
-@contextlib.contextmanager
-def serving(app, timeout: float = 120.0):
-    """Serve ``app`` on 127.0.0.1 until the block ends; start-up is bounded by ``timeout``."""
-    import httpx
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    deadline = time.monotonic() + timeout
-    while not (server.started and httpx.get(f"{url}/health", timeout=5).status_code == 200):
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the crossrank test server did not start")
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(60)
-        sock.close()
