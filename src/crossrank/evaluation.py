@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from .beir import BeirData, Qrels, Run, load_beir
 from .bm25 import BM25, require_extra
+from .fusion import fuse_scores
+from .inputs import check_fusion_weight
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reranker import Reranker
@@ -107,23 +109,26 @@ def rerank(
     return reranked
 
 
-def _min_max(scores: Dict[str, float]) -> Dict[str, float]:
-    low, high = min(scores.values()), max(scores.values())
-    span = high - low
-    return {d: (s - low) / span if span > 0 else 0.0 for d, s in scores.items()}
+def fuse(first_stage: Run, reranked: Run, weight: float, method: str = "minmax") -> Run:
+    """``weight × BM25 + (1 − weight) × reranker``, both min-max normalized per query.
 
-
-def fuse(first_stage: Run, reranked: Run, weight: float) -> Run:
-    """``weight × BM25 + (1 − weight) × reranker``, both min-max normalized per query."""
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"fuse weight must be in [0, 1], got {weight}")
+    The same fusion as ``Reranker.rank(first_stage_scores=..., fusion=method,
+    fusion_weight=weight)`` (:func:`crossrank.fusion.fuse_scores`) over the documents of
+    ``reranked``; ``method="rrf"`` for reciprocal-rank fusion.
+    """
+    weight = check_fusion_weight(weight, "fuse weight")
     fused: Run = {}
     for query_id, scores in reranked.items():
-        if not scores:
-            fused[query_id] = {}
-            continue
-        a, b = _min_max(first_stage[query_id]), _min_max(scores)
-        fused[query_id] = {d: weight * a[d] + (1.0 - weight) * b[d] for d in scores}
+        own = first_stage.get(query_id, {})
+        missing = [d for d in scores if d not in own]
+        if missing:
+            raise ValueError(
+                f"query {query_id!r}: document {missing[0]!r} is reranked but has no first-stage "
+                "score; fuse the run that was reranked"
+            )
+        doc_ids = list(scores)
+        values = fuse_scores([own[d] for d in doc_ids], list(scores.values()), method, weight)
+        fused[query_id] = dict(zip(doc_ids, values))
     return fused
 
 

@@ -202,14 +202,92 @@ def sequence_of_queries(queries: object, documents_per_query: object) -> Tuple[l
     return checked_queries, checked_documents
 
 
+# ---------------------------------------------------------------- fusion with a first stage
+
+FUSION_METHODS = ("minmax", "rrf")
+
+
+def check_fusion(fusion: object, name: str = "fusion") -> str:
+    """``"minmax"`` or ``"rrf"`` (see :mod:`crossrank.fusion`)."""
+    if not isinstance(fusion, str) or fusion not in FUSION_METHODS:
+        raise ArgumentError(
+            f"{name} must be one of {', '.join(map(repr, FUSION_METHODS))}, got {fusion!r:.40}"
+        )
+    return fusion
+
+
+def check_fusion_weight(weight: object, name: str = "fusion_weight") -> float:
+    """The first-stage score's weight: a number in [0, 1]."""
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise ArgumentError(f"{name} must be a number in [0, 1], got {type(weight).__name__}")
+    value = float(weight)
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise ArgumentError(
+            f"{name} must be in [0, 1] (the weight of the first-stage score; 0 keeps the "
+            f"reranker's order, 1 the retriever's), got {weight!r}"
+        )
+    return value
+
+
+def check_score(value: object, name: str) -> float:
+    """One finite number (a retriever's score); :class:`ArgumentError` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentError(f"{name} must be a number, got {type(value).__name__}")
+    score = float(value)
+    if not math.isfinite(score):
+        raise ArgumentError(f"{name} is {score}; pass finite scores")
+    return score
+
+
+def _as_argument_list(items: object, name: str, what: str) -> list:
+    try:
+        return as_list(items, name, what)
+    except TypeError as error:  # as ArgumentError, like every other fusion check
+        raise ArgumentError(str(error)) from None
+
+
+def check_first_stage_scores(
+    scores: object, count: int, name: str = "first_stage_scores"
+) -> List[float]:
+    """One finite score per document (``count`` of them), as a new list of floats."""
+    items = _as_argument_list(scores, name, "numbers (one score per document)")
+    if len(items) != count:
+        raise ArgumentError(
+            f"{name} has {len(items)} scores for {count} documents; pass the retriever's score "
+            "of each document, in the documents' order"
+        )
+    return [check_score(value, f"{name}[{i}]") for i, value in enumerate(items)]
+
+
+def check_first_stage_lists(
+    scores: object, counts: Sequence[int], name: str = "first_stage_scores"
+) -> List[List[float]]:
+    """``rank_many``'s first-stage scores: one list per query, each as long as its documents."""
+    lists = _as_argument_list(scores, name, "lists of numbers (one list per query)")
+    if len(lists) != len(counts):
+        raise ArgumentError(
+            f"{name} has {len(lists)} lists for {len(counts)} queries; pass one list of scores "
+            "per query"
+        )
+    return [
+        check_first_stage_scores(own, count, f"{name}[{i}]")
+        for i, (own, count) in enumerate(zip(lists, counts))
+    ]
+
+
 __all__: Sequence[str] = [
     "as_pairs",
     "check_batch_size",
     "check_documents",
+    "check_first_stage_lists",
+    "check_first_stage_scores",
+    "check_fusion",
+    "check_fusion_weight",
     "check_lengths",
     "check_min_keep",
     "check_normalize",
     "check_query",
+    "check_score",
     "check_threshold",
     "check_top_k",
     "sequence_of_queries",

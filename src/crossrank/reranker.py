@@ -12,10 +12,15 @@ from .cache import ScoreCache
 from .devices import DeviceLike, DTypeLike
 from .errors import warn_once
 from .families import detect_family
+from .fusion import rank_fused
 from .inputs import (
     as_pairs,
     check_batch_size,
     check_documents,
+    check_first_stage_lists,
+    check_first_stage_scores,
+    check_fusion,
+    check_fusion_weight,
     check_lengths,
     check_min_keep,
     check_normalize,
@@ -295,6 +300,9 @@ class Reranker:
         normalize: bool = True,
         batch_size: Optional[int] = None,
         min_keep: int = 0,
+        first_stage_scores: Optional[Sequence[float]] = None,
+        fusion: str = "minmax",
+        fusion_weight: float = 0.5,
     ) -> List[RankedDocument]:
         """Rerank ``documents`` for ``query``, best first.
 
@@ -303,13 +311,26 @@ class Reranker:
         ``min_keep`` documents; then ``top_k`` keeps the best ``top_k``. Ties on the score follow
         the raw logit, then input order.
 
+        With ``first_stage_scores`` (the retriever's score of each document, in order), results
+        are ordered by the reranker's logits fused with them (:mod:`crossrank.fusion`):
+        ``fusion="minmax"`` (weighted min-max) or ``"rrf"`` (reciprocal-rank fusion);
+        ``fusion_weight`` is the first-stage score's weight (0: the reranker's order, 1: the
+        retriever's). ``score`` is then the fused score in [0, 1] (``threshold`` applies to it),
+        ``rerank_score`` the reranker's own score and ``first_stage_score`` the one passed in.
+        Without ``first_stage_scores`` the fusion options are checked but change nothing.
+
         >>> hits = rr.rank("what is panda?", docs, top_k=3, threshold=0.5, min_keep=1)  # doctest: +SKIP
         >>> hits[0].index, hits[0].score, hits[0].logit, hits[0].text                   # doctest: +SKIP
+        >>> rr.rank("what is panda?", docs, first_stage_scores=bm25, fusion_weight=0.3)  # doctest: +SKIP
         """
         query = check_query(query)
         texts = check_documents(documents)
+        first_stage = None
+        if first_stage_scores is not None:
+            first_stage = [check_first_stage_scores(first_stage_scores, len(texts))]
+        fused = _fusion(first_stage, fusion, fusion_weight)
         return self._rank_lists(
-            [query], [texts], top_k, threshold, normalize, batch_size, min_keep
+            [query], [texts], top_k, threshold, normalize, batch_size, min_keep, fused
         )[0]
 
     def rank_many(
@@ -321,21 +342,33 @@ class Reranker:
         normalize: bool = True,
         batch_size: Optional[int] = None,
         min_keep: int = 0,
+        first_stage_scores: Optional[Sequence[Sequence[float]]] = None,
+        fusion: str = "minmax",
+        fusion_weight: float = 0.5,
     ) -> List[List[RankedDocument]]:
         """Rerank several queries' documents at once: ``result[i]`` equals ``rank(queries[i], ...)``.
 
         The pairs of all queries share the same length-sorted batches, so many small requests cost
         fewer forward passes than one ``rank`` call each; the server and Ray actors call this.
+        ``first_stage_scores`` holds one list of retriever scores per query (see :meth:`rank`).
 
         >>> rr.rank_many(["q1", "q2"], [["a", "b"], ["c"]], top_k=1)  # doctest: +SKIP
         [[RankedDocument(index=1, ...)], [RankedDocument(index=0, ...)]]
         """
         queries, texts = sequence_of_queries(queries, documents_per_query)
-        return self._rank_lists(queries, texts, top_k, threshold, normalize, batch_size, min_keep)
+        first_stage = None
+        if first_stage_scores is not None:
+            first_stage = check_first_stage_lists(first_stage_scores, [len(t) for t in texts])
+        fused = _fusion(first_stage, fusion, fusion_weight)
+        return self._rank_lists(
+            queries, texts, top_k, threshold, normalize, batch_size, min_keep, fused
+        )
 
     # ------------------------------------------------------------------ scoring
 
-    def _rank_lists(self, queries, texts, top_k, threshold, normalize, batch_size, min_keep):
+    def _rank_lists(
+        self, queries, texts, top_k, threshold, normalize, batch_size, min_keep, fused=None
+    ):
         top_k, threshold = check_top_k(top_k), check_threshold(threshold)
         min_keep, normalize = check_min_keep(min_keep), check_normalize(normalize)
         request = self._request(batch_size, None, None)
@@ -345,11 +378,17 @@ class Reranker:
         raw = self._raw_scores(pairs, request)
         scores = self._activate(raw) if normalize else raw
         results, start = [], 0
-        for own in texts:
+        for i, own in enumerate(texts):
             stop = start + len(own)
-            results.append(
-                select(scores[start:stop], own, top_k, threshold, min_keep, logits=raw[start:stop])
-            )
+            logits, own_scores = raw[start:stop], scores[start:stop]
+            if fused is None:
+                hits = select(own_scores, own, top_k, threshold, min_keep, logits)
+            else:
+                first, method, weight = fused
+                hits = rank_fused(
+                    own, logits, own_scores, first[i], method, weight, top_k, threshold, min_keep
+                )
+            results.append(hits)
             start = stop
         return results
 
@@ -387,6 +426,12 @@ class Reranker:
         if self._calibration is not None:
             return [float(p) for p in self._calibration.probabilities(raw)]
         return [sigmoid(s) for s in raw]
+
+
+def _fusion(first_stage, fusion, fusion_weight):
+    """``(scores per query, method, weight)``, every argument checked; None without scores."""
+    fusion, fusion_weight = check_fusion(fusion), check_fusion_weight(fusion_weight)
+    return None if first_stage is None else (first_stage, fusion, fusion_weight)
 
 
 def _share_cpu_threads(replicas: int) -> None:

@@ -13,14 +13,20 @@ from .inputs import check_min_keep, check_threshold, check_top_k
 class RankedDocument:
     """One reranked document: its position in the input, its score, its text and raw logit.
 
-    ``score`` is what ``rank`` returns (a probability-like score in (0, 1) by default; the raw
-    logit with ``normalize=False``); ``logit`` is always the raw model score.
+    ``score`` is what results are ordered and thresholded by: the reranker's score (in (0, 1) by
+    default; the raw logit with ``normalize=False``), or, when ``rank`` was given
+    ``first_stage_scores``, the fused score in [0, 1] (:mod:`crossrank.fusion`). ``logit`` is
+    always the raw model score. Only fused results set the last two fields:
+    ``rerank_score`` (the score ``rank`` would have returned without fusion) and
+    ``first_stage_score`` (the retriever's score as passed in); both are None otherwise.
     """
 
     index: int
     score: float
     text: str
     logit: Optional[float] = None
+    rerank_score: Optional[float] = None
+    first_stage_score: Optional[float] = None
 
 
 def sigmoid(x: float) -> float:

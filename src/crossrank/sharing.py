@@ -26,8 +26,18 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from .inputs import check_documents, check_min_keep, check_query, check_threshold, check_top_k
+from .inputs import (
+    check_documents,
+    check_fusion,
+    check_fusion_weight,
+    check_min_keep,
+    check_query,
+    check_threshold,
+    check_top_k,
+)
 from .loading import DEFAULT_MODEL
+from .remote_fusion import ROUTE as FUSED_ROUTE
+from .remote_fusion import FusedCall
 from .reranker import Reranker
 from .results import RankedDocument
 
@@ -223,6 +233,8 @@ class RemoteReranker:
     ``normalize=True``: the server applies the threshold, then ``top_k``, on sigmoid scores. No
     request is sent for no documents or ``top_k=0``. A server that is down, slow (``timeout``
     seconds) or answers anything but 200 raises :class:`RemoteRerankError` naming the URL.
+    ``first_stage_scores``/``fusion``/``fusion_weight`` fuse client-side, on the server's raw
+    logits, as ``Reranker.rank`` does (:mod:`crossrank.remote_fusion`).
 
     Example:
         >>> remote = RemoteReranker("http://127.0.0.1:8080", api_key="secret")  # doctest: +SKIP
@@ -246,6 +258,7 @@ class RemoteReranker:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/v1/rerank"
+        self.fused_url = f"{self.base_url}{FUSED_ROUTE}"
         self.model_name = None if model is None else os.fspath(model)
         self.timeout = float(timeout)
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -264,16 +277,21 @@ class RemoteReranker:
         top_k: Optional[int] = None,
         threshold: Optional[float] = None,
         min_keep: Optional[int] = None,
+        first_stage_scores: Optional[List[float]] = None,
+        fusion: str = "minmax",
+        fusion_weight: float = 0.5,
     ) -> List[RankedDocument]:
         """Rerank ``documents`` for ``query`` on the server, best first (see the class docs)."""
-        documents, body = self._body(query, documents, top_k, threshold, min_keep)
+        url, body, finish = self._prepare(
+            query, documents, top_k, threshold, min_keep, first_stage_scores, fusion, fusion_weight
+        )
         if body is None:
             return []
         try:
-            response = self._client.post(self.url, json=body)
+            response = self._client.post(url, json=body)
         except _httpx().HTTPError as exc:
-            raise self._unreachable(exc) from exc
-        return self._results(response, documents)
+            raise self._unreachable(exc, url) from exc
+        return finish(response)
 
     async def arank(
         self,
@@ -282,22 +300,40 @@ class RemoteReranker:
         top_k: Optional[int] = None,
         threshold: Optional[float] = None,
         min_keep: Optional[int] = None,
+        first_stage_scores: Optional[List[float]] = None,
+        fusion: str = "minmax",
+        fusion_weight: float = 0.5,
     ) -> List[RankedDocument]:
         """Like :meth:`rank`, awaiting the answer without blocking the event loop."""
         httpx = _httpx()
-        documents, body = self._body(query, documents, top_k, threshold, min_keep)
+        url, body, finish = self._prepare(
+            query, documents, top_k, threshold, min_keep, first_stage_scores, fusion, fusion_weight
+        )
         if body is None:
             return []
         try:
             async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as client:
-                response = await client.post(self.url, json=body)
+                response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
-        return self._results(response, documents)
+            raise self._unreachable(exc, url) from exc
+        return finish(response)
 
     def close(self) -> None:
         """Close the pooled connections of the sync client."""
         self._client.close()
+
+    def _prepare(self, query, documents, top_k, threshold, min_keep, first_stage, fusion, weight):
+        """``(url, body, finish)``: where to send what (body None: nothing to ask), and the reader
+        of the answer. With ``first_stage`` the server's raw logits are fused here."""
+        if first_stage is not None:
+            call = FusedCall.create(
+                query, documents, first_stage, fusion, weight, top_k, threshold, min_keep
+            )
+            body = call.body(self.model_name)
+            return self.fused_url, body, lambda response: self._fused_results(response, call)
+        check_fusion(fusion), check_fusion_weight(weight)  # checked as Reranker.rank does
+        documents, body = self._body(query, documents, top_k, threshold, min_keep)
+        return self.url, body, lambda response: self._results(response, documents)
 
     def _body(self, query, documents, top_k, threshold, min_keep) -> Tuple[List[str], Any]:
         # The core's own checks: both scorers reject the same arguments with the same words,
@@ -318,15 +354,29 @@ class RemoteReranker:
         body.update({key: value for key, value in optional.items() if value is not None})
         return documents, body
 
-    def _unreachable(self, exc: Exception) -> RemoteRerankError:
+    def _unreachable(self, exc: Exception, url: Optional[str] = None) -> RemoteRerankError:
+        url = url or self.url
         if isinstance(exc, _httpx().TimeoutException):
-            message = f"the crossrank server at {self.url} did not answer within {self.timeout:g} s"
+            message = f"the crossrank server at {url} did not answer within {self.timeout:g} s"
         else:
             message = (
-                f"cannot reach the crossrank server at {self.url} ({type(exc).__name__}: {exc}); "
+                f"cannot reach the crossrank server at {url} ({type(exc).__name__}: {exc}); "
                 "is `crossrank serve` running there?"
             )
-        return RemoteRerankError(message, self.url)
+        return RemoteRerankError(message, url)
+
+    def _fused_results(self, response: Any, call: FusedCall) -> List[RankedDocument]:
+        url, status = self.fused_url, response.status_code
+        if status != 200:
+            raise RemoteRerankError(self._refusal(response, url), url, status)
+        try:
+            return call.results(response.json())
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise RemoteRerankError(
+                f"the server at {url} did not answer like a crossrank /rerank: {exc!r:.200}",
+                url,
+                status,
+            ) from None
 
     def _results(self, response: Any, documents: List[str]) -> List[RankedDocument]:
         status = response.status_code
@@ -355,14 +405,14 @@ class RemoteReranker:
             ) from None
         return hits
 
-    def _refusal(self, response: Any) -> str:
+    def _refusal(self, response: Any, url: Optional[str] = None) -> str:
         try:
             payload = response.json()
             detail = payload.get("message") or payload.get("detail") or payload
         except ValueError:
             detail = response.text
         status = f"{response.status_code} {response.reason_phrase}".strip()
-        message = f"the crossrank server at {self.url} answered {status}: {str(detail):.300}"
+        message = f"the crossrank server at {url or self.url} answered {status}: {str(detail):.300}"
         if response.status_code == 429:
             retry = response.headers.get("Retry-After")
             message += f" (it is busy{f'; retry after {retry} s' if retry else ''})"
