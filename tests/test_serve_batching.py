@@ -100,6 +100,11 @@ def test_full_queue_answers_429_and_never_drops_an_accepted_request(reranker):
             assert refused.status_code == 429
             assert refused.headers["retry-after"] == "3"
             assert "max_queued_pairs" in refused.json()["message"]
+            assert "error_type" not in refused.json()  # TEI's keys on the TEI route only
+            tei = post(f"{url}/rerank", {"query": "q", "texts": DOCS})
+            assert tei.status_code == 429 and tei.headers["retry-after"] == "3"
+            assert tei.json()["error_type"] == "Overloaded"
+            assert "max_queued_pairs" in tei.json()["error"] == tei.json()["message"]
             gated.gate.set()
             response = accepted.result(timeout=WAIT_S)
         assert response.status_code == 200

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import BatcherStopped, QueueFull, estimate_tokens
-from .limits import BodyLimit, ServeError, error_body, validation_message
+from .limits import BodyLimit, ServeError, error_body, error_response, validation_message
 from .schemas import (
     CohereV1Request,
     CohereV2Request,
@@ -35,6 +35,12 @@ from .settings import ServeSettings
 from .state import ServiceState, not_ready
 
 logger = logging.getLogger("crossrank.serve")
+
+# TEI (>= 1.9) without "truncate" in the request: its server default --auto-truncate, true
+TEI_AUTO_TRUNCATE = True
+# TEI's status for a validation error (an input over max_length with truncate false); TEI <= 1.8
+# answered 413, TEI 1.9 changed it to 422 ("Fix HTTP error code for validation", #818)
+TOO_LONG_STATUS = 422
 
 ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/health", "/info", "/metrics")
 OPEN_ROUTES = ("/health",)
@@ -77,9 +83,10 @@ def create_app(reranker, settings: Optional[ServeSettings] = None, on_load_error
             and path not in OPEN_ROUTES
             and not _authorized(request.headers.get("authorization"), settings.api_key)
         ):
-            response: Response = JSONResponse(
-                error_body("missing or wrong API key: send 'Authorization: Bearer <key>'"),
-                status_code=401,
+            response: Response = error_response(
+                request.scope,
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         else:
@@ -111,24 +118,22 @@ def _add_handlers(app: FastAPI, state: ServiceState) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
         message, detail = validation_message(error.errors())
-        return JSONResponse(error_body(message, detail), status_code=422)
+        return error_response(request.scope, 422, message, detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        return JSONResponse(
-            error_body(str(error.detail)), status_code=error.status_code, headers=error.headers
+        return error_response(
+            request.scope, error.status_code, str(error.detail), headers=error.headers
         )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception):
         logger.exception("request failed", exc_info=error)
-        return JSONResponse(error_body(f"internal error: {type(error).__name__}"), status_code=500)
+        return error_response(request.scope, 500, f"internal error: {type(error).__name__}")
 
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, error: ServeError):
-        return JSONResponse(
-            error_body(error.message), status_code=error.status, headers=error.headers
-        )
+        return error_response(request.scope, error.status, error.message, headers=error.headers)
 
 
 def _add_routes(app: FastAPI, state: ServiceState) -> None:
@@ -138,6 +143,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         field: str,
         normalize: bool = True,
         max_doc_tokens: Optional[int] = None,
+        truncate: bool = True,
     ):
         limit = state.settings.max_documents
         if len(texts) > limit:
@@ -149,6 +155,10 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         batcher = state.batcher
         if batcher is None:
             raise ServeError(503, not_ready(state), {"Retry-After": "5"})
+        if not truncate:  # tokenizing is work: off the event loop
+            too_long = await run_in_threadpool(state.too_long, query, texts, field)
+            if too_long is not None:
+                raise ServeError(TOO_LONG_STATUS, too_long.message())
         try:
             future = batcher.submit(query, texts, normalize, max_doc_tokens)
         except QueueFull as error:
@@ -189,9 +199,14 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.post("/rerank")
     async def rerank_tei(request: TEIRequest) -> JSONResponse:
-        """TEI rerank: a bare array, normalized scores unless ``raw_scores``."""
+        """TEI rerank: a bare array, normalized scores unless ``raw_scores``.
+
+        ``truncate`` false: a pair the served max_length would cut is a 422 (as TEI >= 1.9);
+        left out: cut to fit, as TEI's default ``--auto-truncate``.
+        """
+        truncate = TEI_AUTO_TRUNCATE if request.truncate is None else request.truncate
         scores, logits, _ = await score(
-            request.query, request.texts, "texts", not request.raw_scores
+            request.query, request.texts, "texts", not request.raw_scores, truncate=truncate
         )
         order = select(scores, logits, request)
         body = tei_response(order, scores, request.texts, request.return_text)

@@ -1,12 +1,13 @@
 """Error bodies every client can read, the request-body size limit, and validation messages.
 
 Errors carry ``message`` (read by the Cohere SDK) and ``detail`` (read by Jina clients and FastAPI
-users), and name the field at fault.
+users), and name the field at fault. On the TEI route (``/rerank``) they also carry TEI's
+``error`` (the same message) and ``error_type`` (``"Validation"``, ``"Overloaded"``, ...).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,9 +21,53 @@ class ServeError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
-def error_body(message: str, detail: Any = None) -> Dict[str, Any]:
-    """``{"message": ..., "detail": ...}``; ``detail`` repeats the message unless given."""
-    return {"message": message, "detail": message if detail is None else detail}
+TEI_ROUTE = "/rerank"
+# TEI's ErrorType names; TEI itself answers 401 with no body, so "Unauthorized" is crossrank's
+_TEI_ERROR_TYPES = {401: "Unauthorized", 429: "Overloaded", 503: "Unhealthy"}
+
+
+def error_body(
+    message: str, detail: Any = None, tei_status: Optional[int] = None
+) -> Dict[str, Any]:
+    """``{"message": ..., "detail": ...}``; ``detail`` repeats the message unless given.
+
+    With ``tei_status`` (an error of the TEI route) also TEI's ``error`` and ``error_type``.
+
+    >>> error_body("busy", tei_status=429)
+    {'message': 'busy', 'detail': 'busy', 'error': 'busy', 'error_type': 'Overloaded'}
+    """
+    body = {"message": message, "detail": message if detail is None else detail}
+    if tei_status is not None:
+        body["error"] = message
+        body["error_type"] = tei_error_type(tei_status)
+    return body
+
+
+def tei_error_type(status: int) -> str:
+    """TEI's ``error_type`` for an HTTP status: 4xx ``Validation`` unless named, 5xx ``Backend``."""
+    return _TEI_ERROR_TYPES.get(status, "Backend" if status >= 500 else "Validation")
+
+
+def is_tei_route(scope: Mapping[str, Any]) -> bool:
+    """Whether a request (its ASGI scope) is for the TEI route, under any mount prefix."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path == TEI_ROUTE
+
+
+def error_response(
+    scope: Mapping[str, Any],
+    status: int,
+    message: str,
+    detail: Any = None,
+    headers: Optional[Dict[str, str]] = None,
+) -> JSONResponse:
+    """The JSON error answer, with TEI's keys on the TEI route."""
+    tei_status = status if is_tei_route(scope) else None
+    return JSONResponse(
+        error_body(message, detail, tei_status), status_code=status, headers=headers
+    )
 
 
 def validation_message(errors: Sequence[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
@@ -81,7 +126,7 @@ class BodyLimit:
             bytes(body).decode("utf-8")
         except UnicodeDecodeError as error:
             message = f"body: the request body is not valid UTF-8 (byte {error.start})"
-            return await JSONResponse(error_body(message), status_code=400)(scope, receive, send)
+            return await error_response(scope, 400, message)(scope, receive, send)
         replayed = False
 
         async def replay() -> Message:
@@ -95,4 +140,4 @@ class BodyLimit:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"body: the request body is over the {self.limit}-byte limit (max_body_bytes)"
-        await JSONResponse(error_body(message), status_code=413)(scope, receive, send)
+        await error_response(scope, 413, message)(scope, receive, send)

@@ -82,7 +82,8 @@ class TEIRequest(_Common):
     texts: List[str]
     raw_scores: StrictBool = False
     return_text: StrictBool = False
-    truncate: Optional[StrictBool] = None  # crossrank always truncates to the served max_length
+    # false: a pair over max_length is a 422 naming its tokens; left out: true (TEI --auto-truncate)
+    truncate: Optional[StrictBool] = None
     truncation_direction: Literal["Right", "right"] = "Right"
     top_n: Optional[StrictInt] = Field(None, ge=0)  # crossrank extension; TEI returns all
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from .batcher import Batcher
+from .lengths import LengthCheck, TooLong
+from .limits import ServeError
 from .metrics import Metrics
 from .settings import ServeSettings
 
@@ -38,6 +40,8 @@ class ServiceState:
         self.load_error: Optional[str] = None
         self.on_load_error = on_load_error
         self._loading: Optional[threading.Thread] = None
+        self._lengths: Optional[LengthCheck] = None
+        self._lengths_lock = threading.Lock()
 
     def start(self) -> None:
         if self.reranker is not None:
@@ -71,6 +75,19 @@ class ServiceState:
             self._loading.join()
         if self.batcher is not None:
             self.batcher.stop()
+
+    def too_long(self, query: str, texts: Sequence[str], field: str) -> Optional[TooLong]:
+        """The query or first text that scoring would cut (TEI's ``truncate: false``), or None.
+
+        Tokenizes: call it off the event loop. The checker is built on first use.
+        """
+        with self._lengths_lock:
+            if self._lengths is None:
+                try:
+                    self._lengths = LengthCheck(self.reranker)
+                except ValueError as error:
+                    raise ServeError(422, f"truncate: {error}") from None
+        return self._lengths.check(query, texts, field)
 
     @property
     def model_name(self) -> str:
