@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import Field, SecretStr, model_validator
 
 from crossrank import RankedDocument, Reranker
+from crossrank.inputs import check_score
 from crossrank.sharing import copy_shareable
 
 from ._source import ModelSource
@@ -33,6 +34,13 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
     ``top_n=0`` returns no documents and ``None`` keeps all, as ``Reranker.rank(top_k=...)``.
     Fields are checked on assignment too.
 
+    Fusion: with ``fusion="minmax"`` or ``"rrf"``, each document's retriever score (its
+    ``metadata[score_key]``, a number; a document without it is an error naming the key) is fused
+    with the reranker's as ``Reranker.rank(first_stage_scores=...)`` does, ``fusion_weight`` being
+    the retriever's weight. ``relevance_score`` is then the fused score in [0, 1] (the threshold
+    applies to it) and ``metadata["rerank_score"]`` the reranker's own. With ``base_url`` the
+    server's raw scores are fused here, with the same result.
+
     Example:
         .. code-block:: python
 
@@ -47,6 +55,9 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
             )
             docs = retriever.invoke("What do giant pandas eat?")
             docs[0].metadata["relevance_score"]  # 0.99...
+
+            # fused with the retriever's score, kept by the retriever in metadata["score"]
+            fused = CrossRankRerank(model="BAAI/bge-reranker-base", fusion="minmax")
     """
 
     top_n: Optional[int] = Field(
@@ -70,6 +81,22 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
         ge=1,
         description="Pairs per batch for the longest pairs; None uses the Reranker's own (32). "
         "Not used with base_url (the server batches).",
+    )
+    fusion: Optional[Literal["minmax", "rrf"]] = Field(
+        default=None,
+        description='Fuse with the retriever\'s score: "minmax" (weighted min-max) or "rrf" '
+        "(reciprocal-rank fusion); None reranks on the reranker's score alone.",
+    )
+    fusion_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="With fusion: the weight of the retriever's score (0: the reranker's order, "
+        "1: the retriever's).",
+    )
+    score_key: str = Field(
+        default="score",
+        description="With fusion: the metadata key holding each document's retriever score.",
     )
     base_url: Optional[str] = Field(
         default=None,
@@ -123,10 +150,11 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
         """
         docs = _as_documents(documents)
         texts = [doc.page_content for doc in docs]
+        options = self._options(docs)
         if isinstance(self._scorer, Reranker):
-            hits = self._scorer.rank(query, texts, batch_size=self.batch_size, **self._selection())
+            hits = self._scorer.rank(query, texts, batch_size=self.batch_size, **options)
         else:
-            hits = self._scorer.rank(query, texts, **self._selection())
+            hits = self._scorer.rank(query, texts, **options)
         return _rescored(docs, hits)
 
     async def acompress_documents(
@@ -145,13 +173,34 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
         docs = _as_documents(documents)  # materialised here: a generator must not cross threads
         if isinstance(self._scorer, Reranker):
             return await asyncio.to_thread(self.compress_documents, docs, query, callbacks)
-        hits = await self._scorer.arank(
-            query, [doc.page_content for doc in docs], **self._selection()
-        )
+        options = self._options(docs)
+        hits = await self._scorer.arank(query, [doc.page_content for doc in docs], **options)
         return _rescored(docs, hits)
 
-    def _selection(self) -> Dict[str, Any]:
-        return {"top_k": self.top_n, "threshold": self.score_threshold, "min_keep": self.min_keep}
+    def _options(self, docs: List[Document]) -> Dict[str, Any]:
+        """``rank``'s selection options, and the fusion options with the retriever's scores."""
+        options = {
+            "top_k": self.top_n,
+            "threshold": self.score_threshold,
+            "min_keep": self.min_keep,
+        }
+        if self.fusion is not None:
+            options.update(
+                first_stage_scores=[self._first_stage(doc, i) for i, doc in enumerate(docs)],
+                fusion=self.fusion,
+                fusion_weight=self.fusion_weight,
+            )
+        return options
+
+    def _first_stage(self, doc: Document, i: int) -> float:
+        key = self.score_key
+        if key not in doc.metadata:
+            raise ValueError(
+                f"documents[{i}].metadata has no {key!r}: fusion={self.fusion!r} needs each "
+                f"document's retriever score there; set score_key= to the key your retriever "
+                "uses, or fusion=None"
+            )
+        return check_score(doc.metadata[key], f"documents[{i}].metadata[{key!r}]")
 
 
 def _as_documents(documents: Iterable[Document]) -> List[Document]:
@@ -176,12 +225,14 @@ def _as_documents(documents: Iterable[Document]) -> List[Document]:
 
 
 def _rescored(documents: List[Document], hits: List[RankedDocument]) -> List[Document]:
-    return [_with_score(documents[hit.index], hit.score) for hit in hits]
+    return [_with_score(documents[hit.index], hit) for hit in hits]
 
 
-def _with_score(document: Document, score: float) -> Document:
+def _with_score(document: Document, hit: RankedDocument) -> Document:
     # A deep copy: nested metadata values (lists, dicts) must not be shared with the caller's;
     # values that cannot be copied (locks, files) are shared rather than failing the call.
     metadata = copy_shareable(document.metadata)
-    metadata["relevance_score"] = score
+    metadata["relevance_score"] = hit.score
+    if hit.rerank_score is not None:  # fused: the reranker's own score beside the fused one
+        metadata["rerank_score"] = hit.rerank_score
     return document.model_copy(update={"metadata": metadata})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Literal, Optional, Union
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
@@ -16,6 +16,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.postprocessor.crossrank.nodes import as_nodes, copy_node, require_query
 
 from crossrank import RankedDocument, Reranker
+from crossrank.inputs import check_score
 from crossrank.sharing import (
     RemoteReranker,
     check_sources,
@@ -42,6 +43,13 @@ class CrossRankRerank(BaseNodePostprocessor):
     modified; metadata values that cannot be deep-copied (a lock, an open file) are shared.
     Fields are validated on assignment; those that choose the model are frozen.
 
+    Fusion: with ``fusion="minmax"`` or ``"rrf"`` each node's retriever score
+    (``NodeWithScore.score``; a node without one is an error) is fused with the reranker's as
+    ``Reranker.rank(first_stage_scores=...)`` does, ``fusion_weight`` being the retriever's
+    weight. The returned ``score`` is then the fused score in [0, 1] (``score_threshold`` applies
+    to it); ``keep_retrieval_score=True`` keeps the retriever's. With ``base_url`` the server's raw
+    scores are fused here, with the same result.
+
     Example:
         .. code-block:: python
 
@@ -52,6 +60,9 @@ class CrossRankRerank(BaseNodePostprocessor):
             engine = index.as_query_engine(similarity_top_k=50, node_postprocessors=[post])
             response = engine.query("What do giant pandas eat?")
             response.source_nodes[0].score  # 0.99...
+
+            # fused with the retriever's similarity, the retriever weighing 0.3
+            post = CrossRankRerank(model="BAAI/bge-reranker-base", fusion="minmax", fusion_weight=0.3)
     """
 
     model: Optional[str] = Field(
@@ -79,6 +90,18 @@ class CrossRankRerank(BaseNodePostprocessor):
     keep_retrieval_score: bool = Field(
         default=False,
         description="Store the retriever's score in the new node's metadata[\"retrieval_score\"].",
+    )
+    fusion: Optional[Literal["minmax", "rrf"]] = Field(
+        default=None,
+        description='Fuse with the retriever\'s score (NodeWithScore.score): "minmax" (weighted '
+        'min-max) or "rrf" (reciprocal-rank fusion); None ranks on the reranker\'s score alone.',
+    )
+    fusion_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="With fusion: the weight of the retriever's score (0: the reranker's order, "
+        "1: the retriever's).",
     )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED,
@@ -145,6 +168,8 @@ class CrossRankRerank(BaseNodePostprocessor):
         score_threshold: Optional[float] = None,
         min_keep: int = 0,
         keep_retrieval_score: bool = False,
+        fusion: Optional[str] = None,
+        fusion_weight: float = 0.5,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         batch_size: Optional[int] = None,
         max_length: Optional[int] = None,
@@ -174,6 +199,8 @@ class CrossRankRerank(BaseNodePostprocessor):
             score_threshold=score_threshold,
             min_keep=min_keep,
             keep_retrieval_score=keep_retrieval_score,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
             metadata_mode=metadata_mode,
             batch_size=batch_size,
             callback_manager=callback_manager or CallbackManager(),
@@ -215,13 +242,14 @@ class CrossRankRerank(BaseNodePostprocessor):
     ) -> List[NodeWithScore]:
         nodes, query = as_nodes(nodes), require_query(query_bundle)
         texts = [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
+        options = self._options(nodes)
         with self._reranking(nodes, query) as reranked:
             if isinstance(self._scorer, Reranker):
                 hits = self._scorer.rank(
-                    query.query_str, texts, **self._selection(), batch_size=self.batch_size
+                    query.query_str, texts, **options, batch_size=self.batch_size
                 )
             else:
-                hits = self._scorer.rank(query.query_str, texts, **self._selection())
+                hits = self._scorer.rank(query.query_str, texts, **options)
             reranked.extend(self._rescored(nodes, hits))
         return reranked
 
@@ -253,13 +281,34 @@ class CrossRankRerank(BaseNodePostprocessor):
             return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
         query = require_query(query_bundle)
         texts = [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
+        options = self._options(nodes)
         with self._reranking(nodes, query) as reranked:
-            hits = await self._scorer.arank(query.query_str, texts, **self._selection())
+            hits = await self._scorer.arank(query.query_str, texts, **options)
             reranked.extend(self._rescored(nodes, hits))
         return reranked
 
-    def _selection(self) -> Dict[str, Any]:
-        return {"top_k": self.top_n, "threshold": self.score_threshold, "min_keep": self.min_keep}
+    def _options(self, nodes: List[NodeWithScore]) -> Dict[str, Any]:
+        """``rank``'s selection options, and the fusion options with the retriever's scores."""
+        options = {
+            "top_k": self.top_n,
+            "threshold": self.score_threshold,
+            "min_keep": self.min_keep,
+        }
+        if self.fusion is not None:
+            options.update(
+                first_stage_scores=[self._first_stage(item, i) for i, item in enumerate(nodes)],
+                fusion=self.fusion,
+                fusion_weight=self.fusion_weight,
+            )
+        return options
+
+    def _first_stage(self, item: NodeWithScore, i: int) -> float:
+        if item.score is None:
+            raise ValueError(
+                f"nodes[{i}].score is None: fusion={self.fusion!r} needs each node's retriever "
+                "score; rerank nodes straight from a retriever, or set fusion=None"
+            )
+        return check_score(item.score, f"nodes[{i}].score")
 
     @contextmanager
     def _reranking(
