@@ -7,6 +7,7 @@ while the padded size of every batch stays below what the longest batch costs.
 
 from __future__ import annotations
 
+from array import array
 from typing import Dict, List, Sequence
 
 import torch
@@ -56,28 +57,49 @@ def restore_order(
 
 
 def collate(
-    features: Sequence[Dict[str, List[int]]],
+    features: Sequence[Dict[str, Sequence[int]]],
     pad_token_id: int,
     padding_side: str = "right",
 ) -> Dict[str, torch.Tensor]:
     """Pad a batch of encoded pairs to its longest member and stack it into tensors.
 
-    Each feature holds ``input_ids`` and optionally ``token_type_ids``; the attention mask is built
-    here. ``padding_side="left"`` suits decoder models that read the last position.
+    Each feature holds ``input_ids`` and optionally ``token_type_ids`` (lists, or compact
+    ``array.array`` rows, which are copied as whole buffers); the attention mask is built here.
+    ``padding_side="left"`` suits decoder models that read the last position.
     """
-    width = max(len(f["input_ids"]) for f in features)
-    with_types = "token_type_ids" in features[0]
+    lengths = torch.tensor([len(f["input_ids"]) for f in features], dtype=torch.long)
+    width = int(lengths.max())
+    positions = torch.arange(width)
+    if padding_side == "right":
+        mask = positions < lengths[:, None]
+    else:
+        mask = positions >= (width - lengths)[:, None]
+    # The kept positions, row by row, are the features' tokens one after another.
     ids = torch.full((len(features), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(features), width), dtype=torch.long)
-    types = torch.zeros((len(features), width), dtype=torch.long) if with_types else None
-    for row, feature in enumerate(features):
-        n = len(feature["input_ids"])
-        span = slice(0, n) if padding_side == "right" else slice(width - n, width)
-        ids[row, span] = torch.tensor(feature["input_ids"], dtype=torch.long)
-        mask[row, span] = 1
-        if types is not None:
-            types[row, span] = torch.tensor(feature["token_type_ids"], dtype=torch.long)
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if types is not None:
+    ids.masked_scatter_(mask, _concatenated(features, "input_ids"))  # ids[mask] = … is ~100× slower
+    batch = {"input_ids": ids, "attention_mask": mask.long()}
+    if "token_type_ids" in features[0]:
+        types = torch.zeros((len(features), width), dtype=torch.long)
+        types.masked_scatter_(mask, _concatenated(features, "token_type_ids"))
         batch["token_type_ids"] = types
     return batch
+
+
+# array typecodes of signed integers → the torch dtype of that item size
+_SIGNED = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _concatenated(features: Sequence[Dict[str, Sequence[int]]], key: str) -> torch.Tensor:
+    """``features[i][key]`` one after another as one int64 tensor.
+
+    Compact arrays are joined buffer to buffer and read without a Python int per token
+    (``torch.tensor`` on an array walks it item by item).
+    """
+    first = features[0][key]
+    if isinstance(first, array) and first.typecode in "bhilq":
+        flat = array(first.typecode)
+        for feature in features:
+            flat.extend(feature[key])  # same typecode: a memory copy; a list: item by item
+        if len(flat):
+            return torch.frombuffer(flat, dtype=_SIGNED[flat.itemsize]).long()
+    return torch.tensor([t for f in features for t in f[key]], dtype=torch.long)
