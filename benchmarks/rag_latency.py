@@ -38,12 +38,16 @@ CONTENDERS: Dict[str, dict] = {
     "torch-bf16": {"dtype": "bfloat16"},
     "onnx": {"backend": "onnx"},
     "onnx-int8": {"backend": "onnx", "quantize": "int8"},
+    "openvino": {"backend": "openvino"},
+    "openvino-bf16": {"backend": "openvino", "dtype": "bfloat16"},
 }
 LABELS = {
     "torch": "torch fp32",
     "torch-bf16": "torch bf16",
     "onnx": "ONNX fp32",
     "onnx-int8": "ONNX int8",
+    "openvino": "OpenVINO fp32",
+    "openvino-bf16": "OpenVINO bf16 (f32 on CPUs without it)",
 }
 REFERENCE = "torch"
 PASSAGE_TOKENS = 200

@@ -19,7 +19,9 @@ from .errors import ArgumentError
 from .inputs import check_count, check_lengths
 from .windows import LONG_DOCUMENT_MODES
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
+# What each CPU-only backend computes in (int8 is asked with quantize=, not dtype=)
+_CPU_BACKEND_DTYPES = {"onnx": (torch.float32,), "openvino": (torch.float32, torch.bfloat16)}
 QUANTIZATIONS = (None, "int8")
 PROMPT_FORMATS = ("qwen3", "bge")
 
@@ -99,7 +101,7 @@ class Settings:
 
     def _check_backend(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be 'torch' or 'onnx', got {self.backend!r}")
+            raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino', got {self.backend!r}")
         if self.quantize not in QUANTIZATIONS:
             raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
         if self.quantize is not None and self.backend != "onnx":
@@ -107,17 +109,14 @@ class Settings:
                 f"quantize={self.quantize!r} needs backend='onnx' (pip install crossrank[onnx]); "
                 "the torch backend runs the model as loaded"
             )
-        if self.backend == "onnx":
+        if self.backend in _CPU_BACKEND_DTYPES:
             if self.device.type != "cpu":
                 raise ValueError(
-                    f"backend='onnx' runs on CPU (onnxruntime's CPUExecutionProvider), got "
-                    f"device={str(self.device)!r}; use device='cpu' or backend='torch'"
+                    f"backend={self.backend!r} runs on CPU, got device={str(self.device)!r}; "
+                    "use device='cpu' or backend='torch'"
                 )
-            if self.dtype != torch.float32:
-                raise ValueError(
-                    "backend='onnx' runs float32 (or int8 with quantize='int8'), got "
-                    f"dtype={dtype_name(self.dtype)!r}"
-                )
+            if self.dtype not in _CPU_BACKEND_DTYPES[self.backend]:
+                raise ValueError(_cpu_dtype_message(self.backend, dtype_name(self.dtype)))
 
     @classmethod
     def create(
@@ -153,16 +152,15 @@ class Settings:
             return one.replace(devices=resolved)
         if use_fp16 is not None and not isinstance(use_fp16, bool):
             raise TypeError(f"use_fp16 must be True, False or None, got {use_fp16!r}")
-        if backend == "onnx":
-            # ONNX Runtime runs on CPU in float32: "auto" means CPU, anything else is refused.
-            if dtype is not None and parse_dtype(dtype) != torch.float32:
-                raise ValueError(
-                    f"backend='onnx' runs float32 (or int8 with quantize='int8'), got dtype={dtype!r}"
-                )
+        if backend in _CPU_BACKEND_DTYPES:
+            # ONNX Runtime and OpenVINO run on CPU: "auto" means CPU, anything else is refused.
+            chosen = torch.float32 if dtype is None else parse_dtype(dtype)
+            if chosen not in _CPU_BACKEND_DTYPES[backend]:
+                raise ValueError(_cpu_dtype_message(backend, repr(dtype)))
             if device is None or device == "auto":
                 device = "cpu"
             resolved = resolve_device(device)
-            return cls(model, resolved, torch.float32, backend=backend, **options)
+            return cls(model, resolved, chosen, backend=backend, **options)
         resolved = resolve_device(device)
         return cls(
             model, resolved, choose_dtype(resolved, use_fp16, dtype), backend=backend, **options
@@ -193,6 +191,12 @@ class Settings:
             self.long_documents,
             self.stride,
         )
+
+
+def _cpu_dtype_message(backend: str, got: str) -> str:
+    if backend == "onnx":
+        return f"backend='onnx' runs float32 (or int8 with quantize='int8'), got dtype={got}"
+    return f"backend='openvino' runs float32 or bfloat16, got dtype={got}"
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -1,4 +1,4 @@
-"""Runtimes that compute logits for a padded batch: torch and ONNX Runtime.
+"""Runtimes that compute logits for a padded batch: torch, ONNX Runtime and OpenVINO.
 
 A backend is chosen once, when the reranker is built, as an object with one call surface,
 ``logits(batch) -> Tensor (rows, k)``; the pipeline never asks which one it has.
@@ -49,13 +49,21 @@ def build_backends(settings, family, checkpoint, on_dtype_change=None) -> List[B
     from .torch import TorchBackend
 
     family.check_backend(settings.backend)
+    if settings.backend == "openvino":
+        from .openvino import require_openvino
+
+        require_openvino()  # before the weights load: a missing extra fails fast
     model = load_weights(checkpoint, family.auto_class(), settings.show_progress_bar)
-    if settings.backend == "onnx":
+    if settings.backend in ("onnx", "openvino"):
         from .onnx import OnnxModel, onnx_file
 
         encoder = family.encoder(settings.max_length, settings.query_max_length)
         path = onnx_file(model, encoder, settings.model, settings.quantize, family.pad_token_id)
-        model.to("meta")  # the session holds its own copy; keep the config, drop the weights
+        model.to("meta")  # the runtime holds its own copy; keep the config, drop the weights
+        if settings.backend == "openvino":
+            from .openvino import OpenVinoBackend, OpenVinoModel
+
+            return [OpenVinoBackend(OpenVinoModel(path, settings.dtype), model, settings.dtype)]
         return [OnnxBackend(OnnxModel(path), model)]
     backends: List[Backend] = []
     for index, device in enumerate(settings.devices):

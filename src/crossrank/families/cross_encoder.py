@@ -139,12 +139,13 @@ class PairEncoder:
 class CrossEncoderFamily(ModelFamily):
     """``*ForSequenceClassification`` cross-encoders: ``[CLS] q [SEP] p [SEP]``, a 1- or 2-logit head.
 
-    Runs on torch and ONNX Runtime. The head size is checked from the config, before the weights load.
+    Runs on torch, ONNX Runtime and OpenVINO. The head size is checked from the config, before
+    the weights load.
     """
 
     name = "cross-encoder"
     padding_side = "right"
-    backends = ("torch", "onnx")
+    backends = ("torch", "onnx", "openvino")
 
     def __init__(self, tokenizer, config, model_name: str) -> None:
         super().__init__(tokenizer, config, model_name)
