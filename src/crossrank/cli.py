@@ -145,7 +145,14 @@ def _add_eval_parser(commands) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from .train_config import CLOCKS, LOSSES, TrainConfig  # no torch: --help stays fast
+    from .train_config import (  # no torch: --help stays fast
+        CLOCKS,
+        DISTILL_LOSSES,
+        KEEPS,
+        LOSSES,
+        SELECT_METRICS,
+        TrainConfig,
+    )
 
     defaults = TrainConfig("", "", "")
     train = commands.add_parser(
@@ -197,6 +204,53 @@ def _add_train_parser(commands) -> None:
     )
     train.add_argument(
         "--overwrite", action="store_true", help="delete what --output holds before training"
+    )
+    train.add_argument(
+        "--teacher",
+        default=None,
+        metavar="MODEL",
+        help="distill from this reranker's raw scores (any model crossrank loads)",
+    )
+    train.add_argument("--distill-loss", choices=DISTILL_LOSSES, default=defaults.distill_loss)
+    train.add_argument(
+        "--distill-weight",
+        type=float,
+        default=defaults.distill_weight,
+        metavar="W",
+        help="loss = (1 - W) x label loss + W x distillation loss (default 1: teacher only)",
+    )
+    train.add_argument(
+        "--distill-temperature",
+        type=float,
+        default=defaults.distill_temperature,
+        metavar="T",
+        help="kl: softmax temperature of both sides (default 1)",
+    )
+    train.add_argument(
+        "--keep",
+        choices=KEEPS,
+        default=defaults.keep,
+        help="save the weights of the best held-out evaluation (default) or the last step's",
+    )
+    train.add_argument(
+        "--select-metric",
+        choices=SELECT_METRICS,
+        default=defaults.select_metric,
+        help="held-out nDCG@10 that picks the best: the model alone (default) or fused with BM25",
+    )
+    train.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N held-out evaluations without improvement (default: never)",
+    )
+    train.add_argument(
+        "--early-stopping-min-delta",
+        type=float,
+        default=defaults.early_stopping_min_delta,
+        metavar="D",
+        help="an improvement must exceed this (default 0)",
     )
 
 
@@ -291,6 +345,14 @@ def _train(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         resume=args.resume,
         overwrite=args.overwrite,
+        teacher=args.teacher,
+        distill_loss=args.distill_loss,
+        distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
+        keep=args.keep,
+        select_metric=args.select_metric,
+        early_stopping_patience=args.early_stopping_patience,
+        early_stopping_min_delta=args.early_stopping_min_delta,
     )
     result = train(config)
     summary = {
@@ -300,6 +362,8 @@ def _train(args: argparse.Namespace) -> int:
         "cpu_minutes": round(result.cpu_seconds / 60, 2),
         "stopped_by": result.stopped_by,
         "held_out_nDCG@10": result.evals[-1] if result.evals else None,
+        "best": result.best,
+        "kept_step": result.kept_step,
     }
     if result.resumed_from:
         summary["resumed_from"] = result.resumed_from

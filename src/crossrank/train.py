@@ -2,10 +2,13 @@
 
 Positives come from the qrels; negatives are BM25 hard negatives (positives excluded). Each step
 takes ``queries_per_step`` (query, positive) examples with ``negatives`` negatives each and
-minimizes a listwise softmax cross-entropy (positive first among 1 + k) or binary cross-entropy.
-AdamW, linear warm-up and decay, seeded. The result is a standard ``*ForSequenceClassification``
-checkpoint (``save_pretrained``) that crossrank, sentence-transformers and FlagEmbedding load.
-Needs the ``eval`` extra (BM25 for the negatives and the held-out evaluation).
+minimizes a listwise softmax cross-entropy (positive first among 1 + k) or binary cross-entropy,
+optionally mixed with distillation from a teacher reranker (:mod:`crossrank.distill`). AdamW,
+linear warm-up and decay, seeded. The weights of the best held-out evaluation are kept (or the last;
+:mod:`crossrank.train_select`, also early stopping). The result is a standard
+``*ForSequenceClassification`` checkpoint (``save_pretrained``) that crossrank,
+sentence-transformers and FlagEmbedding load. Needs the ``eval`` extra (BM25 for the negatives and
+the held-out evaluation).
 
 >>> from crossrank.train import TrainConfig, train
 >>> result = train(TrainConfig("all-MiniLM-L6-v2", "data/scifact", "runs/minilm-scifact"))  # doctest: +SKIP
@@ -22,7 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +37,7 @@ from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
 from .families.cross_encoder import CrossEncoderFamily, PairEncoder
 from .pipeline import Pipeline, Request
 from .train_config import TrainConfig
+from .train_select import Selection
 
 
 @dataclass
@@ -44,12 +48,15 @@ class TrainResult:
     steps: int
     seconds: float  # wall clock
     cpu_seconds: float  # process CPU time / torch threads
-    stopped_by: str  # "schedule" or "time_budget"
+    stopped_by: str  # "schedule", "time_budget" or "early_stopping"
     losses: List[float]
     evals: List[Dict[str, float]]
     model: object = field(default=None, repr=False)
     tokenizer: object = field(default=None, repr=False)
     resumed_from: int = 0  # the checkpoint's step when the run was resumed, else 0
+    best_step: Optional[int] = None  # the best held-out evaluation's step (None: no held-out)
+    best: Optional[Dict[str, float]] = None  # that evaluation
+    kept_step: int = 0  # the step whose weights were saved (best_step with keep="best")
 
 
 class _Examples:
@@ -138,6 +145,14 @@ def _evaluate(model, encoder, pad_id, data: BeirData, run, step: int) -> Dict[st
     return {"step": step, **{k: round(v, 4) for k, v in ndcg.items()}}
 
 
+def _label_loss(logits: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "listwise":
+        return torch.nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
 def _lr_factor(progress: float, warmup: float) -> float:
     if progress < warmup:
         return progress / warmup
@@ -155,6 +170,11 @@ def train(config: TrainConfig) -> TrainResult:
     a crossrank run is refused unless ``overwrite`` (see :mod:`crossrank.train_state`).
     """
     config.check()
+    teacher = None
+    if config.teacher:  # loaded first: a bad --teacher leaves --output as it is
+        from .distill import Teacher
+
+        teacher = Teacher(config)
     resume = train_state.prepare_output(config)
     from transformers import set_seed
 
@@ -200,12 +220,18 @@ def train(config: TrainConfig) -> TrainResult:
 
     start, cpu_start, stopped_by, step = time.perf_counter(), time.process_time(), "schedule", 0
     budget_start = clock()
+    selection = Selection(config)
     if resume is None:
         evals = [_evaluate(model, encoder, pad_id, data, eval_run, 0)] if held_out else []
+        if evals:
+            selection.offer(evals[0], model)
         losses: List[float] = []
         spent = (0.0, 0.0)
     else:
         step, losses, evals, spent = train_state.restore(resume, model, optimizer, examples)
+        selection.load(resume.get("selection"), model)
+        if teacher is not None:
+            teacher.load(resume.get("teacher_scores", []))
         budget_start -= resume["budget_used"]
     resumed_from = step
     model.train()
@@ -223,13 +249,10 @@ def train(config: TrainConfig) -> TrainResult:
         groups = examples.batch()
         pairs = [(data.queries[q], data.doc_text(d)) for q, docs in groups for d in docs]
         logits = _forward(model, encoder, pad_id, pairs).view(len(groups), -1)
-        if config.loss == "listwise":
-            target = torch.zeros(len(groups), dtype=torch.long)
-            loss = torch.nn.functional.cross_entropy(logits, target)
-        else:
-            labels = torch.zeros_like(logits)
-            labels[:, 0] = 1.0
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        weight = config.distill_weight if teacher is not None else 0.0
+        loss = _label_loss(logits, config.loss) * (1.0 - weight) if weight < 1.0 else 0.0
+        if teacher is not None and weight > 0.0:
+            loss = loss + weight * teacher.loss(logits, groups, data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -237,10 +260,19 @@ def train(config: TrainConfig) -> TrainResult:
         step += 1
         losses.append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        postfix = {"loss": f"{sum(losses[-20:]) / len(losses[-20:]):.3f}"}
+        if selection.best is not None:
+            postfix["best_step"] = selection.best_step
+        bar.set_postfix(postfix)
         if held_out and config.eval_every and step % config.eval_every == 0 and step < total:
             evals.append(_evaluate(model, encoder, pad_id, data, eval_run, step))
-            bar.write(f"step {step}: held-out nDCG@10 {evals[-1]}")
+            stop = selection.offer(evals[-1], model)
+            bar.write(
+                f"step {step}: held-out nDCG@10 {evals[-1]} (best: step {selection.best_step})"
+            )
+            if stop:
+                stopped_by = "early_stopping"
+                break
         if config.save_every and step % config.save_every == 0 and step < total:
             times = (
                 spent[0] + time.perf_counter() - start,
@@ -248,12 +280,17 @@ def train(config: TrainConfig) -> TrainResult:
             )
             state = train_state.snapshot(model, optimizer, examples, losses, evals, times)
             state.update(step=step, config=asdict(config), budget_used=clock() - budget_start)
+            state["selection"] = selection.state(step)
+            if teacher is not None:
+                state["teacher_scores"] = teacher.state()
             train_state.save_checkpoint(config, step, state)
     bar.close()
     seconds = spent[0] + time.perf_counter() - start
     cpu_seconds = spent[1] + (time.process_time() - cpu_start) / threads
     if held_out and (not evals or evals[-1]["step"] != step):
         evals.append(_evaluate(model, encoder, pad_id, data, eval_run, step))
+        selection.offer(evals[-1], model)
+    kept_step = selection.restore_best(model, step)
     model.eval()
     os.makedirs(config.output_dir, exist_ok=True)
     model.save_pretrained(config.output_dir)
@@ -262,7 +299,8 @@ def train(config: TrainConfig) -> TrainResult:
     result = TrainResult(
         config.output_dir, step, seconds, cpu_seconds, stopped_by, losses, evals, model, tokenizer
     )
-    result.resumed_from = resumed_from
+    result.resumed_from, result.kept_step = resumed_from, kept_step
+    result.best_step, result.best = selection.best_step, selection.best
     log = {
         "config": asdict(config),
         "held_out_queries": held_out,
@@ -273,6 +311,9 @@ def train(config: TrainConfig) -> TrainResult:
         "stopped_by": stopped_by,
         "losses": [round(v, 5) for v in losses],
         "evals": evals,
+        "best_step": selection.best_step,
+        "best": selection.best,
+        "kept_step": kept_step,
     }
     if resumed_from:
         log["resumed_from"] = resumed_from

@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .errors import ArgumentError
+
 LOSSES = ("listwise", "bce")
 CLOCKS = ("wall", "cpu")
+DISTILL_LOSSES = ("kl", "margin-mse")
+KEEPS = ("best", "last")
+# the held-out nDCG@10 that picks the kept weights: the reranker alone, or fused 0.5 with BM25
+SELECT_METRICS = ("model", "fused")
 
 
 @dataclass
@@ -42,28 +48,72 @@ class TrainConfig:
     save_every: int = 0  # steps between checkpoints in output_dir; 0 = none
     resume: bool = False  # continue from output_dir's last checkpoint (same data order, schedule)
     overwrite: bool = False  # delete whatever output_dir holds first
+    # Distillation: any reranker crossrank loads; its raw logits on each step's pairs are targets.
+    teacher: Optional[str] = None
+    distill_loss: str = "kl"  # listwise KL between softmaxes, or MSE of positive-negative margins
+    distill_weight: float = 1.0  # loss = (1 - w) * label loss + w * distillation loss
+    distill_temperature: float = 1.0  # kl only: both softmaxes at this temperature (loss x T^2)
+    # Which weights are saved: those of the best held-out evaluation by select_metric, or the last.
+    keep: str = "best"
+    select_metric: str = "model"
+    early_stopping_patience: Optional[int] = None  # stop after N evaluations without improvement
+    early_stopping_min_delta: float = 0.0  # an improvement must exceed this
 
     def check(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        """Raise :class:`~crossrank.errors.ArgumentError` (a ValueError) naming a bad setting."""
+        for name, allowed in (
+            ("loss", LOSSES),
+            ("budget_clock", CLOCKS),
+            ("distill_loss", DISTILL_LOSSES),
+            ("keep", KEEPS),
+            ("select_metric", SELECT_METRICS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ArgumentError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         positive = ("negatives", "negatives_depth", "queries_per_step", "eval_top_n")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ArgumentError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_length < 16:
-            raise ValueError(f"max_length must be >= 16, got {self.max_length}")
+            raise ArgumentError(f"max_length must be >= 16, got {self.max_length}")
         if self.epochs <= 0 and not self.max_steps:
-            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+            raise ArgumentError(f"epochs must be > 0, got {self.epochs}")
         if self.learning_rate <= 0 or not 0 <= self.warmup_ratio < 1:
-            raise ValueError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
-        if self.budget_clock not in CLOCKS:
-            raise ValueError(f"budget_clock must be one of {CLOCKS}, got {self.budget_clock!r}")
+            raise ArgumentError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
         if isinstance(self.save_every, bool) or not isinstance(self.save_every, int):
-            raise ValueError(f"save_every must be an int >= 0, got {self.save_every!r}")
+            raise ArgumentError(f"save_every must be an int >= 0, got {self.save_every!r}")
         if self.save_every < 0:
-            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
+            raise ArgumentError(f"save_every must be >= 0, got {self.save_every}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise ValueError(f"time_budget_minutes must be > 0, got {self.time_budget_minutes}")
+            raise ArgumentError(f"time_budget_minutes must be > 0, got {self.time_budget_minutes}")
+        self._check_distillation()
+        self._check_selection()
+
+    def _check_distillation(self) -> None:
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
+            raise ArgumentError(f"teacher must be a model path or hub id, got {self.teacher!r}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ArgumentError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if not self.distill_temperature > 0:
+            raise ArgumentError(f"distill_temperature must be > 0, got {self.distill_temperature}")
+
+    def _check_selection(self) -> None:
+        patience = self.early_stopping_patience
+        if patience is not None:
+            if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+                raise ArgumentError(
+                    f"early_stopping_patience must be an int >= 1 or None, got {patience!r}"
+                )
+            if not self.eval_every or not self.eval_queries:
+                raise ArgumentError(
+                    "early_stopping_patience needs held-out evaluations during training: "
+                    f"eval_every and eval_queries must be >= 1 (got {self.eval_every}, "
+                    f"{self.eval_queries})"
+                )
+        if not self.early_stopping_min_delta >= 0:
+            raise ArgumentError(
+                f"early_stopping_min_delta must be >= 0, got {self.early_stopping_min_delta}"
+            )
 
 
-__all__ = ["TrainConfig", "LOSSES", "CLOCKS"]
+__all__ = ["TrainConfig", "LOSSES", "CLOCKS", "DISTILL_LOSSES", "KEEPS", "SELECT_METRICS"]
