@@ -137,3 +137,22 @@ def test_rank_rejects_instruction_for_a_cross_encoder(bert_dir, tmp_path, capsys
     path.write_text("\n".join(DOCS))
     assert main(["rank", "--model", bert_dir, "-q", "x", "--instruction", "judge", str(path)]) == 2
     assert "instruction" in capsys.readouterr().err
+
+
+def test_pseudo_queries_subcommand_writes_a_training_set(tmp_path, capsys):
+    source = tmp_path / "corpus"
+    source.mkdir()
+    docs = [
+        {"_id": f"d{i}", "title": f"heat transfer in {w} boundary layers at high speed",
+         "text": f"Experiments on {w} flow. The {w} layer thickens downstream of the shock."}
+        for i, w in enumerate(["laminar", "turbulent", "hypersonic", "separated", "rarefied"])
+    ]  # fmt: skip
+    (source / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    out = tmp_path / "pseudo"
+    assert main(["pseudo-queries", str(source), "--output", str(out), "--kind", "title"]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert len((out / "qrels" / "train.tsv").read_text().splitlines()) == 1 + len(docs)
+    queries = [json.loads(line)["text"] for line in (out / "queries.jsonl").read_text().splitlines()]
+    assert sorted(queries) == sorted(d["title"] for d in docs)
+    # refused the second time: the directory is not empty
+    assert main(["pseudo-queries", str(source), "--output", str(out)]) != 0

@@ -110,6 +110,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from . import calibrate_cli
 
     calibrate_cli.add_parser(commands)
+    from . import pseudo_cli
+
+    pseudo_cli.add_parser(commands)
     from .serve.cli import add_parser as add_serve_parser  # imports no web framework
 
     add_serve_parser(commands)
@@ -386,6 +389,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from . import calibrate_cli
 
             return calibrate_cli.run(args)
+        if args.command == "pseudo-queries":
+            from . import pseudo_cli
+
+            return pseudo_cli.run(args)
         if args.command == "serve":
             from .serve.cli import run as run_serve
 
