@@ -196,7 +196,7 @@ def test_bad_backend_options(bert_dir, kwargs, message):
 
 def test_export_traces_attention_as_plain_ops(fresh_dirs, tmp_path, monkeypatch):
     """Eager attention: a leaner graph than the sdpa trace (which guards every softmax for NaNs)
-    that ran 9-19% faster in onnxruntime; the torch model is left as it was."""
+    that took 9-19% less time in onnxruntime; the torch model is left as it was."""
     import contextlib
 
     import onnx
