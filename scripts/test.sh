@@ -26,7 +26,7 @@ run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests col
 
 echo "== transformers 5.x: core, integrations, notebooks"
 venv .venv-test
-extras=(-e ".[dev,eval,notebooks,calibration,serve,ray]")
+extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino]")
 for pkg in integrations/langchain integrations/llama-index; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
