@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -17,6 +22,7 @@ from crossrank import Reranker  # noqa: E402
 from crossrank.cli import main  # noqa: E402
 from crossrank.ray import rerank_dataset  # noqa: E402
 from crossrank.ray.dataset import EXIT_ONCE_ENV  # noqa: E402
+from crossrank.ray.retries import POISON_ENV, POISON_TEXT  # noqa: E402
 from crossrank.testing import WORDS  # noqa: E402
 
 MAX_LENGTH = 128
@@ -116,6 +122,67 @@ def test_dead_actor_is_restarted_and_its_block_retried(
     assert [r["n"] for r in out] == list(range(len(rows)))  # nothing lost, nothing twice
     _, expected = in_process
     assert max(abs(r["score"] - e) for r, e in zip(out, expected)) <= 1e-5
+
+
+def poisoned_rows(poison_at: int) -> list:
+    rows = [dict(n=r.pop("n"), **r) for r in make_rows(4, 10, seed=2)]  # 40 rows, "n" shown first
+    rows[poison_at]["text"] = POISON_TEXT  # the test hook crashes any actor scoring this row
+    return rows
+
+
+def block_bounds(message: str) -> list:
+    """The 'n' of the first and last rows that the 'retries exhausted' line shows."""
+    line = next(line for line in message.splitlines() if "retries exhausted" in line)
+    return [int(n) for n in re.findall(r"'n': (\d+)", line)]
+
+
+def test_block_that_crashes_every_time_stops_the_job_after_max_retries(
+    local_ray, bert_dir, tmp_path
+):
+    crashes = tmp_path / "crashes"
+    ds = ray.data.from_items(poisoned_rows(17), override_num_blocks=4)
+    began = time.monotonic()
+    with pytest.raises(Exception, match="retries exhausted") as raised:
+        rerank_dataset(
+            ds,
+            model=bert_dir,
+            batch_size=10,
+            reranker_kwargs=OPTIONS,
+            max_retries=1,
+            ray_remote_args={"runtime_env": {"env_vars": {POISON_ENV: str(crashes)}}},
+        ).take_all()
+    assert time.monotonic() - began < 600
+    message = str(raised.value)
+    assert "crashed its actor on each of its 2 tries (max_retries=1)" in message
+    first, last = block_bounds(message)
+    assert first <= 17 <= last and last - first == 9  # the 10-row block holding row 17
+    assert len(crashes.read_text().splitlines()) == 2  # tried 1 + max_retries times, no more
+
+
+def test_retry_options_are_checked(local_ray, bert_dir):
+    ds = ray.data.from_items([{"query": "q", "text": "t"}])
+    with pytest.raises(ValueError, match="max_retries must be an int >= 0"):
+        rerank_dataset(ds, model=bert_dir, max_retries=-1)
+    with pytest.raises(ValueError, match="'max_task_retries'.*max_retries="):
+        rerank_dataset(ds, model=bert_dir, ray_remote_args={"max_task_retries": -1})
+
+
+def test_cli_block_that_crashes_every_time_is_one_error_line(bert_dir, tmp_path):
+    """In a subprocess: its own local Ray, whose workers see the test hook's variable."""
+    source, target = tmp_path / "pairs.jsonl", tmp_path / "out.jsonl"
+    crashes = tmp_path / "crashes"
+    source.write_text("".join(json.dumps(r) + "\n" for r in poisoned_rows(5)), encoding="utf-8")
+    command = [sys.executable, "-m", "crossrank.cli", "rerank-table", str(source), "-o"]
+    command += [str(target), "--model", bert_dir, "--max-length", str(MAX_LENGTH)]
+    command += ["--device", "cpu", "--block-size", "10", "--max-retries", "0"]
+    env = dict(os.environ, **{POISON_ENV: str(crashes)})
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("crossrank: error:")]
+    assert len(errors) == 1 and "retries exhausted" in errors[0]
+    assert "(max_retries=0)" in errors[0] and block_bounds(errors[0]) == [0, 9]
+    assert len(crashes.read_text().splitlines()) == 1
+    assert not target.exists()
 
 
 def test_bad_row_stops_the_job_naming_column_and_row(local_ray, bert_dir):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -63,6 +64,13 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     parser.add_argument(
         "--block-size", type=int, default=512, help="pairs per block an actor scores"
     )
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="tries of a block after the first when its actor dies scoring it; a block that "
+        "crashes every time then stops the job (default 3)",
+    )
     _add_model_options(parser)
     return parser
 
@@ -108,11 +116,12 @@ def run(args: argparse.Namespace) -> int:
             normalize=not args.raw,
             group_column=args.group_column,
             top_k=args.top_k,
+            max_retries=args.max_retries,
         )
         try:
             rows = _write(scored, args.output, output_format)
         except ray.exceptions.RayError as error:
-            bad_row = _user_error(error)  # a bad row: one clear line, not Ray's traceback
+            bad_row = _user_error(error)  # bad rows: one clear line, not Ray's traceback
             if bad_row is None:
                 raise
             raise bad_row from None
@@ -128,10 +137,14 @@ def run(args: argparse.Namespace) -> int:
             ray.shutdown()
 
 
+_USER_ERROR = re.compile(r"^(?:ValueError|(?:[\w.]+\.)?PoisonBlockError): (.*)$")
+
+
 def _user_error(error: BaseException) -> Optional[ValueError]:
-    """The ValueError an actor raised (a bad row, a bad option), from Ray's wrapped traceback."""
-    lines = [line for line in str(error).splitlines() if line.startswith("ValueError: ")]
-    return ValueError(lines[-1][len("ValueError: ") :]) if lines else None
+    """An actor's error about the rows (a bad row, a block that crashed every try, a bad
+    option) from Ray's wrapped traceback, as a ValueError (printed as one line)."""
+    found = [m.group(1) for m in map(_USER_ERROR.match, str(error).splitlines()) if m]
+    return ValueError(found[-1]) if found else None
 
 
 def _read(ray, path: str, input_format: str, block_size: int):

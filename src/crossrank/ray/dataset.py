@@ -10,9 +10,16 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Dict, Optional, Union
 
 from crossrank.loading import DEFAULT_MODEL
+from crossrank.ray.retries import (
+    RunGuard,
+    crash_on_poison,
+    ray_task_retries,
+    start_block_runs,
+)
 
 # Test hook: a path; the first actor to create this file exits its process on its first block,
 # as a crashed worker would (the file makes it happen once, not again after the restart).
@@ -65,6 +72,8 @@ class BlockScorer:
         score_column: str,
         normalize: bool,
         threads: Optional[int],
+        block_runs=None,
+        max_retries: int = 3,
     ) -> None:
         if threads:
             import torch
@@ -76,14 +85,20 @@ class BlockScorer:
         self.columns = (query_column, text_column)
         self.score_column = score_column
         self.normalize = normalize
+        self.guard = RunGuard(block_runs, max_retries) if block_runs is not None else None
 
     def __call__(self, table):
         import pyarrow as pa
 
-        _maybe_exit_once()
         queries, texts = (_strings(table, column) for column in self.columns)
+        run = self.guard.begin(table, queries, texts, _describe_row) if self.guard else None
+        _maybe_exit_once()
+        crash_on_poison(texts)
         scores = self.reranker.compute_score(list(zip(queries, texts)), normalize=self.normalize)
-        return table.append_column(self.score_column, pa.array(scores, type=pa.float64()))
+        scored = table.append_column(self.score_column, pa.array(scores, type=pa.float64()))
+        if self.guard:
+            self.guard.end(run)
+        return scored
 
 
 def _maybe_exit_once() -> None:
@@ -125,6 +140,7 @@ def rerank_dataset(
     group_column: Optional[str] = None,
     top_k: Optional[int] = None,
     rank_column: str = "rank",
+    max_retries: int = 3,
     ray_remote_args: Optional[Dict[str, Any]] = None,
 ):
     """Score every (query, text) row of a Ray Dataset with a cross-encoder; add a ``score`` column.
@@ -139,10 +155,12 @@ def rerank_dataset(
     order, as ``Reranker.rank``; a ``rank`` column (1 = best) is added, ``top_k`` keeps the best
     ``top_k`` rows of each group, and the output is ordered by group, then rank.
 
-    Faults: a dead actor is restarted and its blocks retried (Ray Data's ``max_restarts=-1``,
-    ``max_task_retries=-1``), so each input row is in the output once. A bad row (a query or text
-    that is not a string) stops the job with a ``ValueError`` naming the column and showing the
-    row; a missing column stops it before any work.
+    Faults: a dead actor is restarted and its blocks retried, so each input row is in the output
+    once. A block that crashes its actor on each of ``1 + max_retries`` tries stops the job with
+    :class:`~crossrank.ray.retries.PoisonBlockError` ("retries exhausted", showing the block's
+    first and last rows). A bad row (a query or text that is not a string) stops the job with a
+    ``ValueError`` naming the column and showing the row; a missing column stops it before any
+    work.
 
     Args:
         ds: a ``ray.data.Dataset`` with one (query, passage) pair per row.
@@ -152,6 +170,7 @@ def rerank_dataset(
         batch_size: pairs per block handed to an actor.
         reranker_kwargs: passed to :class:`crossrank.Reranker` (``max_length``, ``dtype``, ...).
         normalize: sigmoid scores in (0, 1) (default), or raw logits with ``False``.
+        max_retries: tries of a block after the first, when its actor dies while scoring it.
         ray_remote_args: more Ray options for the actors (``resources``, ``runtime_env``, ...).
 
     Example:
@@ -167,6 +186,14 @@ def rerank_dataset(
         raise ValueError(f"model must be a hub id or a checkpoint directory, got {model!r}")
     _check_positive_int("num_actors", num_actors)
     _check_positive_int("batch_size", batch_size)
+    _check_positive_int("max_retries", max_retries, minimum=0)
+    remote_args = dict(ray_remote_args or {})
+    for option in ("max_task_retries", "max_restarts"):
+        if option in remote_args:
+            raise ValueError(
+                f"ray_remote_args sets {option!r}, which rerank_dataset manages: pass "
+                "max_retries= (tries of a block after the first) instead"
+            )
     if top_k is not None:
         _check_positive_int("top_k", top_k, minimum=0)
     for name, value in (
@@ -195,24 +222,31 @@ def rerank_dataset(
 
         ds = ds.with_column(_ROW_ID, monotonically_increasing_id())
     threads = None if num_gpus_per_actor else max(1, int(num_cpus_per_actor))
-    scored = ds.map_batches(
-        BlockScorer,
-        fn_constructor_kwargs={
-            "model": model,
-            "reranker_kwargs": kwargs,
-            "query_column": query_column,
-            "text_column": text_column,
-            "score_column": score_column,
-            "normalize": normalize,
-            "threads": threads,
-        },
-        batch_size=batch_size,
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=num_actors),
-        num_cpus=num_cpus_per_actor,
-        num_gpus=num_gpus_per_actor or None,
-        **(ray_remote_args or {}),
-    )
+    # a dead actor always comes back; a block is tried 1 + max_retries times (see retries.py)
+    remote_args.update(max_restarts=-1, max_task_retries=ray_task_retries(max_retries))
+    with warnings.catch_warnings():
+        # Ray 2.60 takes actor retry options only as extra remote args, which it marks deprecated
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        scored = ds.map_batches(
+            BlockScorer,
+            fn_constructor_kwargs={
+                "model": model,
+                "reranker_kwargs": kwargs,
+                "query_column": query_column,
+                "text_column": text_column,
+                "score_column": score_column,
+                "normalize": normalize,
+                "threads": threads,
+                "block_runs": start_block_runs(ray),
+                "max_retries": max_retries,
+            },
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=num_actors),
+            num_cpus=num_cpus_per_actor,
+            num_gpus=num_gpus_per_actor or None,
+            **remote_args,
+        )
     _preserve_order(scored)
     if not ranking:
         return scored
