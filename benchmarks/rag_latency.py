@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import RUNS, base_sized_model, load_scifact, minilm_dir  # noqa: E402
+from workload import RUNS, base_sized_model, load_scifact, minilm_dir, random_bert  # noqa: E402
 
 # contender → Reranker options (all on CPU); "prepare" ones export a file before timing.
 CONTENDERS: Dict[str, dict] = {
@@ -55,26 +55,7 @@ PASSAGE_TOKENS = 200
 
 def minilm_sized_model(path: Path = RUNS / "bench-rag-minilm") -> Path:
     """A MiniLM-L6-sized BERT cross-encoder (6 × 384, 12 heads, 1 logit), random weights, seed 0."""
-    if (path / "config.json").is_file():
-        return path
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    BertForSequenceClassification(config).eval().save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return random_bert(path, hidden=384, layers=6)
 
 
 MODELS = {"minilm": minilm_sized_model, "base": base_sized_model}

@@ -28,8 +28,8 @@ def minilm_dir() -> Path:
         raise SystemExit(f"the benchmark needs the real MiniLM tokenizer: {error}") from None
 
 
-def base_sized_model(path: Path = RUNS / "bench-model") -> Path:
-    """A bge-reranker-base-sized BERT cross-encoder (12 x 768, 1 logit), random weights, seed 0.
+def random_bert(path: Path, hidden: int, layers: int, heads: int = 12) -> Path:
+    """A BERT cross-encoder of the given size (1 logit), random weights, seed 0, built once.
 
     Speed does not depend on the weights' values; the tokenizer is the real all-MiniLM-L6-v2
     WordPiece one, so pair lengths are those of a real English model.
@@ -43,18 +43,22 @@ def base_sized_model(path: Path = RUNS / "bench-model") -> Path:
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
         max_position_embeddings=512,
         num_labels=1,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(path)
+    BertForSequenceClassification(config).eval().save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def base_sized_model(path: Path = RUNS / "bench-model") -> Path:
+    """A bge-reranker-base-sized BERT cross-encoder (12 x 768, 1 logit), random weights, seed 0."""
+    return random_bert(path, hidden=768, layers=12)
 
 
 def minilm_cross_encoder(path: Path = RUNS / "bench-minilm") -> Path:
