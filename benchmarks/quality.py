@@ -39,7 +39,7 @@ def train_command(args, output: str) -> list:
         "--model", minilm_dir(), "--output", output,
         "--loss", "listwise", "--negatives", "7", "--negatives-depth", "50",
         "--max-length", str(args.max_length), "--queries-per-step", "8",
-        "--epochs", "3", "--lr", "5e-5", "--warmup-ratio", "0.1", "--seed", "42",
+        "--epochs", "3", "--lr", "1e-4", "--warmup-ratio", "0.1", "--seed", "42",
         "--eval-queries", "50", "--eval-every", "100", "--eval-top-n", "20",
         "--time-budget-minutes", str(args.train_minutes), "--budget-clock", args.budget_clock,
         "--overwrite",  # retrains into the same runs/ folder on every benchmark run
