@@ -24,7 +24,7 @@ import copy
 import inspect
 import math
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .inputs import (
     check_documents,
@@ -185,6 +185,23 @@ def resolve_reranker(
         return RemoteReranker(base_url, api_key=api_key, timeout=timeout, model=model)
     options = {name: value for name, value in load_options.items() if value is not None}
     return Reranker(DEFAULT_MODEL if model is None else model, **options, **(reranker_kwargs or {}))
+
+
+def rank_options(component: Any, first_stage: Callable[[int], float], count: int) -> dict:
+    """``rank``'s keyword options from an integration's fields (top_n, score_threshold, min_keep,
+    fusion, fusion_weight); with fusion, ``first_stage(i)`` gives document ``i``'s retriever score."""
+    options = {
+        "top_k": component.top_n,
+        "threshold": component.score_threshold,
+        "min_keep": component.min_keep,
+    }
+    if component.fusion is not None:
+        options.update(
+            first_stage_scores=[first_stage(i) for i in range(count)],
+            fusion=component.fusion,
+            fusion_weight=component.fusion_weight,
+        )
+    return options
 
 
 def dtype_name(reranker: Reranker) -> str:

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from crossrank import RankedDocument, Reranker
 from crossrank.inputs import check_score
-from crossrank.sharing import copy_shareable
+from crossrank.sharing import copy_shareable, rank_options
 
 from ._source import ModelSource
 
@@ -179,18 +179,7 @@ class CrossRankRerank(ModelSource, BaseDocumentCompressor):
 
     def _options(self, docs: List[Document]) -> Dict[str, Any]:
         """``rank``'s selection options, and the fusion options with the retriever's scores."""
-        options = {
-            "top_k": self.top_n,
-            "threshold": self.score_threshold,
-            "min_keep": self.min_keep,
-        }
-        if self.fusion is not None:
-            options.update(
-                first_stage_scores=[self._first_stage(doc, i) for i, doc in enumerate(docs)],
-                fusion=self.fusion,
-                fusion_weight=self.fusion_weight,
-            )
-        return options
+        return rank_options(self, lambda i: self._first_stage(docs[i], i), len(docs))
 
     def _first_stage(self, doc: Document, i: int) -> float:
         key = self.score_key

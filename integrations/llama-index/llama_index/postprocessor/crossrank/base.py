@@ -21,6 +21,7 @@ from crossrank.sharing import (
     RemoteReranker,
     check_sources,
     dtype_name,
+    rank_options,
     resolve_reranker,
     split_reranker_kwargs,
 )
@@ -289,18 +290,7 @@ class CrossRankRerank(BaseNodePostprocessor):
 
     def _options(self, nodes: List[NodeWithScore]) -> Dict[str, Any]:
         """``rank``'s selection options, and the fusion options with the retriever's scores."""
-        options = {
-            "top_k": self.top_n,
-            "threshold": self.score_threshold,
-            "min_keep": self.min_keep,
-        }
-        if self.fusion is not None:
-            options.update(
-                first_stage_scores=[self._first_stage(item, i) for i, item in enumerate(nodes)],
-                fusion=self.fusion,
-                fusion_weight=self.fusion_weight,
-            )
-        return options
+        return rank_options(self, lambda i: self._first_stage(nodes[i], i), len(nodes))
 
     def _first_stage(self, item: NodeWithScore, i: int) -> float:
         if item.score is None:
