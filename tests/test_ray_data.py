@@ -40,7 +40,12 @@ def local_ray():
         configure_logging=False,
         _node_ip_address="127.0.0.1",
     )
+    # a stuck job (e.g. a step waiting for CPUs that the actors hold) fails in minutes, not 30
+    context = ray.data.DataContext.get_current()
+    saved = context.execution_no_progress_timeout_s
+    context.execution_no_progress_timeout_s = 300
     yield
+    context.execution_no_progress_timeout_s = saved
     ray.shutdown()
 
 
@@ -103,6 +108,24 @@ def test_per_query_top_k_equals_rank(local_ray, bert_dir, rows, in_process):
         assert [r["n"] for r in kept] == [group[h.index]["n"] for h in hits]
         assert [r["rank"] for r in kept] == [1, 2, 3]
         assert max(abs(r["score"] - h.score) for r, h in zip(kept, hits)) <= 1e-5
+
+
+def test_upstream_steps_run_when_the_actors_fill_the_cluster(local_ray, bert_dir, rows, in_process):
+    """Read/map steps before the actors, and the ranking after, with actors holding every CPU.
+
+    A map step that Ray cannot fuse into the actors waits for a CPU they hold until the end:
+    rerank_dataset must pass no option that stops that fusion.
+    """
+    ds = ray.data.from_items(rows, override_num_blocks=6).map(lambda row: {**row, "m": row["n"]})
+    out = rerank_dataset(
+        ds, model=bert_dir, num_actors=2, batch_size=200, reranker_kwargs=OPTIONS, top_k=1
+    ).take_all()
+    _, expected = in_process
+    best = {}
+    for row, score in zip(rows, expected):
+        if row["qid"] not in best or score > best[row["qid"]][1]:
+            best[row["qid"]] = (row["n"], score)
+    assert sorted((r["m"], r["rank"]) for r in out) == sorted((n, 1) for n, _ in best.values())
 
 
 def test_dead_actor_is_restarted_and_its_block_retried(

@@ -14,12 +14,7 @@ import warnings
 from typing import Any, Dict, Optional, Union
 
 from crossrank.loading import DEFAULT_MODEL
-from crossrank.ray.retries import (
-    RunGuard,
-    crash_on_poison,
-    ray_task_retries,
-    start_block_runs,
-)
+from crossrank.ray.retries import RunGuard, crash_on_poison, start_block_runs
 
 # Test hook: a path; the first actor to create this file exits its process on its first block,
 # as a crashed worker would (the file makes it happen once, not again after the restart).
@@ -217,15 +212,14 @@ def rerank_dataset(
     )
 
     ranking = group_column is not None or top_k is not None
-    if ranking:
-        from ray.data.expressions import monotonically_increasing_id
-
-        ds = ds.with_column(_ROW_ID, monotonically_increasing_id())
     threads = None if num_gpus_per_actor else max(1, int(num_cpus_per_actor))
-    # a dead actor always comes back; a block is tried 1 + max_retries times (see retries.py)
-    remote_args.update(max_restarts=-1, max_task_retries=ray_task_retries(max_retries))
+    # Retries: Ray Data restarts a dead actor and retries its blocks (max_restarts and
+    # max_task_retries default to -1 for actor pools); the RunGuard in each actor bounds a block
+    # to 1 + max_retries tries. No retry options are passed here: any remote option the upstream
+    # read/map tasks lack stops Ray from fusing them into the actors, and unfused tasks then wait
+    # for CPUs that the actors hold until the end (a deadlock when the actors fill the cluster).
     with warnings.catch_warnings():
-        # Ray 2.60 takes actor retry options only as extra remote args, which it marks deprecated
+        # Ray 2.60 marks extra remote args (runtime_env, resources, ...) as deprecated
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         scored = ds.map_batches(
             BlockScorer,
@@ -250,6 +244,11 @@ def rerank_dataset(
     _preserve_order(scored)
     if not ranking:
         return scored
+    from ray.data.expressions import monotonically_increasing_id
+
+    # Input order, for ties inside a group. Numbered after scoring (blocks come out of the actors
+    # in input order), so this task never waits upstream of actors holding every CPU.
+    scored = scored.with_column(_ROW_ID, monotonically_increasing_id())
     ranked = scored.groupby(group_column or query_column).map_groups(
         rank_group,
         fn_kwargs={"score_column": score_column, "rank_column": rank_column, "top_k": top_k},

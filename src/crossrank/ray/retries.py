@@ -4,9 +4,8 @@ Ray Data restarts a dead actor and retries its tasks, by default forever, so a b
 the process each time (a native crash, an out-of-memory kill) would never end the job. Each run of
 a block is recorded in a small bookkeeping actor as it begins and ends; a run that never ended
 crashed. The run after ``max_retries + 1`` crashes raises :class:`PoisonBlockError` naming the
-block instead of scoring it. Ray's own ``max_task_retries`` is set above that (a task also dies
-when it merely waits on an actor that another block crashed), so it bounds the job even if the
-bookkeeping actor is lost.
+block instead of scoring it (a Python error, which Ray does not retry). A block that merely waited
+in an actor's queue when another block crashed it never began, so it is not counted.
 """
 
 from __future__ import annotations
@@ -24,11 +23,6 @@ _SHOWN_CHARS = 300
 
 class PoisonBlockError(RuntimeError):
     """A block crashed its actor on each of its tries; the job stops instead of retrying it."""
-
-
-def ray_task_retries(max_retries: int) -> int:
-    """Ray's ``max_task_retries`` for a crossrank budget of ``max_retries`` crashes a block."""
-    return 2 * (max_retries + 1)
 
 
 class BlockRuns:
