@@ -110,6 +110,32 @@ def test_time_budget_stops_the_run(tiny_beir, base_dir, tmp_path, clock):
     assert json.loads((tmp_path / clock / "training_log.json").read_text())["steps"] == result.steps
 
 
+def test_eval_split_holds_out_another_split_and_trains_on_all_of_this_one(
+    tiny_beir, base_dir, tmp_path
+):
+    qrels = tiny_beir + "/qrels"
+    header, *rows = open(f"{qrels}/train.tsv", encoding="utf-8").read().splitlines()
+    dev = {"q00", "q01", "q10", "q11"}
+    with open(f"{qrels}/train.tsv", "w", encoding="utf-8") as stream:
+        stream.write("\n".join([header] + [r for r in rows if r.split("\t")[0] not in dev]) + "\n")
+    # q20 is judged in both: a training query is never a held-out one
+    dev_rows = [r for r in rows if r.split("\t")[0] in dev | {"q20"}]
+    with open(f"{qrels}/dev.tsv", "w", encoding="utf-8") as stream:
+        stream.write("\n".join([header] + dev_rows) + "\n")
+
+    held = train(_config(tiny_beir, base_dir, tmp_path / "dev", max_steps=6, eval_split="dev"))
+    alone = train(_config(tiny_beir, base_dir, tmp_path / "none", max_steps=6, eval_queries=0))
+    assert held.losses == alone.losses  # every train query trained, as with nothing held out
+    log = json.loads((tmp_path / "dev" / "training_log.json").read_text())
+    assert sorted(log["held_out_queries"]) == sorted(dev)
+    assert [e["step"] for e in log["evals"]] == [0, 6] and log["config"]["eval_split"] == "dev"
+
+    with pytest.raises(ValueError, match="eval_split='train' is the training split"):
+        train(_config(tiny_beir, base_dir, tmp_path / "x", eval_split="train"))
+    with pytest.raises(FileNotFoundError, match="nope.tsv does not exist"):
+        train(_config(tiny_beir, base_dir, tmp_path / "y", eval_split="nope", max_steps=1))
+
+
 def test_bad_configuration_is_named(tiny_beir, base_dir, tmp_path):
     with pytest.raises(ValueError, match="loss must be one of"):
         train(_config(tiny_beir, base_dir, tmp_path / "x", loss="hinge"))

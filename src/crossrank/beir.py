@@ -91,6 +91,15 @@ def load_beir(directory: str, split: str = "test") -> BeirData:
     corpus: Dict[str, Tuple[str, str]] = {}
     for row in _read_jsonl(corpus_path, ("_id", "title", "text")):
         corpus[row["_id"]] = (row.get("title", ""), row["text"])
+    return _with_split(directory, split, corpus)
+
+
+def load_split(directory: str, split: str, data: BeirData) -> BeirData:
+    """Another split of the collection ``data`` was loaded from: its queries and qrels, same corpus."""
+    return _with_split(os.fspath(directory), split, data.corpus)
+
+
+def _with_split(directory: str, split: str, corpus: Dict[str, Tuple[str, str]]) -> BeirData:
     queries_path = _find(directory, "queries.jsonl", "queries.jsonl.gz")
     all_queries = {row["_id"]: row["text"] for row in _read_jsonl(queries_path, ("_id", "text"))}
     qrels_path = os.path.join(directory, "qrels", f"{split}.tsv")

@@ -187,6 +187,11 @@ def _add_train_parser(commands) -> None:
     train.add_argument(
         "--eval-queries", type=int, default=defaults.eval_queries, help="held-out train queries"
     )
+    train.add_argument(
+        "--eval-split",
+        default=None,
+        help="take the held-out queries from this split (e.g. dev); none is held out of SPLIT",
+    )
     train.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps")
     train.add_argument("--eval-top-n", type=int, default=defaults.eval_top_n)
     train.add_argument(
@@ -340,6 +345,7 @@ def _train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         seed=args.seed,
         eval_queries=args.eval_queries,
+        eval_split=args.eval_split,
         eval_every=args.eval_every,
         eval_top_n=args.eval_top_n,
         time_budget_minutes=args.time_budget_minutes,

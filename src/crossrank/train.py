@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import train_state
 from .backends.torch import TorchBackend
 from .batching import collate
+from .beir import load_split
 from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
 from .families.cross_encoder import CrossEncoderFamily, PairEncoder
 from .pipeline import Pipeline, Request
@@ -182,14 +183,21 @@ def train(config: TrainConfig) -> TrainResult:
     data = load_beir(config.data_dir, config.split)
     query_ids = list(data.qrels)
     random.Random(config.seed).shuffle(query_ids)
-    held_out = query_ids[: min(config.eval_queries, len(query_ids) // 5)]
-    train_ids = query_ids[len(held_out) :]
+    if config.eval_split:  # held-out queries from another split; all of this one trains
+        eval_data = load_split(config.data_dir, config.eval_split, data)
+        candidates = [q for q in eval_data.qrels if q not in data.qrels]
+        random.Random(config.seed).shuffle(candidates)
+        held_out, train_ids = candidates[: config.eval_queries], query_ids
+    else:
+        eval_data = data
+        held_out = query_ids[: min(config.eval_queries, len(query_ids) // 5)]
+        train_ids = query_ids[len(held_out) :]
     bm25 = BM25(data)
     depth = config.negatives_depth + max(len(r) for r in data.qrels.values())
     examples = _Examples(
         data, train_ids, bm25.search({q: data.queries[q] for q in train_ids}, depth), config
     )
-    eval_run = bm25.search({q: data.queries[q] for q in held_out}, config.eval_top_n)
+    eval_run = bm25.search({q: eval_data.queries[q] for q in held_out}, config.eval_top_n)
 
     tokenizer, model = _load(config)
     encoder = PairEncoder(tokenizer, config.max_length)
@@ -222,7 +230,7 @@ def train(config: TrainConfig) -> TrainResult:
     budget_start = clock()
     selection = Selection(config)
     if resume is None:
-        evals = [_evaluate(model, encoder, pad_id, data, eval_run, 0)] if held_out else []
+        evals = [_evaluate(model, encoder, pad_id, eval_data, eval_run, 0)] if held_out else []
         if evals:
             selection.offer(evals[0], model)
         losses: List[float] = []
@@ -265,7 +273,7 @@ def train(config: TrainConfig) -> TrainResult:
             postfix["best_step"] = selection.best_step
         bar.set_postfix(postfix)
         if held_out and config.eval_every and step % config.eval_every == 0 and step < total:
-            evals.append(_evaluate(model, encoder, pad_id, data, eval_run, step))
+            evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
             stop = selection.offer(evals[-1], model)
             bar.write(
                 f"step {step}: held-out nDCG@10 {evals[-1]} (best: step {selection.best_step})"
@@ -288,7 +296,7 @@ def train(config: TrainConfig) -> TrainResult:
     seconds = spent[0] + time.perf_counter() - start
     cpu_seconds = spent[1] + (time.process_time() - cpu_start) / threads
     if held_out and (not evals or evals[-1]["step"] != step):
-        evals.append(_evaluate(model, encoder, pad_id, data, eval_run, step))
+        evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
         selection.offer(evals[-1], model)
     kept_step = selection.restore_best(model, step)
     model.eval()

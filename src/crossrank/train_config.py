@@ -38,6 +38,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 42
     eval_queries: int = 50  # held out from training, scored during it
+    # Take the held-out queries from this split (e.g. "dev") instead of carving them out of
+    # ``split``: every training query then trains.
+    eval_split: Optional[str] = None
     eval_every: int = 100  # steps; 0 = only before and after training
     eval_top_n: int = 20
     time_budget_minutes: Optional[float] = None  # stop (LR decayed by then) at this budget
@@ -70,6 +73,11 @@ class TrainConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ArgumentError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.eval_split is not None and self.eval_split == self.split:
+            raise ArgumentError(
+                f"eval_split={self.eval_split!r} is the training split: held-out queries must come "
+                "from another split (e.g. 'dev'), or leave eval_split unset to hold some out of it"
+            )
         positive = ("negatives", "negatives_depth", "queries_per_step", "eval_top_n")
         for name in positive:
             if getattr(self, name) < 1:
