@@ -167,6 +167,9 @@ def rerank_dataset(
         normalize: sigmoid scores in (0, 1) (default), or raw logits with ``False``.
         max_retries: tries of a block after the first, when its actor dies while scoring it.
         ray_remote_args: more Ray options for the actors (``resources``, ``runtime_env``, ...).
+            Ray fuses read/map steps before the actors into them only if those steps carry the
+            same options; unfused, they need CPUs of their own, so then leave some free
+            (``num_actors * num_cpus_per_actor`` below the cluster's CPUs).
 
     Example:
         >>> out = rerank_dataset(ds, model="BAAI/bge-reranker-base", num_actors=8,
