@@ -217,5 +217,8 @@ def test_export_traces_attention_as_plain_ops(fresh_dirs, tmp_path, monkeypatch)
         [node.op_type for node in onnx.load(str(tmp_path / name)).graph.node]
         for name in ("eager.onnx", "sdpa.onnx")
     )
-    assert "IsNaN" in sdpa and "IsNaN" not in eager
-    assert len(eager) < len(sdpa)
+    assert "IsNaN" not in eager and len(eager) <= len(sdpa)
+    # transformers 5 traces sdpa with a NaN guard around each softmax; 4.x traces it as plain ops
+    # already (the same graph as eager), so only there is nothing to gain
+    if "IsNaN" in sdpa:
+        assert len(eager) < len(sdpa)
