@@ -11,10 +11,15 @@ built on the spot (no hub): a bge-reranker-base-sized BERT (12 x 768) and a Mini
    fp16 on the same pairs and batch size, best of ``--repeat`` timed runs after a warm-up;
 4. a batch that does not fit: the process's CUDA memory is capped (``set_per_process_memory_fraction``)
    so that a 512-pair batch of 512-token pairs runs out of memory; crossrank must split it, say so
-   once and return the scores of an uncapped run.
+   once and return the scores of an uncapped run;
+5. with ``--bundle`` (made by ``gpu_real_set.py make``: a trained checkpoint and SciFact's BM25
+   candidates): every pair scored in each dtype (the scores come back in the report, for
+   ``gpu_real_set.py evaluate`` to turn into nDCG@10 where ir-measures is installed), and the
+   contenders timed on these real pairs with the checkpoint's own tokenizer.
 
     PYTHONPATH=src python benchmarks/gpu_check.py --out runs/gpu_check.json       # < 5 min on a GPU
     PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick --out runs/gpu_check_cpu.json
+    PYTHONPATH=src python benchmarks/gpu_check.py --bundle .gpu/bundle --out runs/gpu_check.json
 """
 
 from __future__ import annotations
@@ -274,6 +279,57 @@ def check_oom_split(model: str, device: str, max_length: int, budget_gib: float)
     }
 
 
+def check_real(bundle: Path, device: str, speed_dtype, max_length: int, batch_size: int, repeat):
+    """A trained checkpoint on real candidates: scores per dtype (kept for nDCG), and speed."""
+    from crossrank import Reranker
+
+    data = json.loads((bundle / "pairs.json").read_text())
+    model = str(bundle / "model")
+    max_length = data.get("max_length") or max_length  # the length the checkpoint was trained at
+    order = [(q, d) for q, docs in data["candidates"].items() for d, _, _ in docs]
+    pairs = [
+        [data["queries"][q], text] for q, docs in data["candidates"].items() for _, text, _ in docs
+    ]
+    flat = {}
+    for dtype in DTYPES:
+        rr = Reranker(
+            model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size
+        )
+        flat[dtype] = rr.compute_score(pairs)
+        del rr
+        empty_cache(device)
+    runs = {dtype: {} for dtype in DTYPES}
+    for dtype, scores in flat.items():
+        for (q, d), score in zip(order, scores):
+            runs[dtype].setdefault(q, {})[d] = score
+    per_query = lambda dtype: [list(runs[dtype][q].values()) for q in data["candidates"]]  # noqa: E731
+    precision = {"score_std_fp32": statistics_std(flat["float32"])}
+    for dtype in DTYPES[1:]:
+        diffs = [abs(a - b) for a, b in zip(flat["float32"], flat[dtype])]
+        precision[dtype] = {
+            "max_abs_diff": max(diffs),
+            "mean_abs_diff": sum(diffs) / len(diffs),
+            **agreement(per_query("float32"), per_query(dtype)),
+        }
+    queries = [
+        (data["queries"][q], [text for _, text, _ in docs])
+        for q, docs in data["candidates"].items()
+    ]
+    speed = check_speed(model, device, speed_dtype, queries, max_length, batch_size, repeat)
+    return {
+        "name": data["name"],
+        "model": data.get("model", model),
+        "device": str(torch.cuda.get_device_name(torch.device(device)))
+        if device.startswith("cuda")
+        else device,
+        "pairs": len(pairs),
+        "max_length": max_length,
+        "precision": precision,
+        "speed": speed,
+        "runs": runs,
+    }
+
+
 def environment(device: str) -> Dict:
     import transformers
 
@@ -336,7 +392,27 @@ def markdown(report: Dict) -> str:
                 f"{oom['memory_cap_gib']} GiB cap: split {oom['split_happened']}, max abs diff to "
                 f"batch 32 {oom['max_abs_diff_to_batch_32']:.2e}, {oom['seconds']:.1f} s, peak "
                 f"{oom['peak_allocated_gib']:.2f} GiB (ok: {oom['ok']})")  # fmt: skip
-    lines += ["", f"OOM split: {text}", "", f"Total {report['seconds']:.0f} s"]
+    lines += ["", f"OOM split: {text}"]
+    real = report.get("real")
+    if real and "error" in real:
+        lines += ["", f"Real checkpoint: {real['error']}"]
+    elif real:
+        p = real["precision"]
+        lines += ["", f"Real checkpoint {real['model']} on {real['name']} ({real['pairs']} pairs, "
+                  f"max_length {real.get('max_length')}), "
+                  f"fp32 score std {p['score_std_fp32']:.2f}:", "",
+                  "| dtype | max abs diff to fp32 | mean abs diff | top-1 same | top-10 overlap | pair order kept |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for dtype in DTYPES[1:]:
+            r = p[dtype]
+            lines.append(f"| {dtype} | {r['max_abs_diff']:.2e} | {r['mean_abs_diff']:.2e} | {r['top1_same']:.3f} "
+                         f"| {r['top10_overlap']:.3f} | {r['pair_order_kept']:.4f} |")  # fmt: skip
+        lines += ["", f"| contender ({report['speed_dtype']}, real pairs) | pairs/s | x crossrank "
+                  "| max abs diff to crossrank |", "| --- | ---: | ---: | ---: |"]  # fmt: skip
+        for r in real["speed"]:
+            lines.append(f"| {r['contender']} | {r['pairs_per_s']:.1f} | {r['x_crossrank']:.2f} "
+                         f"| {r['max_abs_diff_to_crossrank']:.2e} |")  # fmt: skip
+    lines += ["", f"Total {report['seconds']:.0f} s"]
     return "\n".join(lines)
 
 
@@ -364,6 +440,9 @@ def main(argv=None) -> Dict:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--oom-budget-gib", type=float, default=2.0)
+    parser.add_argument(
+        "--bundle", type=Path, help="a folder from gpu_real_set.py make: trained model + real pairs"
+    )
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("CUDA is not available here; pass --device cpu (with --quick for a short run)")
@@ -400,6 +479,11 @@ def main(argv=None) -> Dict:
                     f"{name}: out-of-memory split", check_oom_split, model, args.device,
                     args.max_length, args.oom_budget_gib,
                 )  # fmt: skip
+    if args.bundle is not None:
+        report["real"] = step(
+            f"real checkpoint ({args.bundle})", check_real, args.bundle, args.device, speed_dtype,
+            args.max_length, args.batch_size, args.repeat,
+        )  # fmt: skip
     report["seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

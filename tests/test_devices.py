@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -112,6 +113,27 @@ def test_out_of_memory_splits_the_batch_and_still_scores(bert_dir, monkeypatch):
         got = reranker.compute_score(PAIR_LISTS * 4, batch_size=24)
     assert got == pytest.approx(expected, abs=1e-5)
     assert sizes[0] > 3 and max(s for s in sizes[1:] if s <= 3) <= 3
+
+
+def test_out_of_memory_retry_runs_after_the_failed_batch_is_freed(bert_dir, monkeypatch):
+    """The retry must not run while the failed forward's activations are still referenced (by
+    the exception's traceback): on a GPU that memory is what made the batch fail."""
+    reranker = Reranker(bert_dir, device="cpu", max_length=48)
+    real_forward = reranker.model.forward
+    failed, still_held = [], []
+
+    def forward(*args, input_ids=None, **kwargs):
+        still_held.append(sum(ref() is not None for ref in failed))
+        if input_ids.shape[0] > 2:
+            activations = torch.ones(input_ids.shape[0], 4096)  # what the failed forward held
+            failed.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(*args, input_ids=input_ids, **kwargs)
+
+    monkeypatch.setattr(reranker.model, "forward", forward)
+    with pytest.warns(CrossrankWarning, match="out of memory"):
+        reranker.compute_score(PAIR_LISTS * 4, batch_size=16)
+    assert len(failed) >= 2 and still_held == [0] * len(still_held)
 
 
 def test_is_out_of_memory():

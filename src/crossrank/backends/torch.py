@@ -55,23 +55,28 @@ class TorchBackend:
         return self._split_on_oom(batch).to("cpu", torch.float32)
 
     def _split_on_oom(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """Run a batch; on accelerator out-of-memory, run it in halves (recursively)."""
+        """Run a batch; on accelerator out-of-memory, run it in halves (recursively).
+
+        The retry happens after the ``except`` block: inside it, the exception's traceback still
+        holds the failed forward's frames and with them every activation it had allocated, so a
+        retry there would run with that memory still taken (and fail again, down to one row).
+        """
+        rows = next(iter(batch.values())).shape[0]
         try:
             return self._run(batch)
         except RuntimeError as error:
-            rows = next(iter(batch.values())).shape[0]
             if not is_out_of_memory(error) or rows == 1:
                 raise
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            warn_once(
-                "oom-split",
-                f"out of memory on {self.device} for a batch of {rows} pairs; splitting batches "
-                "that do not fit (pass a smaller batch_size to avoid the retries).",
-            )
-            half = rows // 2
-            first = self._split_on_oom({k: v[:half] for k, v in batch.items()})
-            return torch.cat([first, self._split_on_oom({k: v[half:] for k, v in batch.items()})])
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        warn_once(
+            "oom-split",
+            f"out of memory on {self.device} for a batch of {rows} pairs; splitting batches "
+            "that do not fit (pass a smaller batch_size to avoid the retries).",
+        )
+        half = rows // 2
+        first = self._split_on_oom({k: v[:half] for k, v in batch.items()})
+        return torch.cat([first, self._split_on_oom({k: v[half:] for k, v in batch.items()})])
 
     def _run(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         model = self.model  # one model for the whole forward, even if another thread swaps it
@@ -81,9 +86,11 @@ class TorchBackend:
         except RuntimeError as error:
             if is_out_of_memory(error) or self.dtype == torch.float32 or self._reload is None:
                 raise
-            self._fall_back_to_fp32(error)
-            with torch.inference_mode():
-                return self.forward(self.model, batch)
+            failure = error.with_traceback(None)  # keeps type and text, drops the frames
+        # Out of the except block (see _split_on_oom): the failed forward's memory is free.
+        self._fall_back_to_fp32(failure)
+        with torch.inference_mode():
+            return self.forward(self.model, batch)
 
     def _fall_back_to_fp32(self, error: BaseException) -> None:
         text = str(error).strip()
