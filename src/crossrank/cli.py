@@ -71,7 +71,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps")
     parser.add_argument("--dtype", default=None, help="force float32 | float16 | bfloat16")
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per (query, passage) pair (default: the length the checkpoint was trained at "
+        "by crossrank train, else 512)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
 
 

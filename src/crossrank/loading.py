@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from typing import Any, Dict, Optional
 from .errors import ModelLoadError, warn_once
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
+DEFAULT_MAX_LENGTH = 512  # tokens per pair when neither the caller nor the checkpoint says
+RUN_FILE = "crossrank-run.json"  # what `crossrank train` writes (train_state.MARKER)
 
 
 def looks_like_path(name: str) -> bool:
@@ -174,6 +177,37 @@ def unreachable_hub() -> Optional[str]:
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def trained_max_length(model: object) -> Optional[int]:
+    """The ``max_length`` a ``crossrank train`` checkpoint was trained at, or None.
+
+    Read from ``crossrank-run.json`` (``config.max_length``) when ``model`` is a local directory
+    holding one. A file that cannot be read or holds no valid length gives a one-time
+    CrossrankWarning naming it, and None (the caller's default applies).
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    path = os.path.join(os.path.expanduser(os.fspath(model)), RUN_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as stream:
+            run = json.load(stream)
+    except (OSError, ValueError) as error:  # ValueError: not JSON, not UTF-8
+        problem = f"cannot be read ({first_line(error)})"
+    else:
+        config = run.get("config") if isinstance(run, dict) else None
+        length = config.get("max_length") if isinstance(config, dict) else None
+        if isinstance(length, int) and not isinstance(length, bool) and length >= 16:
+            return length
+        problem = f"has no config.max_length int >= 16 (got {length!r:.40})"
+    warn_once(
+        f"trained-max-length-{path}",
+        f"{path} {problem}; using max_length={DEFAULT_MAX_LENGTH}. Pass max_length= "
+        "(CLI: --max-length) to choose the length.",
+    )
+    return None
 
 
 def cap_max_length(max_length: int, tokenizer, config) -> int:

@@ -56,7 +56,9 @@ class Reranker:
         use_fp16: half precision where the device does it well; ``None`` (default) means yes on
             CUDA/MPS and no on CPU, where ``True`` is ignored with a note.
         dtype: force ``"float32"``, ``"float16"`` or ``"bfloat16"`` on any device.
-        max_length: tokens per (query, passage) pair.
+        max_length: tokens per (query, passage) pair; ``None`` (default) means the length the
+            checkpoint was trained at when ``crossrank train`` made it (its
+            ``crossrank-run.json``), else 512. Capped by the model's own limit.
         query_max_length: tokens kept of the query (default ``max_length * 3 // 4``).
         batch_size: pairs per batch for the longest pairs; shorter pairs share the same token budget.
             Pairs are encoded and scored 16 batches (at least 256 pairs) at a time, so memory
@@ -96,7 +98,7 @@ class Reranker:
         device: Union[DeviceLike, Sequence[DeviceLike]] = "auto",
         use_fp16: Optional[bool] = None,
         dtype: DTypeLike = None,
-        max_length: int = 512,
+        max_length: Optional[int] = None,
         query_max_length: Optional[int] = None,
         batch_size: int = 32,
         show_progress_bar: bool = False,

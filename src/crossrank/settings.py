@@ -17,6 +17,7 @@ import torch
 from .devices import DeviceLike, DTypeLike, choose_dtype, parse_dtype, resolve_device
 from .errors import ArgumentError
 from .inputs import check_count, check_lengths
+from .loading import DEFAULT_MAX_LENGTH, trained_max_length
 from .windows import LONG_DOCUMENT_MODES
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -33,6 +34,8 @@ class Settings:
     ``query_max_length=None`` means the model family's default (3/4 of what the query and passage
     share); ``prompt_format=None`` on a decoder checkpoint is replaced by the detected format once
     the checkpoint is opened, and ``max_length`` by the model's limit where it is lower.
+    ``create(max_length=None)`` resolves to the length a ``crossrank train`` checkpoint was
+    trained at (its ``crossrank-run.json``), else 512.
 
     >>> Settings.create("path/to/model", device="cpu").max_length
     512
@@ -41,7 +44,7 @@ class Settings:
     model: str
     device: torch.device
     dtype: torch.dtype
-    max_length: int = 512
+    max_length: int = DEFAULT_MAX_LENGTH
     query_max_length: Optional[int] = None
     batch_size: int = 32
     show_progress_bar: bool = False
@@ -127,10 +130,17 @@ class Settings:
         use_fp16: Optional[bool] = None,
         dtype: DTypeLike = None,
         backend: str = "torch",
+        max_length: Optional[int] = None,
         **options,
     ) -> Settings:
-        """Check the options and resolve ``device``/``use_fp16``/``dtype`` into what runs here."""
+        """Check the options and resolve ``device``/``use_fp16``/``dtype`` into what runs here.
+
+        ``max_length=None``: the checkpoint's training length (:func:`trained_max_length`), else 512.
+        """
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
+        if max_length is None:
+            max_length = trained_max_length(model) or DEFAULT_MAX_LENGTH
+        options["max_length"] = max_length
         if isinstance(device, (list, tuple)):
             if not device:
                 raise ArgumentError(

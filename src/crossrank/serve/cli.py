@@ -27,7 +27,13 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     model = serve.add_argument_group("model (as crossrank.Reranker)")
     model.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps")
     model.add_argument("--dtype", default=None, help="force float32 | float16 | bfloat16")
-    model.add_argument("--max-length", type=int, default=512)
+    model.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per (query, passage) pair (default: the length the checkpoint was trained at "
+        "by crossrank train, else 512)",
+    )
     model.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     model.add_argument("--backend", choices=("torch", "onnx", "openvino"), default="torch")
     model.add_argument("--quantize", choices=("int8",), default=None, help="with --backend onnx")
