@@ -7,6 +7,8 @@ answer: must be 0) and how far crossrank's scores are from infinity's and from t
 
     python benchmarks/serve_load.py                        # MiniLM-sized model, all contenders
     python benchmarks/serve_load.py --requests 16 --concurrency 1 4 --skip-infinity   # smoke run
+    python benchmarks/serve_load.py --device cuda --model .gpu/bundle/model --requests-file \
+        .gpu/bundle/pairs.json --max-length 96 --skip-infinity     # on a GPU (see gpu_real_set.py)
 
 infinity runs from its own venv (default ``.venv-infinity``; ``pip install "infinity-emb[server,torch]"``
 with ``torch==2.13.0`` pinned) serving the same local directory. Needs the ``eval`` and ``serve``
@@ -65,7 +67,7 @@ def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: 
 def in_process(model: str, requests, args) -> Tuple[dict, List[List[float]]]:
     from crossrank import Reranker
 
-    reranker = Reranker(model, device="cpu", max_length=args.max_length)
+    reranker = Reranker(model, device=args.device, max_length=args.max_length)
     reranker.rank(*requests[0])  # warm-up
     latencies, pairs, scores = [], 0, []
     started = time.perf_counter()
@@ -213,7 +215,8 @@ def crossrank_server(model: str, args, log: Path) -> Server:
         "--port",
         str(port),
     ]
-    command += ["--device", "cpu", "--max-length", str(args.max_length), "--log-level", "warning"]
+    command += ["--device", args.device, "--max-length", str(args.max_length)]
+    command += ["--log-level", "warning"]
     command += ["--max-documents", "1000", "--max-queued-pairs", str(max(8192, 64 * 20 * 2))]
     return Server("crossrank serve", command, port, "/health", log)
 
@@ -261,10 +264,25 @@ def main(argv=None) -> int:
     parser.add_argument("--infinity-venv", default=str(ROOT / ".venv-infinity"))
     parser.add_argument("--skip-infinity", action="store_true")
     parser.add_argument("--output", default=str(workload.RUNS / "serve_load.json"))
+    parser.add_argument(
+        "--device", default="cpu", help="crossrank's device, in process and served (cpu, cuda)"
+    )
+    parser.add_argument(
+        "--requests-file",
+        type=Path,
+        help="pairs.json from gpu_real_set.py make (queries + candidates) instead of BM25 here",
+    )
     args = parser.parse_args(argv)
 
     model = str(args.model or workload.minilm_cross_encoder())
-    requests = workload.bm25_candidates(args.queries, top_k=args.candidates)
+    if args.requests_file is not None:  # e.g. on a machine without the eval extras
+        data = json.loads(args.requests_file.read_text())
+        requests = [
+            (data["queries"][q], [text for _, text, _ in docs][: args.candidates])
+            for q, docs in list(data["candidates"].items())[: args.queries]
+        ]
+    else:
+        requests = workload.bm25_candidates(args.queries, top_k=args.candidates)
     logs = Path(args.output).parent
     logs.mkdir(parents=True, exist_ok=True)
     print(f"model {model}; {len(requests)} queries x {args.candidates} candidates", flush=True)
