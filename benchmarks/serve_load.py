@@ -199,6 +199,57 @@ def load_server(server: Server, route, make_body, parse, requests, args) -> Tupl
     return rows, scores
 
 
+def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], List[str]]:
+    """Both servers up at once; each round runs every level on crossrank, then on infinity, so a
+    drift in the machine's speed (a shared host) hits both alike. Rows carry their round."""
+    cross = crossrank_server(model, args, logs / "serve_load.crossrank.log")
+    inf = infinity_server(model, args, logs / "serve_load.infinity.log")
+    contenders = [
+        (cross, "/v1/rerank", lambda q, d: {"query": q, "documents": d}),
+        (inf, "/rerank", lambda q, d: {"query": q, "documents": d, "model": model}),
+    ]
+    parse = lambda body: [(r["index"], r["relevance_score"]) for r in body["results"]]  # noqa: E731
+    rows, notes, scores = [], [], {}
+    try:
+        for server, route, make_body in contenders:
+            server.wait_ready()
+            asyncio.run(
+                _level(server, route, make_body, parse, requests[:2], 1, _warmup_args(args))
+            )
+        for round_ in range(args.interleave):
+            for level in args.concurrency:
+                for server, route, make_body in contenders:
+                    row, got = asyncio.run(
+                        _level(server, route, make_body, parse, requests, level, args)
+                    )
+                    scores.setdefault(server.name, {}).update(got)
+                    rows.append({**row, "round": round_ + 1})
+                    print(_markdown([row]).splitlines()[-1] + f" round {round_ + 1}", flush=True)
+    finally:
+        notes.append(f"crossrank serve exit status after SIGTERM: {cross.stop()}")
+        inf.stop()
+    diff = max_abs_diff(scores.get(cross.name, {}), scores.get(inf.name, {}))
+    notes.append(f"crossrank vs infinity max |score diff|: {diff}")
+    for level in args.concurrency:
+        mine = [
+            r["pairs_per_s"]
+            for r in rows
+            if r["concurrency"] == level and r["contender"] == cross.name
+        ]
+        theirs = [
+            r["pairs_per_s"]
+            for r in rows
+            if r["concurrency"] == level and r["contender"] == inf.name
+        ]
+        ratios = sorted(a / b for a, b in zip(mine, theirs))
+        notes.append(
+            f"concurrency {level}: crossrank/infinity pairs/s per round "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f" (median {ratios[len(ratios) // 2]:.2f})"
+        )
+    return rows, notes
+
+
 def _warmup_args(args):
     return argparse.Namespace(**{**vars(args), "requests": 2})
 
@@ -265,6 +316,13 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-infinity", action="store_true")
     parser.add_argument("--output", default=str(workload.RUNS / "serve_load.json"))
     parser.add_argument(
+        "--interleave",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="run crossrank and infinity alternately, level by level, this many rounds (no in-process row)",
+    )
+    parser.add_argument(
         "--device", default="cpu", help="crossrank's device, in process and served (cpu, cuda)"
     )
     parser.add_argument(
@@ -286,6 +344,15 @@ def main(argv=None) -> int:
     logs = Path(args.output).parent
     logs.mkdir(parents=True, exist_ok=True)
     print(f"model {model}; {len(requests)} queries x {args.candidates} candidates", flush=True)
+
+    if args.interleave:
+        rows, notes = interleaved(model, requests, args, logs)
+        print("\n" + _markdown(rows))
+        for note in notes:
+            print("- " + note)
+        with open(args.output, "w", encoding="utf-8") as handle:
+            json.dump({"argv": sys.argv[1:], "rows": rows, "notes": notes}, handle, indent=1)
+        return 0
 
     rows, notes = [], []
     row, local_scores = in_process(model, requests, args)

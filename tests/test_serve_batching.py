@@ -139,6 +139,36 @@ def test_large_request_is_chunked_and_small_ones_go_between_its_chunks(reranker)
         assert_same(got, expected(reranker, docs=DOCS[:3], query="small"))
 
 
+def test_a_request_cut_by_a_full_round_finishes_first_in_the_next(reranker):
+    """Equal requests that do not divide the budget are answered in arrival order: a request cut
+    by a full round keeps its place (before, its rest went behind every later request)."""
+    gated = GatedReranker(reranker)
+    docs = [
+        f"{'x' * 30} doc{i:02d}" for i in range(4)
+    ]  # 36 chars: 9 + 4 tokens a pair, 52 a request
+    settings = ServeSettings(max_batch_tokens=78, max_wait_ms=0)  # one and a half requests a round
+    names = ["b", "c", "d", "e"]
+    with running_server(create_app(gated, settings)) as url:
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            first = pool.submit(post, f"{url}/rerank", {"query": "a", "texts": docs[:1]})
+            wait_for(lambda: len(gated.calls) == 1, "the first round")
+            futures = []
+            for n, name in enumerate(names, start=1):
+                futures.append(pool.submit(post, f"{url}/rerank", {"query": name, "texts": docs}))
+                wait_for(
+                    lambda n=n: metric(url, "crossrank_queue_pairs") == 1 + 4 * n, f"request {name}"
+                )
+            gated.gate.set()
+            responses = [f.result(WAIT_S) for f in [first, *futures]]
+        rounds = [[q for q, _ in call] for call in gated.calls]
+        last_round = {name: max(i for i, r in enumerate(rounds) if name in r) for name in names}
+        assert [last_round[n] for n in names] == sorted(last_round[n] for n in names), rounds
+        assert rounds[1:] == [["b", "c"], ["c", "d"], ["e"]]  # full rounds, arrival order
+        for name, response in zip(names, responses[1:]):
+            got = [(r["index"], r["score"]) for r in response.json()]
+            assert_same(got, expected(reranker, docs=docs, query=name))
+
+
 def test_scoring_error_answers_the_request_and_the_worker_lives_on(reranker):
     class FailsOnce(GatedReranker):
         def rank_many(self, queries, documents_per_query, **kwargs):

@@ -2,8 +2,9 @@
 
 Requests wait in a bounded queue (counted in pairs). The worker takes what is waiting, up to a token
 budget, and scores it in one ``Reranker.rank_many`` call, so every score is the number the library
-gives. A large request is taken a budget-sized chunk at a time and goes back to the end of the
-queue after each chunk, so small requests behind it are answered between its chunks.
+gives. Requests are answered in arrival order: one cut by a full round finishes first in the next.
+A request larger than a whole round is taken a budget-sized chunk at a time and goes back to the
+end of the queue after each chunk, so small requests behind it are answered between its chunks.
 """
 
 from __future__ import annotations
@@ -187,10 +188,17 @@ class Batcher:
                 break
             pieces.append((job, start, end))
             job.next = end
-            self._pending.popleft()
-            if job.untaken:  # a chunk of a large request: its rest waits behind the others
+            if not job.untaken:
+                self._pending.popleft()
+                continue
+            # The round is full. A request whose rest fits in one round keeps its place at the
+            # head and finishes first next round (first come, first answered: equal requests
+            # are not all held back until the end); only a request larger than a whole round
+            # goes behind the others after each chunk, so it cannot starve the small ones.
+            if sum(job.costs[job.next :]) > self.max_batch_tokens:
+                self._pending.popleft()
                 self._pending.append(job)
-                break
+            break
         return pieces
 
     def _release(self, pairs: int) -> None:
