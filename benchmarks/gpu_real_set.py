@@ -41,9 +41,9 @@ def make(data_dir: str, model: str, bundle: Path, top_n: int, split: str) -> Non
     candidates = {
         q: [[d, data.doc_text(d), score] for d, score in docs.items()] for q, docs in run.items()
     }
-    # A checkpoint trained by crossrank records the length it learned at: score at that length.
-    marker = Path(model) / "crossrank-run.json"
-    trained = json.loads(marker.read_text())["config"]["max_length"] if marker.is_file() else None
+    from crossrank.loading import trained_max_length
+
+    trained = trained_max_length(model)  # score a crossrank-trained checkpoint at its own length
     bundle.mkdir(parents=True, exist_ok=True)
     (bundle / "pairs.json").write_text(
         json.dumps(

@@ -346,13 +346,7 @@ def main(argv=None) -> int:
     print(f"model {model}; {len(requests)} queries x {args.candidates} candidates", flush=True)
 
     if args.interleave:
-        rows, notes = interleaved(model, requests, args, logs)
-        print("\n" + _markdown(rows))
-        for note in notes:
-            print("- " + note)
-        with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump({"argv": sys.argv[1:], "rows": rows, "notes": notes}, handle, indent=1)
-        return 0
+        return _report(*interleaved(model, requests, args, logs), args.output)
 
     rows, notes = [], []
     row, local_scores = in_process(model, requests, args)
@@ -401,12 +395,16 @@ def main(argv=None) -> int:
         finally:
             server.stop()
 
+    return _report(rows, notes, args.output)
+
+
+def _report(rows: List[dict], notes: List[str], output: str) -> int:
     print("\n" + _markdown(rows))
     for note in notes:
         print("- " + note)
-    with open(args.output, "w", encoding="utf-8") as handle:
+    with open(output, "w", encoding="utf-8") as handle:
         json.dump({"argv": sys.argv[1:], "rows": rows, "notes": notes}, handle, indent=1)
-    print(f"\nwritten: {os.path.relpath(args.output)}")
+    print(f"\nwritten: {os.path.relpath(output)}")
     return 0
 
 
