@@ -147,6 +147,30 @@ def test_bad_configuration_is_named(tiny_beir, base_dir, tmp_path):
         train(_config(tiny_beir, base_dir, tmp_path / "x", queries_per_step=0))
 
 
+def test_device_is_chosen_checked_and_logged(tiny_beir, base_dir, tmp_path):
+    # "auto" on a machine without an accelerator trains on the CPU: the same run as "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    auto = train(_config(tiny_beir, base_dir, tmp_path / "auto", max_steps=4, device="auto"))
+    cpu = train(_config(tiny_beir, base_dir, tmp_path / "cpu", max_steps=4, device="cpu"))
+    assert next(cpu.model.parameters()).device.type == "cpu"
+    assert json.loads((tmp_path / "cpu" / "training_log.json").read_text())["device"] == "cpu"
+    logged = json.loads((tmp_path / "auto" / "training_log.json").read_text())
+    assert logged["device"].startswith(expected) and logged["config"]["device"] == "auto"
+    if expected == "cpu":
+        assert auto.losses == cpu.losses and auto.evals == cpu.evals
+
+    out = tmp_path / "bad"
+    with pytest.raises(ValueError, match="device='tpu' is not a device crossrank knows"):
+        train(_config(tiny_beir, base_dir, out, max_steps=1, device="tpu"))
+    assert not out.exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu'"):
+        train(_config(tiny_beir, base_dir, out, max_steps=1, device=""))
+    if not torch.cuda.is_available():
+        with pytest.raises((ValueError, RuntimeError), match="(?i)cuda"):
+            train(_config(tiny_beir, base_dir, out, max_steps=1, device="cuda"))
+        assert not out.exists()
+
+
 def test_train_cli(tiny_beir, base_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", tiny_beir, "--model", base_dir, "--output", str(out), "--max-steps", "3"]

@@ -209,6 +209,11 @@ def _add_train_parser(commands) -> None:
         default=defaults.budget_clock,
         help="wall: wall-clock time; cpu: CPU time / torch threads (fair on a shared machine)",
     )
+    train.add_argument(
+        "--device",
+        default=defaults.device,
+        help="auto (CUDA, then MPS, then CPU; default), cpu, cuda, cuda:N or mps",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
         "--save-every", type=int, default=0, help="checkpoint every N steps (default: never)"
@@ -356,6 +361,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_top_n=args.eval_top_n,
         time_budget_minutes=args.time_budget_minutes,
         budget_clock=args.budget_clock,
+        device=args.device,
         show_progress=not args.no_progress,
         save_every=args.save_every,
         resume=args.resume,

@@ -30,7 +30,7 @@ def distillation_loss(
 
     Column 0 is the positive (``"margin-mse"`` measures margins against it).
     """
-    teacher = teacher.to(student.dtype)
+    teacher = teacher.to(device=student.device, dtype=student.dtype)
     if kind == "kl":
         t = temperature
         log_student = F.log_softmax(student / t, dim=-1)

@@ -116,15 +116,21 @@ def _load(config: TrainConfig):
     return tokenizer, model
 
 
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def _forward(model, encoder: PairEncoder, pad_id: int, pairs) -> torch.Tensor:
     features = encoder.encode([q for q, _ in pairs], [p for _, p in pairs])
-    return model(**collate(features, pad_id)).logits[:, 0]
+    device = _device(model)
+    inputs = {k: v.to(device, non_blocking=True) for k, v in collate(features, pad_id).items()}
+    return model(**inputs).logits[:, 0]
 
 
 def _score(model, encoder, pad_id, pairs, batch_size: int = 64) -> List[float]:
     """Raw scores through the core's pipeline: what ``Reranker`` gives the saved checkpoint."""
     family = CrossEncoderFamily(encoder.tokenizer, model.config, "training")
-    backend = TorchBackend(model, family.forward, torch.device("cpu"), torch.float32)
+    backend = TorchBackend(model, family.forward, _device(model), torch.float32)
     request = Request(batch_size=batch_size, max_length=encoder.max_length)
     return Pipeline(family, backend).score(pairs, request)
 
@@ -148,7 +154,8 @@ def _evaluate(model, encoder, pad_id, data: BeirData, run, step: int) -> Dict[st
 
 def _label_loss(logits: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "listwise":
-        return torch.nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
+        target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+        return torch.nn.functional.cross_entropy(logits, target)
     labels = torch.zeros_like(logits)
     labels[:, 0] = 1.0
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
@@ -171,6 +178,9 @@ def train(config: TrainConfig) -> TrainResult:
     a crossrank run is refused unless ``overwrite`` (see :mod:`crossrank.train_state`).
     """
     config.check()
+    from .devices import resolve_device
+
+    device = resolve_device(config.device)  # a bad or absent device fails before any work
     teacher = None
     if config.teacher:  # loaded first: a bad --teacher leaves --output as it is
         from .distill import Teacher
@@ -200,6 +210,7 @@ def train(config: TrainConfig) -> TrainResult:
     eval_run = bm25.search({q: eval_data.queries[q] for q in held_out}, config.eval_top_n)
 
     tokenizer, model = _load(config)
+    model.to(device)
     encoder = PairEncoder(tokenizer, config.max_length)
     pad_id = tokenizer.pad_token_id or 0
     total = config.max_steps or max(
@@ -316,6 +327,7 @@ def train(config: TrainConfig) -> TrainResult:
         "seconds": round(seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
         "torch_threads": threads,
+        "device": str(device),
         "stopped_by": stopped_by,
         "losses": [round(v, 5) for v in losses],
         "evals": evals,

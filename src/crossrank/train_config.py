@@ -61,6 +61,9 @@ class TrainConfig:
     select_metric: str = "model"
     early_stopping_patience: Optional[int] = None  # stop after N evaluations without improvement
     early_stopping_min_delta: float = 0.0  # an improvement must exceed this
+    # Where the student trains and is evaluated: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda[:N]"
+    # or "mps". Always float32 weights; the saved checkpoint is the same whatever the device.
+    device: str = "auto"
 
     def check(self) -> None:
         """Raise :class:`~crossrank.errors.ArgumentError` (a ValueError) naming a bad setting."""
@@ -94,6 +97,10 @@ class TrainConfig:
             raise ArgumentError(f"save_every must be >= 0, got {self.save_every}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ArgumentError(f"time_budget_minutes must be > 0, got {self.time_budget_minutes}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ArgumentError(
+                f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}"
+            )
         self._check_distillation()
         self._check_selection()
 

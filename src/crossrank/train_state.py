@@ -26,8 +26,9 @@ import torch
 MARKER = "crossrank-run.json"
 LOG = "training_log.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-# Settings that may differ between a run and its resumption: they do not change what is learned.
-RESUMABLE_CHANGES = ("output_dir", "show_progress", "save_every", "resume", "overwrite")
+# Settings that may differ between a run and its resumption: they do not change what is learned
+# (the device only at float rounding: a run started on a GPU may finish on the CPU).
+RESUMABLE_CHANGES = ("output_dir", "show_progress", "save_every", "resume", "overwrite", "device")
 
 
 def prepare_output(config) -> Optional[dict]:
