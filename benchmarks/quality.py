@@ -38,10 +38,11 @@ def train_command(args, output: str) -> list:
         "crossrank", "train", os.path.join(args.data, "scifact"),
         "--model", minilm_dir(), "--output", output,
         "--loss", "listwise", "--negatives", "7", "--negatives-depth", "50",
-        "--max-length", str(args.max_length), "--queries-per-step", "8",
+        "--max-length", str(args.max_length), "--queries-per-step", str(args.queries_per_step),
         "--epochs", "3", "--lr", "1e-4", "--warmup-ratio", "0.1", "--seed", "42",
         "--eval-queries", "50", "--eval-every", "100", "--eval-top-n", "20",
         "--time-budget-minutes", str(args.train_minutes), "--budget-clock", args.budget_clock,
+        "--device", "cpu",  # the CPU recipe, also on a machine with a GPU
         "--overwrite",  # retrains into the same runs/ folder on every benchmark run
     ]  # fmt: skip
 
@@ -60,6 +61,12 @@ def main() -> int:
         help="cpu (default): count the CPU time the run got, so a shared machine does not cut it",
     )
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--queries-per-step",
+        type=int,
+        default=4,
+        help="4 (default; 8 before 2026-11-26's GPU sweep, benchmarks/quality_sweep.py)",
+    )
     parser.add_argument("--top-n", type=int, default=100)
     parser.add_argument("--fuse-weight", type=float, default=0.5)
     parser.add_argument("--max-queries", type=int, default=None, help="quick runs only")

