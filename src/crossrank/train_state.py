@@ -118,10 +118,10 @@ def readable_modes(out: Path) -> None:
 
 def snapshot(model, optimizer, examples, losses, evals, times) -> dict:
     """Everything a resumed run needs to continue exactly where this one is."""
-    return {
+    state = {
         "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
-        "torch_rng": torch.get_rng_state(),  # dropout
+        "torch_rng": torch.get_rng_state(),  # dropout on the CPU
         "examples_rng": examples.rng.getstate(),  # example order and negatives
         "order": list(examples.order),
         "losses": list(losses),
@@ -129,6 +129,9 @@ def snapshot(model, optimizer, examples, losses, evals, times) -> dict:
         "seconds": times[0],
         "cpu_seconds": times[1],
     }
+    if next(model.parameters()).is_cuda:  # dropout on a GPU draws from its own generator
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def restore(state: dict, model, optimizer, examples):
@@ -136,6 +139,9 @@ def restore(state: dict, model, optimizer, examples):
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and next(model.parameters()).is_cuda:
+        # the same GPUs: exactly where it stopped; a run moved to the CPU continues from its own
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     version, internal, gauss = state["examples_rng"]
     examples.rng.setstate((version, tuple(internal), gauss))
     examples.order = list(state["order"])
