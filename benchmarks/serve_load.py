@@ -64,10 +64,13 @@ def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: 
 # ---------------------------------------------------------------------- in process (the ceiling)
 
 
-def in_process(model: str, requests, args) -> Tuple[dict, List[List[float]]]:
+def in_process(model: str, requests, args, reranker=None) -> Tuple[dict, List[List[float]]]:
     from crossrank import Reranker
 
-    reranker = Reranker(model, device=args.device, max_length=args.max_length, backend=args.backend)
+    if reranker is None:
+        reranker = Reranker(
+            model, device=args.device, max_length=args.max_length, backend=args.backend
+        )
     reranker.rank(*requests[0])  # warm-up
     latencies, pairs, scores = [], 0, []
     started = time.perf_counter()
@@ -210,6 +213,13 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
     ]
     parse = lambda body: [(r["index"], r["relevance_score"]) for r in body["results"]]  # noqa: E731
     rows, notes, scores = [], [], {}
+    local = None
+    if args.in_process:
+        from crossrank import Reranker
+
+        local = Reranker(
+            model, device=args.device, max_length=args.max_length, backend=args.backend
+        )
     try:
         for server, route, make_body in contenders:
             server.wait_ready()
@@ -217,6 +227,11 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
                 _level(server, route, make_body, parse, requests[:2], 1, _warmup_args(args))
             )
         for round_ in range(args.interleave):
+            if local is not None:  # the ceiling, in this process, while both servers idle
+                row, got = in_process(model, requests, args, reranker=local)
+                scores["in-process"] = dict(enumerate(got))
+                rows.append({**row, "round": round_ + 1})
+                print(_markdown([row]).splitlines()[-1] + f" round {round_ + 1}", flush=True)
             for level in args.concurrency:
                 for server, route, make_body in contenders:
                     row, got = asyncio.run(
@@ -230,6 +245,10 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
         inf.stop()
     diff = max_abs_diff(scores.get(cross.name, {}), scores.get(inf.name, {}))
     notes.append(f"crossrank vs infinity max |score diff|: {diff}")
+    if local is not None:
+        diff = max_abs_diff(scores.get(cross.name, {}), scores["in-process"])
+        notes.append(f"crossrank serve vs in-process max |score diff|: {diff}")
+        notes += _against_in_process(rows, cross.name, args)
     for level in args.concurrency:
         mine = [
             r["pairs_per_s"]
@@ -248,6 +267,27 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
             + f" (median {ratios[len(ratios) // 2]:.2f})"
         )
     return rows, notes
+
+
+def _against_in_process(rows: List[dict], served: str, args) -> List[str]:
+    """Per round: the server's pairs/s at each level over the in-process loop's, and its p99 at
+    concurrency 1 over the in-process p99 (issue 15's two goals against the ceiling)."""
+    notes = []
+    ceiling = {r["round"]: r for r in rows if r["contender"] == "in-process rank loop"}
+    for level in args.concurrency:
+        mine = {r["round"]: r for r in rows if r["contender"] == served and r["concurrency"] == level}
+        ratios = [mine[k]["pairs_per_s"] / ceiling[k]["pairs_per_s"] for k in sorted(mine)]
+        notes.append(
+            f"concurrency {level}: crossrank serve / in-process pairs/s per round "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+        )
+        if level == 1:
+            p99 = [mine[k]["p99_ms"] / ceiling[k]["p99_ms"] for k in sorted(mine)]
+            notes.append(
+                "concurrency 1: crossrank serve p99 / in-process p99 per round "
+                + ", ".join(f"{r:.2f}" for r in p99)
+            )
+    return notes
 
 
 def _warmup_args(args):
@@ -334,7 +374,12 @@ def main(argv=None) -> int:
         type=int,
         default=0,
         metavar="ROUNDS",
-        help="run crossrank and infinity alternately, level by level, this many rounds (no in-process row)",
+        help="run crossrank and infinity alternately, level by level, this many rounds",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="with --interleave: also run the in-process rank loop (the ceiling) once per round",
     )
     parser.add_argument(
         "--device", default="cpu", help="crossrank's device, in process and served (cpu, cuda)"

@@ -171,6 +171,41 @@ def test_device_is_chosen_checked_and_logged(tiny_beir, base_dir, tmp_path):
         assert not out.exists()
 
 
+def test_freeze_layers_keeps_the_lower_blocks_and_trains_the_rest(tiny_beir, base_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    base = AutoModelForSequenceClassification.from_pretrained(base_dir)
+    result = train(
+        _config(tiny_beir, base_dir, tmp_path / "frozen", max_steps=6, freeze_layers=1, keep="last")
+    )
+    trained = result.model.base_model
+    start = base.base_model.state_dict()
+    after = {k: v.cpu() for k, v in trained.state_dict().items()}
+    same = lambda prefix: all(  # noqa: E731
+        torch.equal(start[k], after[k]) for k in start if k.startswith(prefix)
+    )
+    changed = lambda prefix: any(  # noqa: E731
+        not torch.equal(start[k], after[k]) for k in start if k.startswith(prefix)
+    )
+    assert same("embeddings.") and same("encoder.layer.0.")  # frozen: bit for bit the base
+    assert changed("encoder.layer.1.")  # the block above still learns
+    assert result.losses[-1] < result.losses[0]
+    # the saved checkpoint is an ordinary one that scores like the trained model
+    logged = json.loads((tmp_path / "frozen" / "training_log.json").read_text())
+    assert logged["config"]["freeze_layers"] == 1
+
+    with pytest.raises(ValueError, match="freeze_layers=2 would freeze every block.*at most 1"):
+        train(_config(tiny_beir, base_dir, tmp_path / "all", max_steps=1, freeze_layers=2))
+    with pytest.raises(ValueError, match="freeze_layers must be an int >= 0, got -1"):
+        train(_config(tiny_beir, base_dir, tmp_path / "neg", max_steps=1, freeze_layers=-1))
+    assert main(["train", tiny_beir, "--model", base_dir, "--output", str(tmp_path / "cli"),
+                 "--max-steps", "2", "--freeze-layers", "1", "--max-length", "32",
+                 "--eval-queries", "4", "--eval-every", "0", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "cli" / "training_log.json").read_text())["config"][
+        "freeze_layers"
+    ] == 1
+
+
 def test_train_cli(tiny_beir, base_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", tiny_beir, "--model", base_dir, "--output", str(out), "--max-steps", "3"]

@@ -214,6 +214,13 @@ def _add_train_parser(commands) -> None:
         default=defaults.device,
         help="auto (CUDA, then MPS, then CPU; default), cpu, cuda, cuda:N or mps",
     )
+    train.add_argument(
+        "--freeze-layers",
+        type=int,
+        default=defaults.freeze_layers,
+        metavar="N",
+        help="freeze the embeddings and the lowest N layers: cheaper steps (default 0: none)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
         "--save-every", type=int, default=0, help="checkpoint every N steps (default: never)"
@@ -362,6 +369,7 @@ def _train(args: argparse.Namespace) -> int:
         time_budget_minutes=args.time_budget_minutes,
         budget_clock=args.budget_clock,
         device=args.device,
+        freeze_layers=args.freeze_layers,
         show_progress=not args.no_progress,
         save_every=args.save_every,
         resume=args.resume,

@@ -34,6 +34,7 @@ from . import train_state
 from .backends.torch import TorchBackend
 from .batching import collate
 from .beir import load_split
+from .errors import ArgumentError
 from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
 from .families.cross_encoder import CrossEncoderFamily, PairEncoder
 from .pipeline import Pipeline, Request
@@ -114,6 +115,52 @@ def _load(config: TrainConfig):
     finally:
         transformers.logging.set_verbosity(verbosity)
     return tokenizer, model
+
+
+_LAYER_PATHS = ("encoder.layer", "encoder.layers", "transformer.layer", "layers", "layer", "h")
+_EMBEDDING_PATHS = ("embeddings", "embed_tokens", "wte", "word_embeddings")
+
+
+def _attribute(root, path: str):
+    for name in path.split("."):
+        root = getattr(root, name, None)
+        if root is None:
+            return None
+    return root
+
+
+def _freeze(model, layers: int) -> int:
+    """Stop gradients at the embeddings and the lowest ``layers`` blocks; the parameters frozen.
+
+    The head and the upper blocks still train; the backward pass ends at block ``layers``, which is
+    where the time goes (a backward step costs about twice a forward one).
+    """
+    if layers == 0:
+        return 0
+    base = model.base_model
+    blocks = next(
+        (b for b in (_attribute(base, p) for p in _LAYER_PATHS) if isinstance(b, torch.nn.ModuleList)),
+        None,
+    )
+    if blocks is None:
+        raise ArgumentError(
+            f"freeze_layers={layers}: cannot find the transformer blocks of "
+            f"{type(model).__name__}; use freeze_layers=0"
+        )
+    if layers >= len(blocks):
+        raise ArgumentError(
+            f"freeze_layers={layers} would freeze every block: {type(model).__name__} has "
+            f"{len(blocks)}; pick at most {len(blocks) - 1}"
+        )
+    frozen = [m for m in (_attribute(base, p) for p in _EMBEDDING_PATHS) if m is not None]
+    frozen += list(blocks[:layers])
+    count = 0
+    for module in frozen:
+        for parameter in module.parameters():
+            if parameter.requires_grad:
+                parameter.requires_grad_(False)
+                count += parameter.numel()
+    return count
 
 
 def _device(model) -> torch.device:
@@ -210,6 +257,7 @@ def train(config: TrainConfig) -> TrainResult:
     eval_run = bm25.search({q: eval_data.queries[q] for q in held_out}, config.eval_top_n)
 
     tokenizer, model = _load(config)
+    _freeze(model, config.freeze_layers)
     model.to(device)
     encoder = PairEncoder(tokenizer, config.max_length)
     pad_id = tokenizer.pad_token_id or 0
@@ -219,11 +267,17 @@ def train(config: TrainConfig) -> TrainResult:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     params = [
         {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "params": [
+                p
+                for n, p in model.named_parameters()
+                if p.requires_grad and not n.endswith(no_decay)
+            ],
             "weight_decay": config.weight_decay,
         },
         {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+            "params": [
+                p for n, p in model.named_parameters() if p.requires_grad and n.endswith(no_decay)
+            ],
             "weight_decay": 0.0,
         },
     ]

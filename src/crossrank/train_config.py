@@ -64,6 +64,9 @@ class TrainConfig:
     # Where the student trains and is evaluated: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda[:N]"
     # or "mps". Always float32 weights; the saved checkpoint is the same whatever the device.
     device: str = "auto"
+    # Freeze the embeddings and the lowest N transformer layers (0: train everything). The backward
+    # pass then stops at layer N, so a step costs less: more steps fit a time budget.
+    freeze_layers: int = 0
 
     def check(self) -> None:
         """Raise :class:`~crossrank.errors.ArgumentError` (a ValueError) naming a bad setting."""
@@ -97,6 +100,9 @@ class TrainConfig:
             raise ArgumentError(f"save_every must be >= 0, got {self.save_every}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ArgumentError(f"time_budget_minutes must be > 0, got {self.time_budget_minutes}")
+        frozen = self.freeze_layers
+        if isinstance(frozen, bool) or not isinstance(frozen, int) or frozen < 0:
+            raise ArgumentError(f"freeze_layers must be an int >= 0, got {frozen!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ArgumentError(
                 f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}"
