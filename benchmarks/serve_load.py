@@ -275,7 +275,9 @@ def _against_in_process(rows: List[dict], served: str, args) -> List[str]:
     notes = []
     ceiling = {r["round"]: r for r in rows if r["contender"] == "in-process rank loop"}
     for level in args.concurrency:
-        mine = {r["round"]: r for r in rows if r["contender"] == served and r["concurrency"] == level}
+        mine = {
+            r["round"]: r for r in rows if r["contender"] == served and r["concurrency"] == level
+        }
         ratios = [mine[k]["pairs_per_s"] / ceiling[k]["pairs_per_s"] for k in sorted(mine)]
         notes.append(
             f"concurrency {level}: crossrank serve / in-process pairs/s per round "

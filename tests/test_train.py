@@ -196,14 +196,51 @@ def test_freeze_layers_keeps_the_lower_blocks_and_trains_the_rest(tiny_beir, bas
 
     with pytest.raises(ValueError, match="freeze_layers=2 would freeze every block.*at most 1"):
         train(_config(tiny_beir, base_dir, tmp_path / "all", max_steps=1, freeze_layers=2))
+    assert not (tmp_path / "all").exists()  # refused before --output was touched
+    # ... even with overwrite: the run already there is kept
+    kept = sorted(p.name for p in (tmp_path / "frozen").iterdir())
+    with pytest.raises(ValueError, match="would freeze every block"):
+        train(
+            _config(
+                tiny_beir,
+                base_dir,
+                tmp_path / "frozen",
+                max_steps=1,
+                freeze_layers=5,
+                overwrite=True,
+            )
+        )
+    assert sorted(p.name for p in (tmp_path / "frozen").iterdir()) == kept
     with pytest.raises(ValueError, match="freeze_layers must be an int >= 0, got -1"):
         train(_config(tiny_beir, base_dir, tmp_path / "neg", max_steps=1, freeze_layers=-1))
-    assert main(["train", tiny_beir, "--model", base_dir, "--output", str(tmp_path / "cli"),
-                 "--max-steps", "2", "--freeze-layers", "1", "--max-length", "32",
-                 "--eval-queries", "4", "--eval-every", "0", "--no-progress"]) == 0
-    assert json.loads((tmp_path / "cli" / "training_log.json").read_text())["config"][
-        "freeze_layers"
-    ] == 1
+    assert (
+        main(
+            [
+                "train",
+                tiny_beir,
+                "--model",
+                base_dir,
+                "--output",
+                str(tmp_path / "cli"),
+                "--max-steps",
+                "2",
+                "--freeze-layers",
+                "1",
+                "--max-length",
+                "32",
+                "--eval-queries",
+                "4",
+                "--eval-every",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "cli" / "training_log.json").read_text())["config"]["freeze_layers"]
+        == 1
+    )
 
 
 def test_train_cli(tiny_beir, base_dir, tmp_path, capsys):

@@ -129,6 +129,21 @@ def _attribute(root, path: str):
     return root
 
 
+def _check_freeze(config: TrainConfig) -> None:
+    """Refuse freeze_layers >= the base model's layer count, from its config alone."""
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(config.model)
+    count = getattr(model_config, "num_hidden_layers", None) or getattr(
+        model_config, "n_layer", None
+    )
+    if isinstance(count, int) and config.freeze_layers >= count:
+        raise ArgumentError(
+            f"freeze_layers={config.freeze_layers} would freeze every block: {config.model} has "
+            f"{count}; pick at most {count - 1}"
+        )
+
+
 def _freeze(model, layers: int) -> int:
     """Stop gradients at the embeddings and the lowest ``layers`` blocks; the parameters frozen.
 
@@ -139,7 +154,11 @@ def _freeze(model, layers: int) -> int:
         return 0
     base = model.base_model
     blocks = next(
-        (b for b in (_attribute(base, p) for p in _LAYER_PATHS) if isinstance(b, torch.nn.ModuleList)),
+        (
+            b
+            for b in (_attribute(base, p) for p in _LAYER_PATHS)
+            if isinstance(b, torch.nn.ModuleList)
+        ),
         None,
     )
     if blocks is None:
@@ -233,6 +252,8 @@ def train(config: TrainConfig) -> TrainResult:
         from .distill import Teacher
 
         teacher = Teacher(config)
+    if config.freeze_layers:  # too many layers is refused before --output is touched
+        _check_freeze(config)
     resume = train_state.prepare_output(config)
     from transformers import set_seed
 
