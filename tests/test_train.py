@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -256,3 +257,46 @@ def test_train_cli(tiny_beir, base_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", tiny_beir, "--model", base_dir, "-o", str(out), "--loss", "hinge"])
     assert "invalid choice: 'hinge'" in capsys.readouterr().err
+
+
+def test_dropout_zero_turns_every_dropout_off_and_keeps_the_saved_config(
+    tiny_beir, base_dir, tmp_path
+):
+    from transformers import AutoModelForSequenceClassification
+
+    from crossrank.train import _set_dropout
+
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir).train()
+    ids = torch.randint(5, 90, (4, 24))
+
+    def logits():
+        with torch.no_grad():
+            return model(input_ids=ids).logits
+
+    torch.manual_seed(0)
+    assert not torch.equal(logits(), logits())  # the base trains with dropout on
+    assert _set_dropout(model, None) == 0 and not torch.equal(logits(), logits())
+    assert _set_dropout(model, 0.0) > 0
+    first = logits()
+    assert torch.equal(first, logits())  # no random masks left, attention included
+    model.eval()
+    assert torch.allclose(first, logits(), atol=1e-6)  # training mode now computes what eval does
+
+    base_config = json.loads((Path(base_dir) / "config.json").read_text())
+    assert base_config["hidden_dropout_prob"] > 0
+    result = train(_config(tiny_beir, base_dir, tmp_path / "nodrop", max_steps=4, dropout=0.0))
+    assert all(m.p == 0.0 for m in result.model.modules() if isinstance(m, torch.nn.Dropout))
+    saved = json.loads((tmp_path / "nodrop" / "config.json").read_text())
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        assert saved[key] == base_config[key]  # the checkpoint stays a standard one
+    logged = json.loads((tmp_path / "nodrop" / "training_log.json").read_text())
+    assert logged["config"]["dropout"] == 0.0
+    for bad in (1.0, -0.1, True, "0"):
+        with pytest.raises(ValueError, match="dropout must be a probability in \\[0, 1\\)"):
+            train(_config(tiny_beir, base_dir, tmp_path / "bad", max_steps=1, dropout=bad))
+    assert not (tmp_path / "bad").exists()
+    args = ["train", tiny_beir, "--model", base_dir, "--output", str(tmp_path / "cli")]
+    args += ["--max-steps", "1", "--max-length", "32", "--eval-every", "0", "--no-progress"]
+    assert main(args + ["--dropout", "0"]) == 0
+    logged = json.loads((tmp_path / "cli" / "training_log.json").read_text())
+    assert logged["config"]["dropout"] == 0.0

@@ -182,6 +182,26 @@ def _freeze(model, layers: int) -> int:
     return count
 
 
+def _set_dropout(model, probability: Optional[float]) -> int:
+    """Set every dropout in ``model`` to ``probability`` (None: leave them); the modules changed.
+
+    Modules, not the config: attention reads its probability from its ``nn.Dropout`` (BERT-likes)
+    or a float ``attention_dropout`` (decoder LLMs), so this reaches both, and the config saved with
+    the checkpoint keeps the model's own values.
+    """
+    if probability is None:
+        return 0
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = float(probability)
+            changed += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = float(probability)
+            changed += 1
+    return changed
+
+
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
@@ -279,6 +299,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     tokenizer, model = _load(config)
     _freeze(model, config.freeze_layers)
+    _set_dropout(model, config.dropout)
     model.to(device)
     encoder = PairEncoder(tokenizer, config.max_length)
     pad_id = tokenizer.pad_token_id or 0
