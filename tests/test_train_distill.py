@@ -165,3 +165,35 @@ def test_a_teacher_that_does_not_load_leaves_the_output_alone(tiny_beir, base_di
     with pytest.raises(ModelLoadError, match="no-such-teacher"):
         train(_config(tiny_beir, base_dir, out, max_steps=1, teacher=missing, overwrite=True))
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_bm25_as_the_teacher_pulls_the_student_towards_bm25s_order(tiny_beir, base_dir, tmp_path):
+    from crossrank.distill import BM25Teacher
+
+    data = load_beir(tiny_beir, "train")
+    bm25 = BM25(data)
+    run = bm25.search(data.queries, 6)
+    for query_id, hits in run.items():  # score() gives the very scores search() ranks by
+        ids = list(hits)
+        assert bm25.score(data.queries[query_id], ids) == pytest.approx(list(hits.values()))
+    assert bm25.score("zzzz qqqq", ids) == [0.0] * len(ids)  # no shared term: 0, as in search
+    assert bm25.score("", ids) == [0.0] * len(ids)
+
+    config = TrainConfig("m", tiny_beir, "out", teacher="bm25")
+    groups = [(q, list(hits)) for q, hits in run.items() if len(hits) > 2]
+    targets = BM25Teacher(config, bm25).logits(groups, data)
+    for row, (q, docs) in zip(targets, groups):
+        assert row.mean().item() == pytest.approx(0.0, abs=1e-5)
+        assert row.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
+        raw = list(run[q].values())  # standardizing keeps BM25's order
+        assert sorted(range(len(docs)), key=lambda i: -row[i]) == sorted(
+            range(len(docs)), key=lambda i: -raw[i]
+        )
+
+    texts = [(data.queries[q], [data.doc_text(d) for d in docs]) for q, docs in groups]
+    before = _scores(base_dir, texts)
+    common = dict(max_steps=20, eval_queries=0, learning_rate=5e-3, teacher="bm25")
+    trained = train(_config(tiny_beir, base_dir, tmp_path / "bm25", **common))
+    after = _scores(tmp_path / "bm25", texts)
+    assert _kl(after, targets) < 0.7 * _kl(before, targets), trained.losses
+    assert _agreement(after, targets) > _agreement(before, targets)

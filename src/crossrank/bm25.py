@@ -45,6 +45,19 @@ class BM25:
             texts, lower=True, stopwords="en", stemmer=self._stem, show_progress=self.show_progress
         )
 
+    def score(self, query: str, doc_ids: List[str]) -> List[float]:
+        """The BM25 score of each of ``doc_ids`` for ``query`` (0 where no term is shared)."""
+        tokens = self._bm25s.tokenize(
+            [query], lower=True, stopwords="en", stemmer=self._stem, return_ids=False,
+            show_progress=False,
+        )[0]  # fmt: skip
+        if not tokens:
+            return [0.0] * len(doc_ids)
+        if not hasattr(self, "_position"):
+            self._position = {d: i for i, d in enumerate(self.doc_ids)}
+        scores = self.index.get_scores(list(tokens))
+        return [float(scores[self._position[d]]) for d in doc_ids]
+
     def search(self, queries: Dict[str, str], top_n: int = 100) -> Run:
         """Top ``top_n`` documents for each query, as {query id: {doc id: BM25 score}}."""
         if not queries:

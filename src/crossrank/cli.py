@@ -243,7 +243,8 @@ def _add_train_parser(commands) -> None:
         "--teacher",
         default=None,
         metavar="MODEL",
-        help="distill from this reranker's raw scores (any model crossrank loads)",
+        help="distill from this reranker's raw scores (any model crossrank loads), or 'bm25': "
+        "the collection's BM25, standardized per group (a local folder named bm25: ./bm25)",
     )
     train.add_argument("--distill-loss", choices=DISTILL_LOSSES, default=defaults.distill_loss)
     train.add_argument(

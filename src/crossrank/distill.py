@@ -6,6 +6,11 @@ KL(softmax(teacher / T) || softmax(student / T)) times T² per group, ``"margin-
 squared difference between the student's margins (positive − each negative) and the teacher's. The
 run's loss is ``(1 − distill_weight) × label loss + distill_weight × distillation loss``.
 
+``teacher="bm25"`` (:class:`BM25Teacher`) takes the first stage itself as the teacher: each group's
+BM25 scores, standardized within the group (mean 0, standard deviation 1), so the student learns
+BM25's lexical ordering of the candidates beside the labels, and can rank well alone where its
+training queries are not like the real ones (pseudo queries: see RESULTS, Quality).
+
 Teacher scores are cached per (query id, document id) and the cache travels in checkpoints, so a
 resumed run sees the very same targets as one that never stopped.
 
@@ -77,4 +82,27 @@ class Teacher:
         self.scores = {(q, d): s for q, d, s in state}
 
 
-__all__ = ["Teacher", "distillation_loss"]
+BM25_TEACHER = "bm25"
+
+
+class BM25Teacher(Teacher):
+    """The collection's BM25 as the teacher: each group's scores standardized within the group."""
+
+    def __init__(self, config, bm25) -> None:
+        self.kind, self.temperature = config.distill_loss, config.distill_temperature
+        self.bm25 = bm25
+        self.scores: Dict[Tuple[str, str], float] = {}
+
+    def logits(self, groups: Groups, data) -> torch.Tensor:
+        for q, docs in groups:
+            missing = [d for d in dict.fromkeys(docs) if (q, d) not in self.scores]
+            if missing:
+                self.scores.update(
+                    zip(((q, d) for d in missing), self.bm25.score(data.queries[q], missing))
+                )
+        raw = torch.tensor([[self.scores[(q, d)] for d in docs] for q, docs in groups])
+        spread = raw.std(dim=-1, keepdim=True, unbiased=False).clamp_min(1e-6)
+        return (raw - raw.mean(dim=-1, keepdim=True)) / spread
+
+
+__all__ = ["BM25Teacher", "BM25_TEACHER", "Teacher", "distillation_loss"]

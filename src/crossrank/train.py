@@ -268,10 +268,10 @@ def train(config: TrainConfig) -> TrainResult:
 
     device = resolve_device(config.device)  # a bad or absent device fails before any work
     teacher = None
-    if config.teacher:  # loaded first: a bad --teacher leaves --output as it is
-        from .distill import Teacher
+    from .distill import BM25_TEACHER, BM25Teacher, Teacher
 
-        teacher = Teacher(config)
+    if config.teacher and config.teacher != BM25_TEACHER:
+        teacher = Teacher(config)  # loaded first: a bad --teacher leaves --output as it is
     if config.freeze_layers:  # too many layers is refused before --output is touched
         _check_freeze(config)
     resume = train_state.prepare_output(config)
@@ -291,6 +291,8 @@ def train(config: TrainConfig) -> TrainResult:
         held_out = query_ids[: min(config.eval_queries, len(query_ids) // 5)]
         train_ids = query_ids[len(held_out) :]
     bm25 = BM25(data)
+    if config.teacher == BM25_TEACHER:
+        teacher = BM25Teacher(config, bm25)
     depth = config.negatives_depth + max(len(r) for r in data.qrels.values())
     examples = _Examples(
         data, train_ids, bm25.search({q: data.queries[q] for q in train_ids}, depth), config
