@@ -44,7 +44,10 @@ def train_command(args, output: str) -> list:
         "--time-budget-minutes", str(args.train_minutes), "--budget-clock", args.budget_clock,
         "--device", "cpu",  # the CPU recipe, also on a machine with a GPU
         "--overwrite",  # retrains into the same runs/ folder on every benchmark run
-    ] + (["--dropout", str(args.dropout)] if args.dropout is not None else [])  # fmt: skip
+    ] + (["--dropout", str(args.dropout)] if args.dropout is not None else []) + (
+        ["--teacher", args.teacher, "--distill-weight", str(args.distill_weight)]
+        if args.teacher else []
+    )  # fmt: skip
 
 
 def main() -> int:
@@ -85,6 +88,10 @@ def main() -> int:
         default=None,
         help="the model's own (default) or P for every dropout while training (0: ~1/3 cheaper steps)",
     )
+    parser.add_argument(
+        "--teacher", default=None, help="none (default, the recipe), a reranker, or 'bm25'"
+    )
+    parser.add_argument("--distill-weight", type=float, default=0.5, help="with --teacher")
     parser.add_argument("--top-n", type=int, default=100)
     parser.add_argument("--fuse-weight", type=float, default=0.5)
     parser.add_argument("--max-queries", type=int, default=None, help="quick runs only")
