@@ -35,6 +35,7 @@ class BM25:
         bm25s = self._bm25s = require_extra("bm25s")
         self._stem = require_extra("Stemmer").Stemmer("english").stemWords
         self.doc_ids = list(data.corpus)
+        self._position = {d: i for i, d in enumerate(self.doc_ids)}
         self.show_progress = show_progress
         tokens = self._tokenize([data.doc_text(d) for d in self.doc_ids])
         self.index = bm25s.BM25(k1=k1, b=b, method="lucene")
@@ -45,16 +46,17 @@ class BM25:
             texts, lower=True, stopwords="en", stemmer=self._stem, show_progress=self.show_progress
         )
 
+    def _query_tokens(self, texts: List[str]):
+        return self._bm25s.tokenize(
+            texts, lower=True, stopwords="en", stemmer=self._stem, return_ids=False,
+            show_progress=False,
+        )  # fmt: skip
+
     def score(self, query: str, doc_ids: List[str]) -> List[float]:
         """The BM25 score of each of ``doc_ids`` for ``query`` (0 where no term is shared)."""
-        tokens = self._bm25s.tokenize(
-            [query], lower=True, stopwords="en", stemmer=self._stem, return_ids=False,
-            show_progress=False,
-        )[0]  # fmt: skip
+        tokens = self._query_tokens([query])[0]
         if not tokens:
             return [0.0] * len(doc_ids)
-        if not hasattr(self, "_position"):
-            self._position = {d: i for i, d in enumerate(self.doc_ids)}
         scores = self.index.get_scores(list(tokens))
         return [float(scores[self._position[d]]) for d in doc_ids]
 
@@ -63,14 +65,7 @@ class BM25:
         if not queries:
             return {}
         top_n = min(top_n, len(self.doc_ids))
-        tokens = self._bm25s.tokenize(
-            list(queries.values()),
-            lower=True,
-            stopwords="en",
-            stemmer=self._stem,
-            return_ids=False,
-            show_progress=False,
-        )
+        tokens = self._query_tokens(list(queries.values()))
         hits, scores = self.index.retrieve(
             tokens, k=top_n, show_progress=self.show_progress, n_threads=1
         )

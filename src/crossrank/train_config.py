@@ -68,7 +68,7 @@ class TrainConfig:
     # pass then stops at layer N, so a step costs less: more steps fit a time budget.
     freeze_layers: int = 0
     # Set every dropout of the model to this probability while training (None: the model's own,
-    # 0.1 for BERT-likes). 0 turns dropout off: on a CPU a step then costs ~1/3 less (no random
+    # 0.1 for BERT-likes). 0 turns dropout off: on a CPU a step then costs 20-30% less (no random
     # masks, and attention takes the fused SDPA kernel), so more steps fit a time budget. The saved
     # checkpoint's config keeps the model's own values; dropout never acts at inference.
     dropout: Optional[float] = None
