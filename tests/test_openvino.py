@@ -1,10 +1,12 @@
-"""The OpenVINO backend: fp32 scores equal torch's, bf16 close, options checked, extra named."""
+"""The OpenVINO backend: fp32 scores equal torch's, bf16 and int8 close, options checked, extras
+named, the int8 file made once and repaired when damaged."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 import pytest
 from test_onnx_backend import LIST_PAIRS, _concordant_fraction
@@ -88,6 +90,58 @@ def test_openvino_is_safe_across_threads(fresh_dirs):
         assert got == pytest.approx(expected, abs=1e-6)
 
 
+def _int8_files(reranker):
+    xml = Path(reranker.info()["onnx_file"])
+    return xml, xml.with_suffix(".bin")
+
+
+@pytest.mark.parametrize("name", ["bert", "xlm-roberta"])
+def test_int8_keeps_the_ranking_and_is_made_once(fresh_dirs, name):
+    pytest.importorskip("nncf", reason="the openvino extra (nncf) is not installed")
+    fp32 = Reranker(fresh_dirs[name], max_length=64, backend="openvino")
+    int8 = Reranker(fresh_dirs[name], max_length=64, backend="openvino", quantize="int8")
+    expected, got = fp32.compute_score(LIST_PAIRS), int8.compute_score(LIST_PAIRS)
+    xml, weights = _int8_files(int8)
+    assert xml.name == "model.openvino-int8.xml" and weights.is_file()
+    assert int8.info()["quantize"] == "int8" and int8.info()["backend"] == "openvino"
+    spread = max(expected) - min(expected)
+    differences = [abs(a - b) for a, b in zip(got, expected)]
+    assert max(differences) > 1e-6  # int8 really ran: not the float32 model
+    assert max(differences) <= 0.3 * spread
+    assert _concordant_fraction(got, expected) >= 0.85
+    before = (xml.stat().st_mtime_ns, weights.stat().st_mtime_ns)
+    again = Reranker(fresh_dirs[name], max_length=64, backend="openvino", quantize="int8")
+    assert (xml.stat().st_mtime_ns, weights.stat().st_mtime_ns) == before  # cached, not redone
+    assert again.compute_score(LIST_PAIRS) == pytest.approx(got, abs=1e-6)
+
+
+def test_damaged_int8_weights_are_made_again(tmp_path):
+    pytest.importorskip("nncf", reason="the openvino extra (nncf) is not installed")
+    model_dir = save_model(tmp_path / "bert", "bert")
+    first = Reranker(model_dir, max_length=48, backend="openvino", quantize="int8")
+    expected = first.compute_score(LIST_PAIRS)
+    _, weights = _int8_files(first)
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    with pytest.warns(CrossrankWarning, match="damaged"):
+        repaired = Reranker(model_dir, max_length=48, backend="openvino", quantize="int8")
+    assert repaired.compute_score(LIST_PAIRS) == pytest.approx(expected, abs=1e-6)
+
+
+def test_int8_calibration_needs_pairs(tmp_path):
+    pytest.importorskip("nncf", reason="the openvino extra (nncf) is not installed")
+    from crossrank.backends.openvino import quantize_int8
+
+    with pytest.raises(ValueError, match="pairs must hold at least one"):
+        quantize_int8(tmp_path / "model.onnx", tmp_path / "int8.xml", encoder=None, pairs=[])
+
+
+def test_missing_nncf_names_the_extra(tmp_path, monkeypatch):
+    model_dir = save_model(tmp_path / "bert", "bert")
+    monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf → ImportError
+    with pytest.raises(ImportError, match=r"quantize='int8' needs nncf.*crossrank\[openvino\]"):
+        Reranker(model_dir, backend="openvino", quantize="int8")
+
+
 def test_missing_openvino_names_the_extra(tmp_path, monkeypatch):
     model_dir = save_model(tmp_path / "bert", "bert")
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino → ImportError
@@ -99,7 +153,7 @@ def test_missing_openvino_names_the_extra(tmp_path, monkeypatch):
     "kwargs, message",
     [
         ({"dtype": "float16"}, "backend='openvino' runs float32 or bfloat16"),
-        ({"quantize": "int8"}, r"quantize='int8' needs backend='onnx'"),
+        ({"quantize": "int4"}, r"quantize must be None or 'int8'"),
     ],
 )
 def test_bad_openvino_options(bert_dir, kwargs, message):

@@ -109,7 +109,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--stride", type=int, default=128, help="maxp: tokens windows share")
     rank.add_argument("--instruction", default=None, help="decoder LLM rerankers: the task text")
     rank.add_argument("--backend", choices=("torch", "onnx", "openvino"), default="torch")
-    rank.add_argument("--quantize", choices=("int8",), default=None, help="with --backend onnx")
+    rank.add_argument(
+        "--quantize", choices=("int8",), default=None, help="with --backend openvino or onnx"
+    )
     _add_model_options(rank)
     _add_eval_parser(commands)
     _add_train_parser(commands)

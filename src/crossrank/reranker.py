@@ -71,9 +71,13 @@ class Reranker:
         stride: with ``"maxp"``, tokens shared by consecutive windows (at most half a window).
         prompt_format: decoder LLM rerankers only: ``"qwen3"`` or ``"bge"`` where the model type
             does not tell.
-        backend: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime on CPU, cross-encoders only;
-            ``pip install crossrank[onnx]``), exported once and cached next to the model.
-        quantize: with ``backend="onnx"``, ``"int8"`` for an int8-quantized export.
+        backend: ``"torch"`` (default), ``"onnx"`` (ONNX Runtime on CPU, cross-encoders only;
+            ``pip install crossrank[onnx]``) or ``"openvino"`` (OpenVINO on CPU, float32 or
+            bfloat16; ``pip install crossrank[openvino]``), exported once and cached next to the
+            model.
+        quantize: ``"int8"`` with ``backend="openvino"`` (static int8 through OpenVINO's NNCF,
+            calibrated once on built-in pairs and cached; the fastest CPU path on AVX512-VNNI
+            CPUs) or with ``backend="onnx"`` (ONNX Runtime's dynamic int8, no calibration).
         cache_size: keep the raw scores of this many (query, passage) pairs; 0 (default) is off.
         calibration: ``None`` (default), ``"auto"`` (the model directory's
             ``crossrank_calibration.json`` when present) or a path to one (``crossrank

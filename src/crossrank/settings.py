@@ -107,9 +107,10 @@ class Settings:
             raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino', got {self.backend!r}")
         if self.quantize not in QUANTIZATIONS:
             raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
-        if self.quantize is not None and self.backend != "onnx":
+        if self.quantize is not None and self.backend == "torch":
             raise ValueError(
-                f"quantize={self.quantize!r} needs backend='onnx' (pip install crossrank[onnx]); "
+                f"quantize={self.quantize!r} needs backend='openvino' (pip install "
+                "crossrank[openvino]) or backend='onnx' (pip install crossrank[onnx]); "
                 "the torch backend runs the model as loaded"
             )
         if self.backend in _CPU_BACKEND_DTYPES:

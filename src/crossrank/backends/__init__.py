@@ -53,15 +53,25 @@ def build_backends(settings, family, checkpoint, on_dtype_change=None) -> List[B
         from .openvino import require_openvino
 
         require_openvino()  # before the weights load: a missing extra fails fast
+        if settings.quantize == "int8":
+            from .openvino import require_nncf
+
+            require_nncf()
     model = load_weights(checkpoint, family.auto_class(), settings.show_progress_bar)
     if settings.backend in ("onnx", "openvino"):
         from .onnx import OnnxModel, onnx_file
 
         encoder = family.encoder(settings.max_length, settings.query_max_length)
-        path = onnx_file(model, encoder, settings.model, settings.quantize, family.pad_token_id)
+        onnx_quantize = settings.quantize if settings.backend == "onnx" else None
+        path = onnx_file(model, encoder, settings.model, onnx_quantize, family.pad_token_id)
         model.to("meta")  # the runtime holds its own copy; keep the config, drop the weights
         if settings.backend == "openvino":
-            from .openvino import OpenVinoBackend, OpenVinoModel
+            from .openvino import OpenVinoBackend, OpenVinoModel, openvino_int8_file
+
+            if settings.quantize == "int8":
+                path = openvino_int8_file(
+                    path, encoder, family.pad_token_id, settings.show_progress_bar
+                )
 
             return [OpenVinoBackend(OpenVinoModel(path, settings.dtype), model, settings.dtype)]
         return [OnnxBackend(OnnxModel(path), model)]

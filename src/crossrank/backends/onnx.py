@@ -125,7 +125,8 @@ def onnx_file(
         meta = export_cache.read_meta(directory)
         if meta.get("fingerprint") != fingerprint:
             # Under the lock, leftovers are from this model's older weights or a killed process.
-            for stale in directory.glob("model*.onnx*"):
+            # model.onnx, model.int8.onnx, model.openvino-int8.xml/.bin and their temp files
+            for stale in directory.glob("model.*"):
                 stale.unlink(missing_ok=True)
             meta = {"fingerprint": fingerprint, "format": FORMAT_VERSION, "model": model_name}
         _ensure(directory, "model.onnx", meta, lambda: export_onnx(model, encoder, fp32, pad_id))
@@ -136,22 +137,26 @@ def onnx_file(
     return path
 
 
-def _ensure(directory: Path, name: str, meta: dict, make) -> None:
-    """Make ``name`` with ``make()`` unless it is intact; warn when a recorded file was damaged."""
+def _ensure(directory: Path, name, meta: dict, make) -> None:
+    """Make ``name`` (or a tuple of names ``make`` writes together) unless intact; warn when a
+    recorded file was damaged."""
+    names = (name,) if isinstance(name, str) else tuple(name)
     before = json.dumps(meta, sort_keys=True)
-    if export_cache.intact(directory, name, meta):
+    if all(export_cache.intact(directory, each, meta) for each in names):
         if json.dumps(meta, sort_keys=True) != before:  # a copy: keep its new mtime, hash once
             export_cache.write_meta(directory, meta)
         return
-    if export_cache.recorded(meta, name):
+    damaged = [each for each in names if export_cache.recorded(meta, each)]
+    if damaged:
         warnings.warn(
-            f"crossrank: the cached ONNX file {directory / name} is missing or damaged "
+            f"crossrank: the cached export file {directory / damaged[0]} is missing or damaged "
             "(its size or hash changed since it was written); making it again",
             CrossrankWarning,
             stacklevel=5,  # the caller of Reranker(...)
         )
     make()
-    export_cache.record(directory, name, meta)
+    for each in names:
+        export_cache.record(directory, each, meta)
     export_cache.write_meta(directory, meta)
 
 

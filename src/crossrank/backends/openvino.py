@@ -3,15 +3,26 @@
 The file is the same ``model.onnx`` the ONNX Runtime backend uses (exported once, cached, see
 :mod:`crossrank.backends.onnx`); OpenVINO reads it and compiles it for the CPU in float32 or, with
 ``dtype="bfloat16"``, with bfloat16 as the inference precision. A CPU without native bfloat16
-(AVX512-BF16 or AMX) runs float32 instead, which crossrank says once. int8 would go through
-OpenVINO's own quantizer (NNCF), which crossrank does not use (see the README's Speed section).
+(AVX512-BF16 or AMX) runs float32 instead, which crossrank says once.
+
+``quantize="int8"`` quantizes that export statically with OpenVINO's own quantizer (NNCF): int8
+weights and int8 activations whose scales are fixed beforehand from calibration pairs (SmoothQuant
+and bias correction included), saved as ``model.openvino-int8.xml``/``.bin`` beside the ONNX file
+and made once. On a CPU with AVX512-VNNI it was the fastest path measured (see the README's Speed
+section); ONNX Runtime's int8 (``backend="onnx"``) needs no calibration but computes activation
+scales on every call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import queue
+import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,6 +30,10 @@ import torch
 from ..errors import ModelLoadError, warn_once
 
 _INSTALL_HINT = "pip install crossrank[openvino]"
+INT8_XML = "model.openvino-int8.xml"
+INT8_BIN = "model.openvino-int8.bin"
+# Calibration pairs go through the model a few at a time (one NNCF sample per batch).
+_CALIBRATION_BATCH = 4
 # OpenVINO's names for the precisions crossrank asks for
 _PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
@@ -32,6 +47,109 @@ def require_openvino():
             f"backend='openvino' needs openvino, which is not installed: {_INSTALL_HINT}"
         ) from error
     return openvino
+
+
+def require_nncf():
+    """Import nncf (OpenVINO's quantizer), or fail with the install command."""
+    try:
+        import nncf
+    except ImportError as error:
+        raise ImportError(
+            "backend='openvino' with quantize='int8' needs nncf, which is not installed: "
+            f"{_INSTALL_HINT}"
+        ) from error
+    return nncf
+
+
+def openvino_int8_file(
+    onnx_path: Path, encoder, pad_id: int = 0, show_progress_bar: bool = False
+) -> Path:
+    """The statically quantized int8 OpenVINO model made from ``onnx_path``: cached, else made.
+
+    ``onnx_path`` is the fp32 export :func:`crossrank.backends.onnx.onnx_file` returned (its
+    directory holds the fingerprint, so new weights drop this file too); ``encoder`` makes the
+    calibration inputs from :func:`crossrank.backends.int8_pairs.calibration_pairs`. A damaged
+    file is made again with a warning, and processes take turns (the export directory's lock).
+    """
+    from . import export_cache
+    from .onnx import _ensure
+
+    directory = Path(onnx_path).parent
+    target = directory / INT8_XML
+    with export_cache.export_lock(directory):
+        meta = export_cache.read_meta(directory)
+        _ensure(
+            directory,
+            (INT8_XML, INT8_BIN),
+            meta,
+            lambda: quantize_int8(
+                Path(onnx_path), target, encoder, pad_id, show_progress_bar=show_progress_bar
+            ),
+        )
+    return target
+
+
+def quantize_int8(
+    source: Path,
+    target: Path,
+    encoder,
+    pad_id: int = 0,
+    pairs: Optional[Sequence[Tuple[str, str]]] = None,
+    show_progress_bar: bool = False,
+) -> None:
+    """Quantize the ONNX model ``source`` to int8 with NNCF and save it as OpenVINO IR ``target``.
+
+    ``pairs`` (query, passage) calibrate the activation scales; by default the pairs of
+    :mod:`crossrank.backends.int8_pairs`. ``encoder`` (a ``PairEncoder``) tokenizes them as the
+    reranker will. Weights get int8 scales per output channel, activations per tensor
+    (``ModelType.TRANSFORMER``: SmoothQuant first, attention's softmax and LayerNorms stay float).
+    NNCF's progress bars go to stderr with ``show_progress_bar``, else nowhere (never to stdout,
+    which may carry a command's JSON).
+
+    >>> quantize_int8(Path("m/crossrank-onnx/model.onnx"), Path("m/int8.xml"), encoder)  # doctest: +SKIP
+    """
+    ov = require_openvino()
+    nncf = require_nncf()
+    from ..batching import collate
+    from .int8_pairs import calibration_pairs
+
+    pairs = list(pairs) if pairs is not None else calibration_pairs()
+    if not pairs:
+        raise ValueError("pairs must hold at least one (query, passage) pair to calibrate with")
+    features = encoder.encode([q for q, _ in pairs], [p for _, p in pairs])
+    samples = []
+    for start in range(0, len(features), _CALIBRATION_BATCH):
+        batch = collate(features[start : start + _CALIBRATION_BATCH], pad_id)
+        samples.append({name: tensor.numpy() for name, tensor in batch.items()})
+    core = ov.Core()
+    model = core.read_model(os.fspath(source))
+    names = {port.get_any_name() for port in model.inputs}
+    samples = [{k: v for k, v in sample.items() if k in names} for sample in samples]
+    with _nncf_output(show_progress_bar):
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(samples),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(samples),
+        )
+    tmp = target.with_name(f"{target.stem}.tmp-{os.getpid()}.xml")
+    ov.save_model(quantized, os.fspath(tmp))  # writes the .bin beside it
+    os.replace(tmp.with_suffix(".bin"), target.with_suffix(".bin"))
+    os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def _nncf_output(show: bool):
+    """NNCF prints rich progress bars on stdout and INFO lines on its logger: send the bars to
+    stderr (``show``) or drop them, and keep its logger to warnings while it runs."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(sys.stderr if show else io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 class OpenVinoModel:
@@ -92,7 +210,8 @@ class OpenVinoModel:
 
 
 class OpenVinoBackend:
-    """An OpenVINO model behind the backend interface (CPU, float32 or bfloat16)."""
+    """An OpenVINO model behind the backend interface (CPU, float32 or bfloat16; int8 weights and
+    activations where the model was quantized)."""
 
     name = "openvino"
 
@@ -116,4 +235,11 @@ class OpenVinoBackend:
         return False
 
 
-__all__ = ["OpenVinoBackend", "OpenVinoModel", "require_openvino"]
+__all__ = [
+    "OpenVinoBackend",
+    "OpenVinoModel",
+    "openvino_int8_file",
+    "quantize_int8",
+    "require_nncf",
+    "require_openvino",
+]

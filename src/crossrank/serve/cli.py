@@ -36,7 +36,9 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     )
     model.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     model.add_argument("--backend", choices=("torch", "onnx", "openvino"), default="torch")
-    model.add_argument("--quantize", choices=("int8",), default=None, help="with --backend onnx")
+    model.add_argument(
+        "--quantize", choices=("int8",), default=None, help="with --backend openvino or onnx"
+    )
     model.add_argument("--long-documents", choices=("truncate", "maxp"), default="truncate")
     model.add_argument("--stride", type=int, default=128, help="maxp: tokens windows share")
     model.add_argument("--instruction", default=None, help="decoder LLM rerankers: the task")
