@@ -25,7 +25,12 @@ CONTENDERS = (
     "transformers-loop",
 )
 # Not in the default table: run with --contenders ...,crossrank-torch-bf16
-EXTRA = ("crossrank-torch-bf16",)
+EXTRA = (
+    "crossrank-torch-bf16",
+    "crossrank-openvino",
+    "crossrank-openvino-bf16",
+    "crossrank-openvino-int8",
+)
 Scorer = Callable[[List[List[str]]], List[float]]
 
 
@@ -34,7 +39,7 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
     if name.startswith("crossrank"):
         from crossrank import Reranker
 
-        backend = "onnx" if name.startswith("crossrank-onnx") else "torch"
+        backend = name.split("-")[1]  # crossrank-<backend>[-<precision>]
         quantize = "int8" if name.endswith("int8") else None
         reranker = Reranker(
             model,

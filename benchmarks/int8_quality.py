@@ -1,10 +1,12 @@
 """Does int8 (or bf16) cost ranking quality? nDCG@10 on SciFact, fp32 vs int8 vs bf16, same model.
 
 Reranks the BM25 top-N of SciFact test queries with a trained cross-encoder with torch fp32, ONNX
-fp32, ONNX int8 and torch bfloat16, and prints nDCG@10 for each, plus the largest score difference
-to torch fp32. Needs the ``eval`` and ``onnx`` extras.
+fp32 and int8, torch bfloat16 and OpenVINO fp32, bf16 and int8, and prints nDCG@10 for each, plus
+the largest score difference to torch fp32. Needs the ``eval``, ``onnx`` and ``openvino`` extras
+(``--scorers`` picks fewer).
 
     python benchmarks/int8_quality.py --model runs/minilm-ce --queries 100 --top-n 20
+    python benchmarks/int8_quality.py --model runs/minilm-ce --scorers torch openvino-int8
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from crossrank.evaluation import BM25, compute_metrics, load_beir, rerank
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workload import DATA  # noqa: E402
 
+SCORERS = {
+    "torch": ("torch fp32", {}),
+    "onnx": ("ONNX fp32", {"backend": "onnx"}),
+    "onnx-int8": ("ONNX int8", {"backend": "onnx", "quantize": "int8"}),
+    "torch-bf16": ("torch bf16", {"dtype": "bfloat16"}),
+    "openvino": ("OpenVINO fp32", {"backend": "openvino"}),
+    "openvino-bf16": ("OpenVINO bf16", {"backend": "openvino", "dtype": "bfloat16"}),
+    "openvino-int8": ("OpenVINO int8", {"backend": "openvino", "quantize": "int8"}),
+}
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,17 +38,21 @@ def main(argv=None) -> None:
     parser.add_argument("--queries", type=int, default=100, help="SciFact test queries (of 300)")
     parser.add_argument("--top-n", type=int, default=20, help="BM25 candidates per query")
     parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument(
+        "--scorers",
+        nargs="+",
+        choices=list(SCORERS),
+        default=list(SCORERS),
+        metavar="SCORER",
+        help=f"which to run (torch is always first, the reference): {', '.join(SCORERS)}",
+    )
     args = parser.parse_args(argv)
 
     data = load_beir(str(DATA), "test").subset(args.queries)
     first_stage = BM25(data).search(data.queries, args.top_n)
     rows = {"BM25": first_stage}
-    for label, kwargs in (
-        ("torch fp32", {}),
-        ("ONNX fp32", {"backend": "onnx"}),
-        ("ONNX int8", {"backend": "onnx", "quantize": "int8"}),
-        ("torch bf16", {"dtype": "bfloat16"}),
-    ):
+    chosen = ["torch"] + [name for name in args.scorers if name != "torch"]
+    for label, kwargs in (SCORERS[name] for name in chosen):
         reranker = Reranker(args.model, device="cpu", max_length=args.max_length, **kwargs)
         rows[label] = rerank(reranker, data, first_stage, show_progress=False, desc=label)
     reference = rows["torch fp32"]

@@ -40,6 +40,7 @@ CONTENDERS: Dict[str, dict] = {
     "onnx-int8": {"backend": "onnx", "quantize": "int8"},
     "openvino": {"backend": "openvino"},
     "openvino-bf16": {"backend": "openvino", "dtype": "bfloat16"},
+    "openvino-int8": {"backend": "openvino", "quantize": "int8"},
 }
 LABELS = {
     "torch": "torch fp32",
@@ -48,6 +49,7 @@ LABELS = {
     "onnx-int8": "ONNX int8",
     "openvino": "OpenVINO fp32",
     "openvino-bf16": "OpenVINO bf16 (f32 on CPUs without it)",
+    "openvino-int8": "OpenVINO int8 (static, NNCF)",
 }
 REFERENCE = "torch"
 PASSAGE_TOKENS = 200

@@ -128,6 +128,7 @@ def test_damaged_int8_weights_are_made_again(tmp_path):
 
 
 def test_int8_calibration_needs_pairs(tmp_path):
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
     pytest.importorskip("nncf", reason="the openvino extra (nncf) is not installed")
     from crossrank.backends.openvino import quantize_int8
 
@@ -136,6 +137,7 @@ def test_int8_calibration_needs_pairs(tmp_path):
 
 
 def test_missing_nncf_names_the_extra(tmp_path, monkeypatch):
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
     model_dir = save_model(tmp_path / "bert", "bert")
     monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf → ImportError
     with pytest.raises(ImportError, match=r"quantize='int8' needs nncf.*crossrank\[openvino\]"):
