@@ -121,10 +121,12 @@ def test_scores_equal_reranker_and_one_pair_gives_a_list(bert_dir):
     flag_rr = FlagReranker(bert_dir, max_length=128, devices=["cpu"], batch_size=4)
     core = Reranker(bert_dir, device="cpu", max_length=128)
     expected = core.compute_score(LISTS)
-    assert flag_rr.compute_score(LISTS) == pytest.approx(expected, abs=1e-6)
+    # batch_size 4 vs 32 pads batches differently, and oneDNN picks other kernels for other
+    # shapes: 1.3e-6 apart on an AVX512 CPU (the scores themselves are ~1 apart).
+    assert flag_rr.compute_score(LISTS) == pytest.approx(expected, abs=1e-5)
     one = flag_rr.compute_score(LISTS[0])
-    assert isinstance(one, list) and one == pytest.approx(expected[:1], abs=1e-6)
-    assert flag_rr.compute_score(tuple(PAIRS[1])) == pytest.approx(expected[1:2], abs=1e-6)
+    assert isinstance(one, list) and one == pytest.approx(expected[:1], abs=1e-5)
+    assert flag_rr.compute_score(tuple(PAIRS[1])) == pytest.approx(expected[1:2], abs=1e-5)
     assert flag_rr.compute_score([]) == []
     assert (
         flag_rr.model is flag_rr.reranker.model and flag_rr.tokenizer is flag_rr.reranker.tokenizer

@@ -182,7 +182,7 @@ def test_missing_onnxruntime_names_the_extra(bert_dir, monkeypatch):
     "kwargs, message",
     [
         ({"backend": "tensorrt"}, "backend must be 'torch', 'onnx' or 'openvino'"),
-        ({"quantize": "int8"}, r"quantize='int8' needs backend='onnx'"),
+        ({"quantize": "int8"}, r"quantize='int8' needs backend='openvino'.* or backend='onnx'"),
         ({"backend": "onnx", "quantize": "int4"}, "quantize must be None or 'int8'"),
         ({"backend": "onnx", "dtype": "float16"}, "backend='onnx' runs float32"),
     ],
