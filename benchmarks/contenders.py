@@ -27,6 +27,7 @@ CONTENDERS = (
 # Not in the default table: run with --contenders ...,crossrank-torch-bf16
 EXTRA = (
     "crossrank-torch-bf16",
+    "crossrank-torch-compile",
     "crossrank-openvino",
     "crossrank-openvino-bf16",
     "crossrank-openvino-int8",
@@ -41,6 +42,7 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
 
         backend = name.split("-")[1]  # crossrank-<backend>[-<precision>]
         quantize = "int8" if name.endswith("int8") else None
+        compile_options = {"compile": True} if name.endswith("compile") else {}
         reranker = Reranker(
             model,
             device="cpu",
@@ -49,6 +51,7 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
             batch_size=batch_size,
             backend=backend,
             quantize=quantize,
+            **compile_options,
         )
         return reranker.compute_score
     if name == "flagreranker":

@@ -37,6 +37,7 @@ TF4 = ("flagreranker", "sentence-transformers", "transformers-loop")
 LABELS = {
     "crossrank-torch": "crossrank, torch fp32",
     "crossrank-torch-bf16": "crossrank, torch bf16",
+    "crossrank-torch-compile": "crossrank, torch fp32, compile=True",
     "crossrank-onnx": "crossrank, ONNX fp32",
     "crossrank-onnx-int8": "crossrank, ONNX int8",
     "crossrank-openvino": "crossrank, OpenVINO fp32",

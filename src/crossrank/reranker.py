@@ -115,6 +115,7 @@ class Reranker:
         quantize: Optional[str] = None,
         cache_size: int = 0,
         calibration: Optional[Union[str, os.PathLike]] = None,
+        compile: bool = False,
     ) -> None:
         settings = Settings.create(
             model,
@@ -136,6 +137,7 @@ class Reranker:
             calibration=os.fspath(calibration)
             if isinstance(calibration, os.PathLike)
             else calibration,
+            compile=compile,
         )
         if settings.backend == "onnx":
             from .backends.onnx import require_onnxruntime
@@ -244,6 +246,7 @@ class Reranker:
             "prompt_format": settings.prompt_format,
             "calibration": self._calibration.describe() if self._calibration else None,
             "cache_size": settings.cache_size,
+            "compile": settings.compile,
         }
         path = getattr(self._backend, "path", None)
         if path is not None:

@@ -57,6 +57,7 @@ class Settings:
     quantize: Optional[str] = None
     cache_size: int = 0
     calibration: Optional[str] = None
+    compile: bool = False
     # Every device a replica runs on (``device`` is the first); one entry for a single device.
     devices: Tuple[torch.device, ...] = ()
 
@@ -95,6 +96,13 @@ class Settings:
                 f"prompt_format must be one of {PROMPT_FORMATS} or None, got {self.prompt_format!r}"
             )
         self._check_backend()
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be True or False, got {self.compile!r}")
+        if self.compile and self.backend != "torch":
+            raise ValueError(
+                f"compile=True compiles the torch model; backend={self.backend!r} runs its own "
+                "compiled graph already: drop compile=True or use backend='torch'"
+            )
         check_count(self.cache_size, "cache_size", 0, " (0 turns the cache off)")
         if self.calibration is not None and not isinstance(self.calibration, str):
             raise TypeError(

@@ -87,6 +87,7 @@ def build_backends(settings, family, checkpoint, on_dtype_change=None) -> List[B
                 settings.dtype,
                 reload=lambda: load_weights(checkpoint, family.auto_class()),
                 on_dtype_change=on_dtype_change,
+                compile_model=settings.compile,
             )
         )
     return backends

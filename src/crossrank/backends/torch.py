@@ -12,6 +12,9 @@ from ..errors import warn_once
 from ..settings import dtype_name
 
 Forward = Callable[[object, Dict[str, torch.Tensor]], torch.Tensor]
+# Compiled forwards (compile=True) run one at a time: dynamo compiles on first use of a shape and
+# its compilation is not thread-safe. On a CPU one forward already takes every intra-op thread.
+_COMPILED_FORWARD = threading.Lock()
 
 
 class TorchBackend:
@@ -24,6 +27,10 @@ class TorchBackend:
         reload: loads the weights again in float32, for the fallback when a half-precision forward
             fails (reloading rather than upcasting avoids keeping the half-precision rounding).
         on_dtype_change: told the new dtype after a fallback (the reranker's settings follow it).
+        compile_model: run the forward through ``torch.compile`` (dynamic shapes; on CPU with
+            inductor's freezing: weights folded and prepacked for oneDNN, about 1.2x float32
+            speed). Compiled forwards run one at a time in the process (dynamo's compilation
+            is not thread-safe); the first one compiles.
 
     >>> backend = TorchBackend(model, family.forward, torch.device("cpu"), torch.float32)  # doctest: +SKIP
     >>> backend.logits(collate(features, pad_id))                                          # doctest: +SKIP
@@ -40,6 +47,7 @@ class TorchBackend:
         dtype: torch.dtype,
         reload: Optional[Callable[[], object]] = None,
         on_dtype_change: Optional[Callable[[torch.dtype], None]] = None,
+        compile_model: bool = False,
     ) -> None:
         self.model = model.to(device=device, dtype=dtype)
         self.forward = forward
@@ -48,6 +56,13 @@ class TorchBackend:
         self._reload = reload
         self._on_dtype_change = on_dtype_change
         self._lock = threading.Lock()
+        self._compile = compile_model
+        self._compiled = self._compiled_model(self.model) if compile_model else None
+
+    def _compiled_model(self, model):
+        # Freezing treats the weights as constants: only for inference, which is all this runs.
+        options = {"freezing": True} if self.device.type == "cpu" else None
+        return torch.compile(model, dynamic=True, options=options)
 
     def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(rows, k)`` in float32 on the CPU for a padded batch of int64 tensors."""
@@ -80,7 +95,11 @@ class TorchBackend:
 
     def _run(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         model = self.model  # one model for the whole forward, even if another thread swaps it
+        compiled = self._compiled
         try:
+            if compiled is not None:
+                with _COMPILED_FORWARD, torch.inference_mode():
+                    return self.forward(compiled, batch)
             with torch.inference_mode():
                 return self.forward(model, batch)
         except RuntimeError as error:
@@ -89,8 +108,7 @@ class TorchBackend:
             failure = error.with_traceback(None)  # keeps type and text, drops the frames
         # Out of the except block (see _split_on_oom): the failed forward's memory is free.
         self._fall_back_to_fp32(failure)
-        with torch.inference_mode():
-            return self.forward(self.model, batch)
+        return self._run(batch)  # now in float32, which raises rather than falls back
 
     def _fall_back_to_fp32(self, error: BaseException) -> None:
         text = str(error).strip()
@@ -111,5 +129,7 @@ class TorchBackend:
                 return False
             # Reload rather than upcast: upcasting keeps the half-precision rounding.
             self.model = self._reload().to(device=self.device, dtype=torch.float32).eval()
+            if self._compile:
+                self._compiled = self._compiled_model(self.model)
             self.dtype = torch.float32
             return True
