@@ -36,6 +36,7 @@ from workload import RUNS, base_sized_model, load_scifact, minilm_dir, random_be
 CONTENDERS: Dict[str, dict] = {
     "torch": {},
     "torch-bf16": {"dtype": "bfloat16"},
+    "torch-compile": {"compile": True},
     "onnx": {"backend": "onnx"},
     "onnx-int8": {"backend": "onnx", "quantize": "int8"},
     "openvino": {"backend": "openvino"},
@@ -45,6 +46,7 @@ CONTENDERS: Dict[str, dict] = {
 LABELS = {
     "torch": "torch fp32",
     "torch-bf16": "torch bf16",
+    "torch-compile": "torch fp32, compile=True",
     "onnx": "ONNX fp32",
     "onnx-int8": "ONNX int8",
     "openvino": "OpenVINO fp32",
