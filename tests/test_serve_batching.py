@@ -222,6 +222,34 @@ def test_sigterm_finishes_accepted_requests_and_exits_0(bert_dir, reranker, tmp_
         log.close()
 
 
+@pytest.mark.slow
+def test_serve_compile_gives_the_eager_scores(bert_dir, reranker, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "crossrank.cli", "serve", "--model", bert_dir, "--compile"]
+    command += ["--port", str(port), "--device", "cpu", "--max-length", "128"]
+    command += ["--log-level", "warning"]
+    log = open(tmp_path / "server.log", "w+")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _healthy(url) or process.poll() is not None, "the server", 300)
+        assert process.poll() is None, _read(log)
+        assert httpx.get(f"{url}/info").json()["compile"] is True
+        body = {"query": "q", "documents": DOCS}
+        response = httpx.post(f"{url}/v1/rerank", json=body, timeout=300)  # compiles first
+        assert response.status_code == 200, response.text
+        got = [(r["index"], r["relevance_score"]) for r in response.json()["results"]]
+        assert_same(got, expected(reranker, docs=DOCS, query="q"))
+    finally:
+        process.kill()
+        process.wait(30)
+        log.close()
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200

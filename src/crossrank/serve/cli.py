@@ -39,6 +39,11 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     model.add_argument(
         "--quantize", choices=("int8",), default=None, help="with --backend openvino or onnx"
     )
+    model.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch backend: torch.compile the model (the first requests compile; faster after)",
+    )
     model.add_argument("--long-documents", choices=("truncate", "maxp"), default="truncate")
     model.add_argument("--stride", type=int, default=128, help="maxp: tokens windows share")
     model.add_argument("--instruction", default=None, help="decoder LLM rerankers: the task")
@@ -113,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         cache_size=args.cache_size,
         calibration=args.calibration,
     )
+    if args.compile:  # left out otherwise: Ray actors' options stay what they were
+        options["compile"] = True
     if getattr(args, "ray", False):
         from ..ray.deployment import run as run_on_ray_serve
 
