@@ -129,3 +129,18 @@ def test_eval_table_names_the_recall_depth_it_computed(tmp_path, capsys):
     assert json.loads(out.read_text())["results"] == report["results"]
     assert main(["eval", data, "--bm25-only", "--no-progress"]) == 0  # default depth 100
     assert "R@100" in capsys.readouterr().out.splitlines()[1]
+
+
+def test_every_subcommand_help_formats():
+    # argparse expands %-formats in help strings only when --help is asked for, so a stray "%"
+    # (it happened: "20-30% cheaper") crashes `crossrank train --help` and nothing else notices.
+    import argparse
+
+    from crossrank import cli
+
+    parser = cli._build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"rank", "eval", "train", "serve"} <= set(commands.choices)
+    for name, sub in commands.choices.items():
+        text = sub.format_help()
+        assert "usage:" in text, name

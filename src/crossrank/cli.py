@@ -228,7 +228,7 @@ def _add_train_parser(commands) -> None:
         type=float,
         default=defaults.dropout,
         metavar="P",
-        help="every dropout of the model set to P while training; 0 = off, 20-30% cheaper steps "
+        help="every dropout of the model set to P while training; 0 = off, 20-30%% cheaper steps "
         "on a CPU (default: the model's own, 0.1 for BERT-likes)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
