@@ -45,6 +45,8 @@ def train_command(args, output: str) -> list:
         "--device", "cpu",  # the CPU recipe, also on a machine with a GPU
         "--overwrite",  # retrains into the same runs/ folder on every benchmark run
     ] + (["--dropout", str(args.dropout)] if args.dropout is not None else []) + (
+        ["--bf16"] if args.bf16 else []
+    ) + (
         ["--teacher", args.teacher, "--distill-weight", str(args.distill_weight)]
         if args.teacher else []
     )  # fmt: skip
@@ -87,6 +89,11 @@ def main() -> int:
         type=float,
         default=None,
         help="the model's own (default) or P for every dropout while training (0: 20-30% cheaper steps)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bfloat16 autocast while training (~1.6x cheaper steps on an AVX512-BF16/AMX CPU)",
     )
     parser.add_argument(
         "--teacher", default=None, help="none (default, the recipe), a reranker, or 'bm25'"

@@ -300,3 +300,43 @@ def test_dropout_zero_turns_every_dropout_off_and_keeps_the_saved_config(
     assert main(args + ["--dropout", "0"]) == 0
     logged = json.loads((tmp_path / "cli" / "training_log.json").read_text())
     assert logged["config"]["dropout"] == 0.0
+
+
+def test_bf16_trains_under_autocast_and_saves_float32(tiny_beir, base_dir, tmp_path, recwarn):
+    # dropout 0: the two runs differ only by the precision of forward and backward
+    full = train(_config(tiny_beir, base_dir, tmp_path / "fp32", max_steps=30, dropout=0.0))
+    half = train(
+        _config(tiny_beir, base_dir, tmp_path / "bf16", max_steps=30, dropout=0.0, bf16=True)
+    )
+    # bfloat16 rounding shows from the first step on, but it is the same training
+    assert half.losses[0] != full.losses[0]
+    assert half.losses[0] == pytest.approx(full.losses[0], abs=0.05)
+    assert sum(half.losses[-10:]) / 10 < 0.6 * sum(half.losses[:10]) / 10, half.losses
+    # master weights, optimizer and checkpoint stay float32: a standard checkpoint
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    saved = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert saved.get("dtype", saved.get("torch_dtype")) in (None, "float32")
+    reranker = Reranker(str(tmp_path / "bf16"), max_length=32)
+    assert next(reranker.model.parameters()).dtype == torch.float32
+    logged = json.loads((tmp_path / "bf16" / "training_log.json").read_text())
+    assert logged["config"]["bf16"] is True
+    with pytest.raises(ValueError, match="bf16 must be True or False"):
+        train(_config(tiny_beir, base_dir, tmp_path / "bad", max_steps=1, bf16="yes"))
+    assert not (tmp_path / "bad").exists()
+    args = ["train", tiny_beir, "--model", base_dir, "--output", str(tmp_path / "cli")]
+    args += ["--max-steps", "1", "--max-length", "32", "--eval-every", "0", "--no-progress"]
+    assert main(args + ["--bf16"]) == 0
+    logged = json.loads((tmp_path / "cli" / "training_log.json").read_text())
+    assert logged["config"]["bf16"] is True
+
+
+def test_bf16_on_a_cpu_without_bfloat16_instructions_warns(
+    tiny_beir, base_dir, tmp_path, monkeypatch
+):
+    import crossrank.devices
+    from crossrank.errors import CrossrankWarning, reset_notes
+
+    reset_notes()
+    monkeypatch.setattr(crossrank.devices, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(CrossrankWarning, match="without bfloat16 instructions.*without --bf16"):
+        train(_config(tiny_beir, base_dir, tmp_path / "slow", max_steps=1, bf16=True, device="cpu"))

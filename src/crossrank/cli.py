@@ -231,6 +231,12 @@ def _add_train_parser(commands) -> None:
         help="every dropout of the model set to P while training; 0 = off, 20-30%% cheaper steps "
         "on a CPU (default: the model's own, 0.1 for BERT-likes)",
     )
+    train.add_argument(
+        "--bf16",
+        action="store_true",
+        help="mixed precision: bfloat16 autocast, float32 weights; ~1.6x faster steps on a CPU "
+        "with AVX512-BF16/AMX or a recent GPU, slower on other CPUs",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
         "--save-every", type=int, default=0, help="checkpoint every N steps (default: never)"
@@ -382,6 +388,7 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         freeze_layers=args.freeze_layers,
         dropout=args.dropout,
+        bf16=args.bf16,
         show_progress=not args.no_progress,
         save_every=args.save_every,
         resume=args.resume,

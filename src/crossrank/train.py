@@ -238,6 +238,30 @@ def _evaluate(model, encoder, pad_id, data: BeirData, run, step: int) -> Dict[st
     return {"step": step, **{k: round(v, 4) for k, v in ndcg.items()}}
 
 
+def _autocast(config: TrainConfig, device: torch.device):
+    """bfloat16 autocast for ``config.bf16`` (a no-op context otherwise)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
+
+
+def _check_bf16(config: TrainConfig, device: torch.device) -> None:
+    if not config.bf16:
+        return
+    from .devices import cpu_has_native_bf16
+    from .errors import warn_once
+
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ArgumentError(
+            f"bf16=True: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
+            "train without --bf16"
+        )
+    if device.type == "cpu" and not cpu_has_native_bf16():
+        warn_once(
+            "train-bf16-slow-cpu",
+            "bf16=True on a CPU without bfloat16 instructions (AVX512-BF16, AMX): steps are "
+            "emulated and slower than float32; train without --bf16 on this machine.",
+        )
+
+
 def _label_loss(logits: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "listwise":
         target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
@@ -267,6 +291,7 @@ def train(config: TrainConfig) -> TrainResult:
     from .devices import resolve_device
 
     device = resolve_device(config.device)  # a bad or absent device fails before any work
+    _check_bf16(config, device)
     teacher = None
     from .distill import BM25_TEACHER, BM25Teacher, Teacher
 
@@ -339,7 +364,8 @@ def train(config: TrainConfig) -> TrainResult:
     budget_start = clock()
     selection = Selection(config)
     if resume is None:
-        evals = [_evaluate(model, encoder, pad_id, eval_data, eval_run, 0)] if held_out else []
+        with _autocast(config, device):
+            evals = [_evaluate(model, encoder, pad_id, eval_data, eval_run, 0)] if held_out else []
         if evals:
             selection.offer(evals[0], model)
         losses: List[float] = []
@@ -365,7 +391,9 @@ def train(config: TrainConfig) -> TrainResult:
             group["lr"] = config.learning_rate * _lr_factor(progress, config.warmup_ratio)
         groups = examples.batch()
         pairs = [(data.queries[q], data.doc_text(d)) for q, docs in groups for d in docs]
-        logits = _forward(model, encoder, pad_id, pairs).view(len(groups), -1)
+        with _autocast(config, device):
+            logits = _forward(model, encoder, pad_id, pairs)
+        logits = logits.float().view(len(groups), -1)  # the losses in float32
         weight = config.distill_weight if teacher is not None else 0.0
         loss = _label_loss(logits, config.loss) * (1.0 - weight) if weight < 1.0 else 0.0
         if teacher is not None and weight > 0.0:
@@ -382,7 +410,8 @@ def train(config: TrainConfig) -> TrainResult:
             postfix["best_step"] = selection.best_step
         bar.set_postfix(postfix)
         if held_out and config.eval_every and step % config.eval_every == 0 and step < total:
-            evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
+            with _autocast(config, device):
+                evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
             stop = selection.offer(evals[-1], model)
             bar.write(
                 f"step {step}: held-out nDCG@10 {evals[-1]} (best: step {selection.best_step})"
@@ -405,7 +434,8 @@ def train(config: TrainConfig) -> TrainResult:
     seconds = spent[0] + time.perf_counter() - start
     cpu_seconds = spent[1] + (time.process_time() - cpu_start) / threads
     if held_out and (not evals or evals[-1]["step"] != step):
-        evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
+        with _autocast(config, device):
+            evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
         selection.offer(evals[-1], model)
     kept_step = selection.restore_best(model, step)
     model.eval()

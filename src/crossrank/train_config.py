@@ -72,6 +72,10 @@ class TrainConfig:
     # masks, and attention takes the fused SDPA kernel), so more steps fit a time budget. The saved
     # checkpoint's config keeps the model's own values; dropout never acts at inference.
     dropout: Optional[float] = None
+    # Mixed precision: forward and backward under bfloat16 autocast, float32 master weights,
+    # optimizer and saved checkpoint. On a CPU with bfloat16 instructions (AVX512-BF16, AMX) a step
+    # costs ~0.6x float32, so more steps fit a time budget; elsewhere it is slower (warned).
+    bf16: bool = False
 
     def check(self) -> None:
         """Raise :class:`~crossrank.errors.ArgumentError` (a ValueError) naming a bad setting."""
@@ -113,6 +117,8 @@ class TrainConfig:
             isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1
         ):
             raise ArgumentError(f"dropout must be a probability in [0, 1) or None, got {drop!r}")
+        if not isinstance(self.bf16, bool):
+            raise ArgumentError(f"bf16 must be True or False, got {self.bf16!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ArgumentError(
                 f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}"
