@@ -120,13 +120,33 @@ CONFIGS2 = {
     ),
     "CA-s43": ("pseudo-cranfield", "cranfield", {**CHEAP, "seed": 43}, "A-neg3x8-470-s43"),
 }
+# the third run (2026-11-27): `crossrank train --bf16` on an AVX512-BF16 CPU fits ~470 steps of the
+# recipe into its 28 CPU-minutes (fp32: 279 there, 235 on AVX2), so every config trains in bf16 for
+# 470 steps; BM25 as the teacher (`--teacher bm25`) at several weights for Cranfield, seeds for noise
+BF16 = {"bf16": True, "max_steps": 470}
+CONFIGS3 = {
+    "T-both-bm25t0.5": ("both-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.5}, None),
+    "T-both-bm25t0.8": ("both-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.8}, None),
+    "T-pseudo-bm25t0.8": ("pseudo-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.8}, None),
+    "T-bf16-recipe": ("scifact", "scifact", dict(BF16), None),
+    "T-bf16-recipe-s43": ("scifact", "scifact", {**BF16, "seed": 43}, None),
+    "T-both-bm25t0.8-s43": ("both-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.8, "seed": 43}, None),
+    "T-both-bm25t0.5-s43": ("both-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.5, "seed": 43}, None),
+    "T-pseudo-bm25t0.5": ("pseudo-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.5}, None),
+    "T-bf16-recipe-s44": ("scifact", "scifact", {**BF16, "seed": 44}, None),
+    "T-bf16-bm25t0.2": ("scifact", "scifact", {**BF16, "teacher": "bm25", "distill_weight": 0.2}, None),
+    "T-both-bm25t1.0": ("both-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 1.0}, None),
+    "T-both-margin0.8": ("both-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.8, "distill_loss": "margin-mse"}, None),
+    "T-bf16-bm25t0.2-s43": ("scifact", "scifact", {**BF16, "teacher": "bm25", "distill_weight": 0.2, "seed": 43}, None),
+    "T-pseudo-bm25t0.8-s43": ("pseudo-cranfield", "cranfield", {**BF16, "teacher": "bm25", "distill_weight": 0.8, "seed": 43}, None),
+}  # fmt: skip
 # stages other configs start from; trained when first needed, not scored on a test set
 STAGES = {
     "P100-pseudo-scifact": ("pseudo-scifact", None, {"max_steps": 100}, None),
     "P235-pseudo-scifact": ("pseudo-scifact", None, {}, None),
     "PC-pseudo-scifact-neg3": ("pseudo-scifact", None, {"negatives": 3}, None),
 }
-ALL = {**CONFIGS, **CONFIGS2}
+ALL = {**CONFIGS, **CONFIGS2, **CONFIGS3}
 
 
 # --------------------------------------------------------------------------------------- make
@@ -225,16 +245,25 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
     with gzip.open(bundle / "bm25.json.gz", "rt", encoding="utf-8") as stream:
         bm25_runs = json.load(stream)
 
+    real_bm25 = training.BM25
+
     class CachedBM25:
-        """crossrank.evaluation.BM25's ``search`` from runs computed with bm25s beforehand."""
+        """crossrank.evaluation.BM25's ``search`` from runs computed with bm25s beforehand; its
+        ``score`` (for ``teacher="bm25"``) from a real index, built on first use (bm25s and
+        PyStemmer carried as wheels)."""
 
         runs: dict = {}
 
         def __init__(self, data, *args, **kwargs):
-            pass
+            self.data, self.index = data, None
 
         def search(self, queries, top_n=100):
             return {q: dict(self.runs[q][:top_n]) for q in queries}
+
+        def score(self, query, doc_ids):
+            if self.index is None:
+                self.index = real_bm25(self.data)
+            return self.index.score(query, doc_ids)
 
     training.BM25 = CachedBM25
     training.compute_metrics = lambda qrels, r, metrics: {"nDCG@10": _ndcg10(qrels, r)}
@@ -384,6 +413,7 @@ def main() -> None:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--configs", nargs="*", default=None, help="default: the first run's")
     r.add_argument("--second", action="store_true", help="the second run's configs")
+    r.add_argument("--third", action="store_true", help="the third run's configs (bf16, BM25 teacher)")
     r.add_argument("--max-seconds", type=float, default=420.0)
     r.add_argument("--smoke", action="store_true", help="3 steps, 3 test queries: a dry run")
     p = sub.add_parser("report")
@@ -393,7 +423,9 @@ def main() -> None:
     if args.command == "make":
         make(args.out)
     elif args.command == "run":
-        names = list(CONFIGS2) if args.second and not args.configs else args.configs
+        names = args.configs or (
+            list(CONFIGS2) if args.second else list(CONFIGS3) if args.third else None
+        )
         run(args.bundle, args.out, names, args.max_seconds, args.smoke)
     else:
         report(args.results, args.bundle)
