@@ -75,6 +75,20 @@ def build_backends(settings, family, checkpoint, on_dtype_change=None) -> List[B
 
             return [OpenVinoBackend(OpenVinoModel(path, settings.dtype), model, settings.dtype)]
         return [OnnxBackend(OnnxModel(path), model)]
+    from .cpu_linear import use_onednn_linear, wanted
+
+    onednn = (
+        not settings.compile  # inductor's freezing picks its own kernels
+        and any(device.type == "cpu" for device in settings.devices)
+        and wanted(settings.dtype)
+    )
+
+    def prepared(loaded):
+        if onednn:
+            use_onednn_linear(loaded)  # float32 CPU inference only; see cpu_linear
+        return loaded
+
+    model = prepared(model)
     backends: List[Backend] = []
     for index, device in enumerate(settings.devices):
         shared = device.type == "cpu" and index > 0
@@ -85,7 +99,7 @@ def build_backends(settings, family, checkpoint, on_dtype_change=None) -> List[B
                 family.forward,
                 device,
                 settings.dtype,
-                reload=lambda: load_weights(checkpoint, family.auto_class()),
+                reload=lambda: prepared(load_weights(checkpoint, family.auto_class())),
                 on_dtype_change=on_dtype_change,
                 compile_model=settings.compile,
             )
