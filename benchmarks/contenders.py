@@ -28,6 +28,8 @@ CONTENDERS = (
 EXTRA = (
     "crossrank-torch-bf16",
     "crossrank-torch-compile",
+    "crossrank-torch-mkl",  # torch fp32 with torch's default linear layers (MKL on x86)
+    "crossrank-torch-onednn",  # torch fp32 with oneDNN linear layers, on any CPU
     "crossrank-openvino",
     "crossrank-openvino-bf16",
     "crossrank-openvino-int8",
@@ -43,6 +45,8 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
         backend = name.split("-")[1]  # crossrank-<backend>[-<precision>]
         quantize = "int8" if name.endswith("int8") else None
         compile_options = {"compile": True} if name.endswith("compile") else {}
+        if name.endswith(("-mkl", "-onednn")):  # before the model loads: read at load time
+            os.environ["CROSSRANK_CPU_LINEAR"] = name.rsplit("-", 1)[1]
         reranker = Reranker(
             model,
             device="cpu",

@@ -38,6 +38,8 @@ LABELS = {
     "crossrank-torch": "crossrank, torch fp32",
     "crossrank-torch-bf16": "crossrank, torch bf16",
     "crossrank-torch-compile": "crossrank, torch fp32, compile=True",
+    "crossrank-torch-mkl": "crossrank, torch fp32, MKL linear (CROSSRANK_CPU_LINEAR=mkl)",
+    "crossrank-torch-onednn": "crossrank, torch fp32, oneDNN linear (CROSSRANK_CPU_LINEAR=onednn)",
     "crossrank-onnx": "crossrank, ONNX fp32",
     "crossrank-onnx-int8": "crossrank, ONNX int8",
     "crossrank-openvino": "crossrank, OpenVINO fp32",

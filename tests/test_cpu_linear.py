@@ -46,6 +46,9 @@ def test_onednn_scores_equal_torch_default(model_dir, monkeypatch):
     assert linears and all(type(m) is OneDNNLinear for m in linears)
     fused = [m for m in fast.model.modules() if type(m).__name__.endswith("Intermediate")]
     assert fused and all(isinstance(m, cpu_linear._FusedGeluIntermediate) for m in fused)
+    outputs = [m for m in fast.model.modules() if type(m).__name__.endswith("Output")]
+    assert len(outputs) == 2 * len(fused)  # attention output and FFN output of every layer
+    assert all(isinstance(m, cpu_linear._FusedAddOutput) for m in outputs)
     monkeypatch.setenv("CROSSRANK_CPU_LINEAR", "mkl")
     plain = Reranker(model_dir, device="cpu", max_length=64)
     assert not any(isinstance(m, OneDNNLinear) for m in plain.model.modules())
@@ -101,3 +104,25 @@ def test_compile_and_bf16_rerankers_are_left_alone(model_dir, monkeypatch):
     assert not any(isinstance(m, OneDNNLinear) for m in half.model.modules())
     compiled = Reranker(model_dir, device="cpu", max_length=64, compile=True)
     assert not any(isinstance(m, OneDNNLinear) for m in compiled.model.modules())
+
+
+def test_only_the_known_forward_is_fused():
+    class OddOutput(torch.nn.Module):  # a BERT-like layout that computes something else
+        def __init__(self):
+            super().__init__()
+            self.dense = torch.nn.Linear(8, 8)
+            self.dropout = torch.nn.Dropout(0.1)
+            self.LayerNorm = torch.nn.LayerNorm(8)
+
+        def forward(self, hidden_states, input_tensor):
+            hidden_states = self.dense(hidden_states)
+            return self.LayerNorm(hidden_states - input_tensor)
+
+    module = OddOutput().eval()
+    x, residual = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    with torch.inference_mode():
+        before = module(x, residual)
+    use_onednn_linear(module)
+    assert type(module) is OddOutput and type(module.dense) is OneDNNLinear
+    with torch.inference_mode():
+        assert torch.allclose(module(x, residual), before, atol=1e-5)

@@ -6,8 +6,8 @@ Intel MKL, which on a non-Intel CPU (AMD EPYC / Ryzen) does not use its AVX-512 
 inference-time ``nn.Linear`` through ``torch.ops.mkldnn._linear_pointwise`` with the model's own
 weights (no copy, no repacking: the same memory) gives ~1.1x the whole forward on a 2-core AMD
 EPYC with AVX-512 (benchmarks/RESULTS.md), with scores within 1e-6 of MKL's. The layer GELU that
-follows a BERT-like intermediate projection is fused into it (attr ``"gelu"``), one pass over the
-largest activation less.
+follows a BERT-like intermediate projection is fused into it (attr ``"gelu"``), and so is the
+residual add before each LayerNorm (``"add"``): passes over the activations saved.
 
 Only the forward under ``torch.inference_mode`` / ``no_grad`` on CPU float32 takes the oneDNN path;
 anything else (training, another device or dtype) runs ``F.linear`` as before, and the modules stay
@@ -62,6 +62,43 @@ class _FusedGeluIntermediate(torch.nn.Module):
         if _fast(hidden_states, dense.weight):
             return _onednn_linear(hidden_states, dense.weight, dense.bias, "gelu", "none")
         return self.intermediate_act_fn(dense(hidden_states))
+
+
+class _FusedAddOutput(torch.nn.Module):
+    """BERT-like ``output``: ``LayerNorm(dense(x) + residual)``, the add done inside the GEMM."""
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        dense = self.dense
+        if _fast(hidden_states, dense.weight) and not self.training:
+            fused = torch.ops.mkldnn._linear_pointwise.binary(
+                hidden_states, input_tensor.contiguous(), dense.weight, dense.bias, "add"
+            )
+            return self.LayerNorm(fused)
+        return super().forward(hidden_states, input_tensor)
+
+
+# The forwards the fused classes replace, word for word (whitespace aside): a model whose module
+# computes anything else keeps its own forward.
+_INTERMEDIATE = (
+    "hidden_states = self.dense(hidden_states) "
+    "hidden_states = self.intermediate_act_fn(hidden_states) return hidden_states"
+)
+_OUTPUT = (
+    "hidden_states = self.dense(hidden_states) hidden_states = self.dropout(hidden_states) "
+    "hidden_states = self.LayerNorm(hidden_states + input_tensor) return hidden_states"
+)
+
+
+@lru_cache(maxsize=None)
+def _body(cls: type) -> str:
+    import inspect
+
+    try:
+        lines = inspect.getsource(cls.forward).splitlines()
+    except (OSError, TypeError):
+        return ""
+    body = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    return " ".join(body[1:])  # without the def line
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +156,14 @@ def _is_exact_gelu(module) -> bool:
     return type(module) is GELUActivation and getattr(module, "act", None) is F.gelu
 
 
-_FUSED: dict = {}  # a model's Intermediate class -> its fused-GELU subclass
+_FUSED: dict = {}  # (fusion, a model's class) -> the fused subclass
+
+
+def _fuse(module, fusion: type) -> None:
+    base = type(module)
+    if (fusion, base) not in _FUSED:
+        _FUSED[(fusion, base)] = type(base.__name__, (fusion, base), {})
+    module.__class__ = _FUSED[(fusion, base)]
 
 
 def use_onednn_linear(model: torch.nn.Module) -> int:
@@ -134,18 +178,16 @@ def use_onednn_linear(model: torch.nn.Module) -> int:
             module.__class__ = OneDNNLinear
             changed += 1
     for module in model.modules():
-        dense, act = getattr(module, "dense", None), getattr(module, "intermediate_act_fn", None)
-        if (
-            isinstance(dense, torch.nn.Linear)
-            and act is not None
-            and _is_exact_gelu(act)
-            and type(module).__name__.endswith("Intermediate")
-            and not isinstance(module, _FusedGeluIntermediate)
-        ):
-            base = type(module)
-            if base not in _FUSED:
-                _FUSED[base] = type(base.__name__, (_FusedGeluIntermediate, base), {})
-            module.__class__ = _FUSED[base]
+        if isinstance(module, (_FusedGeluIntermediate, _FusedAddOutput)):
+            continue
+        if not isinstance(getattr(module, "dense", None), torch.nn.Linear):
+            continue
+        body = _body(type(module))
+        act = getattr(module, "intermediate_act_fn", None)
+        if body == _INTERMEDIATE and act is not None and _is_exact_gelu(act):
+            _fuse(module, _FusedGeluIntermediate)
+        elif body == _OUTPUT and isinstance(getattr(module, "LayerNorm", None), torch.nn.LayerNorm):
+            _fuse(module, _FusedAddOutput)
     return changed
 
 
