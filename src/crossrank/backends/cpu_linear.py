@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import platform
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -89,7 +89,7 @@ _OUTPUT = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _body(cls: type) -> str:
     import inspect
 
@@ -104,7 +104,9 @@ def _body(cls: type) -> str:
 @lru_cache(maxsize=1)
 def onednn_linear_works() -> bool:
     """True where torch has oneDNN's linear op and it computes what ``F.linear`` does."""
-    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+    if not torch.backends.mkldnn.is_available() or not hasattr(
+        torch.ops.mkldnn, "_linear_pointwise"
+    ):
         return False
     try:
         generator = torch.Generator().manual_seed(0)
