@@ -37,6 +37,7 @@ CONTENDERS: Dict[str, dict] = {
     "torch": {},
     "torch-bf16": {"dtype": "bfloat16"},
     "torch-compile": {"compile": True},
+    "torch-mkl": {},  # torch fp32 with torch's default (MKL) linear layers: CROSSRANK_CPU_LINEAR=mkl
     "onnx": {"backend": "onnx"},
     "onnx-int8": {"backend": "onnx", "quantize": "int8"},
     "openvino": {"backend": "openvino"},
@@ -47,6 +48,7 @@ LABELS = {
     "torch": "torch fp32",
     "torch-bf16": "torch bf16",
     "torch-compile": "torch fp32, compile=True",
+    "torch-mkl": "torch fp32, MKL linear (CROSSRANK_CPU_LINEAR=mkl)",
     "onnx": "ONNX fp32",
     "onnx-int8": "ONNX int8",
     "openvino": "OpenVINO fp32",
@@ -193,7 +195,9 @@ def prepare(model: str, names: List[str]) -> None:
 
 
 def apply_switches(name: str) -> None:
-    """Process-wide switches some contenders need (none yet)."""
+    """Process-wide switches some contenders need, set before the model loads."""
+    if name == "torch-mkl":
+        os.environ["CROSSRANK_CPU_LINEAR"] = "mkl"
 
 
 def table(results: List[dict]) -> str:
