@@ -234,8 +234,8 @@ def _add_train_parser(commands) -> None:
     train.add_argument(
         "--bf16",
         action="store_true",
-        help="mixed precision: bfloat16 autocast, float32 weights; ~1.6x faster steps on a CPU "
-        "with AVX512-BF16/AMX or a recent GPU, slower on other CPUs",
+        help="mixed precision: bfloat16 autocast, float32 weights; steps about half the cost on a "
+        "CPU with AVX512-BF16/AMX (and on recent GPUs), slower on other CPUs",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(

@@ -18,6 +18,7 @@ the held-out evaluation).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -221,11 +222,15 @@ def _score(model, encoder, pad_id, pairs, batch_size: int = 64) -> List[float]:
     return Pipeline(family, backend).score(pairs, request)
 
 
-def _evaluate(model, encoder, pad_id, data: BeirData, run, step: int) -> Dict[str, float]:
+def _evaluate(
+    model, encoder, pad_id, data: BeirData, run, step: int, bf16: bool = False
+) -> Dict[str, float]:
     model.eval()
     # All held-out queries in one call: their pairs share length-sorted batches.
     pairs = [(data.queries[q], data.doc_text(d)) for q, docs in run.items() for d in docs]
-    scores, scored, start = _score(model, encoder, pad_id, pairs), {}, 0
+    with torch.autocast(_device(model).type, dtype=torch.bfloat16, enabled=bf16):
+        scores = _score(model, encoder, pad_id, pairs)
+    scored, start = {}, 0
     for query_id, docs in run.items():
         scored[query_id] = dict(zip(docs, scores[start : start + len(docs)]))
         start += len(docs)
@@ -236,11 +241,6 @@ def _evaluate(model, encoder, pad_id, data: BeirData, run, step: int) -> Dict[st
         for name, r in (("bm25", run), ("model", scored), ("fused@0.5", fuse(run, scored, 0.5)))
     }
     return {"step": step, **{k: round(v, 4) for k, v in ndcg.items()}}
-
-
-def _autocast(config: TrainConfig, device: torch.device):
-    """bfloat16 autocast for ``config.bf16`` (a no-op context otherwise)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
 
 
 def _check_bf16(config: TrainConfig, device: torch.device) -> None:
@@ -363,9 +363,11 @@ def train(config: TrainConfig) -> TrainResult:
     start, cpu_start, stopped_by, step = time.perf_counter(), time.process_time(), "schedule", 0
     budget_start = clock()
     selection = Selection(config)
+    evaluate = functools.partial(
+        _evaluate, model, encoder, pad_id, eval_data, eval_run, bf16=config.bf16
+    )
     if resume is None:
-        with _autocast(config, device):
-            evals = [_evaluate(model, encoder, pad_id, eval_data, eval_run, 0)] if held_out else []
+        evals = [evaluate(0)] if held_out else []
         if evals:
             selection.offer(evals[0], model)
         losses: List[float] = []
@@ -391,7 +393,7 @@ def train(config: TrainConfig) -> TrainResult:
             group["lr"] = config.learning_rate * _lr_factor(progress, config.warmup_ratio)
         groups = examples.batch()
         pairs = [(data.queries[q], data.doc_text(d)) for q, docs in groups for d in docs]
-        with _autocast(config, device):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             logits = _forward(model, encoder, pad_id, pairs)
         logits = logits.float().view(len(groups), -1)  # the losses in float32
         weight = config.distill_weight if teacher is not None else 0.0
@@ -410,8 +412,7 @@ def train(config: TrainConfig) -> TrainResult:
             postfix["best_step"] = selection.best_step
         bar.set_postfix(postfix)
         if held_out and config.eval_every and step % config.eval_every == 0 and step < total:
-            with _autocast(config, device):
-                evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
+            evals.append(evaluate(step))
             stop = selection.offer(evals[-1], model)
             bar.write(
                 f"step {step}: held-out nDCG@10 {evals[-1]} (best: step {selection.best_step})"
@@ -434,8 +435,7 @@ def train(config: TrainConfig) -> TrainResult:
     seconds = spent[0] + time.perf_counter() - start
     cpu_seconds = spent[1] + (time.process_time() - cpu_start) / threads
     if held_out and (not evals or evals[-1]["step"] != step):
-        with _autocast(config, device):
-            evals.append(_evaluate(model, encoder, pad_id, eval_data, eval_run, step))
+        evals.append(evaluate(step))
         selection.offer(evals[-1], model)
     kept_step = selection.restore_best(model, step)
     model.eval()

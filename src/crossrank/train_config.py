@@ -74,7 +74,7 @@ class TrainConfig:
     dropout: Optional[float] = None
     # Mixed precision: forward and backward under bfloat16 autocast, float32 master weights,
     # optimizer and saved checkpoint. On a CPU with bfloat16 instructions (AVX512-BF16, AMX) a step
-    # costs ~0.6x float32, so more steps fit a time budget; elsewhere it is slower (warned).
+    # costs ~0.5x float32, so more steps fit a time budget; elsewhere it is slower (warned).
     bf16: bool = False
 
     def check(self) -> None:

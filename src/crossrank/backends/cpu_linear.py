@@ -126,6 +126,7 @@ def onednn_linear_works() -> bool:
         return False
 
 
+@cache
 def _cpu_vendor() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as stream:
