@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument(
         "--bf16",
         action="store_true",
-        help="bfloat16 autocast while training (~1.6x cheaper steps on an AVX512-BF16/AMX CPU)",
+        help="bfloat16 autocast while training (~half the step cost on an AVX512-BF16/AMX CPU)",
     )
     parser.add_argument(
         "--teacher", default=None, help="none (default, the recipe), a reranker, or 'bm25'"
