@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH=torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
+# A crash in native code (also at interpreter exit, after pytest has printed its summary) prints
+# every thread's Python stack instead of only "Segmentation fault".
+export PYTHONFAULTHANDLER=1
 
 venv() {  # venv DIR: create (once) with pinned torch
   [ -x "$1/bin/python" ] || "$PY" -m venv "$1"
