@@ -26,11 +26,11 @@ SCRIPT = textwrap.dedent(
     for options in [{}, {"device": ["cpu", "cpu"], "batch_size": 2}] + [
         {"backend": name} for name in sys.argv[2:]
     ]:
-        scores = Reranker(path, max_length=32, **options).compute_score(pairs)
+        reranker = Reranker(path, max_length=32, **options)
+        scores = reranker.compute_score(pairs)
         expected = expected or scores
         assert max(abs(a - b) for a, b in zip(scores, expected)) < 1e-4, (options, scores)
-        with_threads = Reranker(path, max_length=32, **options)
-        with_threads.rank_many(["what is a cat"] * 3, [[p for _, p in pairs]] * 3)
+        reranker.rank_many(["what is a cat"] * 3, [[p for _, p in pairs]] * 3)
     print("scored", flush=True)
     """
 )
