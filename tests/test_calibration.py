@@ -1,4 +1,4 @@
-"""``crossrank.calibration``, ``crossrank.thresholds`` and ``crossrank calibrate``."""
+"""``crossrank.calibration``, ``crossrank.calibration.thresholds`` and ``crossrank calibrate``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from crossrank.calibration import (
     expected_calibration_error,
     find_calibration,
 )
-from crossrank.thresholds import suggest_threshold, threshold_table
+from crossrank.calibration.thresholds import suggest_threshold, threshold_table
 
 try:
     import sklearn.isotonic
@@ -79,7 +79,7 @@ def test_isotonic_recovers_a_monotone_non_logistic_mapping():
 
 @needs_sklearn
 def test_calibration_beats_the_sigmoid_on_held_out_queries():
-    from crossrank.calibrate_cli import measure, split_queries
+    from crossrank.cli.calibrate import measure, split_queries
 
     # 200 queries of 20 candidates whose sigmoid is far too confident: P = sigmoid(0.4 x - 2).
     rng = np.random.default_rng(7)
@@ -104,7 +104,7 @@ def test_calibration_beats_the_sigmoid_on_held_out_queries():
 
 
 def test_split_queries_is_seeded_and_by_query():
-    from crossrank.calibrate_cli import split_queries
+    from crossrank.cli.calibrate import split_queries
 
     ids = [f"q{i}" for i in range(10)]
     first = split_queries(ids, 0.3, seed=1)
@@ -310,7 +310,7 @@ def tiny_setup(tmp_path):
 
 
 def _calibrate(*args):
-    from crossrank.cli import main
+    from crossrank.cli.commands import main
 
     return main(
         ["calibrate", *map(str, args), "--max-length", "128", "--device", "cpu", "--no-progress"]
@@ -320,7 +320,7 @@ def _calibrate(*args):
 @cli_needs
 def test_cli_fits_on_some_queries_measures_on_the_others(tiny_setup, capsys):
     from crossrank import Reranker
-    from crossrank.calibrate_cli import split_queries
+    from crossrank.cli.calibrate import split_queries
     from crossrank.evaluation import BM25, load_beir
 
     data_dir, model_dir = tiny_setup

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from crossrank import Reranker
-from crossrank.cli import main
+from crossrank.cli.commands import main
 
 DOCS = [
     "Paris is the capital city of France.",

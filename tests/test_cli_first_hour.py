@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import crossrank
-from crossrank.cli import EXIT_NO_DOCUMENTS, main
+from crossrank.cli.commands import EXIT_NO_DOCUMENTS, main
 
 
 def _rank_args(model_dir, path):
@@ -81,7 +81,7 @@ def test_help_imports_no_torch_or_transformers():
     # The time of `crossrank --help` is mostly imports; torch alone takes seconds. Importing the
     # package and building every subcommand's parser must not import the heavy libraries.
     code = (
-        "import sys, crossrank, crossrank.cli as cli\n"
+        "import sys, crossrank, crossrank.cli.commands as cli\n"
         "cli._build_parser().format_help()\n"
         "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))\n"
     )
@@ -136,7 +136,7 @@ def test_every_subcommand_help_formats():
     # (it happened: "20-30% cheaper") crashes `crossrank train --help` and nothing else notices.
     import argparse
 
-    from crossrank import cli
+    from crossrank.cli import commands as cli
 
     parser = cli._build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

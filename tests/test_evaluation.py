@@ -15,7 +15,7 @@ pytest.importorskip("Stemmer")
 pytest.importorskip("ir_measures")
 
 from crossrank import Reranker  # noqa: E402
-from crossrank.cli import main  # noqa: E402
+from crossrank.cli.commands import main  # noqa: E402
 from crossrank.evaluation import (  # noqa: E402
     BM25,
     compute_metrics,

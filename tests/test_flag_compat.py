@@ -20,7 +20,7 @@ from test_llm_rerankers import save_decoder
 from test_scores import PAIRS
 
 from crossrank import CrossrankWarning, FlagLLMReranker, FlagReranker, ModelLoadError, Reranker
-from crossrank.flag import target_devices
+from crossrank.compat.flag import target_devices
 from crossrank.testing import minilm_dir
 
 try:

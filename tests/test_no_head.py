@@ -41,7 +41,7 @@ def test_crossrank_train_still_accepts_a_headless_base(headless_dir, tmp_path):
     pytest.importorskip("bm25s", reason="training needs the eval extra")
     from test_evaluation import write_tiny_beir
 
-    from crossrank.train import TrainConfig, train
+    from crossrank.training.loop import TrainConfig, train
 
     data = write_tiny_beir(tmp_path / "data")
     config = TrainConfig(

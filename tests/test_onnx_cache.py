@@ -16,7 +16,7 @@ from test_onnx_backend import LIST_PAIRS, count_calls
 
 from crossrank import CrossrankWarning, ModelLoadError, Reranker
 from crossrank.backends import onnx as onnx_backend
-from crossrank.cli import main
+from crossrank.cli.commands import main
 from crossrank.testing import save_model
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")

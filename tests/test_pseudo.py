@@ -1,4 +1,4 @@
-"""``crossrank.pseudo`` and ``crossrank pseudo-queries``: training data from a corpus alone."""
+"""``crossrank.training.pseudo_queries`` and ``crossrank pseudo-queries``: training data from a corpus alone."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from crossrank import pseudo_cli
-from crossrank.beir import load_beir
+from crossrank.cli import pseudo_queries as pseudo_cli
+from crossrank.evaluation.beir import load_beir
 from crossrank.errors import ArgumentError
-from crossrank.pseudo import _key, _norm, make_pseudo_dataset, split_sentences
+from crossrank.training.pseudo_queries import _key, _norm, make_pseudo_dataset, split_sentences
 
 DATA = Path(
     os.environ.get("CROSSRANK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -122,7 +122,7 @@ def test_bm25_negatives_are_never_the_source_document(tmp_path):
     pytest.importorskip("bm25s")
     pytest.importorskip("Stemmer")
     from crossrank.evaluation import BM25
-    from crossrank.train import TrainConfig, _Examples
+    from crossrank.training.loop import TrainConfig, _Examples
 
     source = write_source(tmp_path / "src")
     make_pseudo_dataset(source, tmp_path / "out", kinds="title,ict", seed=3)
@@ -285,7 +285,7 @@ def test_training_runs_on_pseudo_queries(tmp_path):
     pytest.importorskip("Stemmer")
     pytest.importorskip("ir_measures")
     from crossrank.testing import save_model
-    from crossrank.train import TrainConfig, train
+    from crossrank.training.loop import TrainConfig, train
 
     source = write_source(tmp_path / "src")
     make_pseudo_dataset(source, tmp_path / "data", kinds="title,ict")

@@ -19,7 +19,7 @@ pa = pytest.importorskip("pyarrow", reason="pyarrow is missing: pip install 'cro
 import pyarrow.parquet as pq  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
-from crossrank.cli import main  # noqa: E402
+from crossrank.cli.commands import main  # noqa: E402
 from crossrank.ray import rerank_dataset  # noqa: E402
 from crossrank.ray.dataset import EXIT_ONCE_ENV  # noqa: E402
 from crossrank.ray.retries import POISON_ENV, POISON_TEXT  # noqa: E402

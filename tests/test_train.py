@@ -1,4 +1,4 @@
-"""``crossrank.train`` and ``crossrank train`` on a tiny model and a tiny BEIR dataset."""
+"""``crossrank.training.loop`` and ``crossrank train`` on a tiny model and a tiny BEIR dataset."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from test_evaluation import write_tiny_beir  # noqa: E402
 from transformers import AutoConfig  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
-from crossrank.cli import main  # noqa: E402
+from crossrank.cli.commands import main  # noqa: E402
 from crossrank.evaluation import BM25, load_beir  # noqa: E402
 from crossrank.testing import save_model  # noqa: E402
-from crossrank.train import TrainConfig, _Examples, train  # noqa: E402
+from crossrank.training.loop import TrainConfig, _Examples, train  # noqa: E402
 
 
 @pytest.fixture
@@ -264,7 +264,7 @@ def test_dropout_zero_turns_every_dropout_off_and_keeps_the_saved_config(
 ):
     from transformers import AutoModelForSequenceClassification
 
-    from crossrank.train import _set_dropout
+    from crossrank.training.loop import _set_dropout
 
     model = AutoModelForSequenceClassification.from_pretrained(base_dir).train()
     ids = torch.randint(5, 90, (4, 24))

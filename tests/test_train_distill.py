@@ -15,12 +15,12 @@ import torch  # noqa: E402
 from test_train import _config  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
-from crossrank.distill import distillation_loss  # noqa: E402
+from crossrank.training.distillation import distillation_loss  # noqa: E402
 from crossrank.errors import ArgumentError, ModelLoadError  # noqa: E402
 from crossrank.evaluation import BM25, load_beir  # noqa: E402
 from crossrank.testing import save_model  # noqa: E402
-from crossrank.train import train  # noqa: E402
-from crossrank.train_config import TrainConfig  # noqa: E402
+from crossrank.training.loop import train  # noqa: E402
+from crossrank.training.config import TrainConfig  # noqa: E402
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_a_teacher_that_does_not_load_leaves_the_output_alone(tiny_beir, base_di
 
 
 def test_bm25_as_the_teacher_pulls_the_student_towards_bm25s_order(tiny_beir, base_dir, tmp_path):
-    from crossrank.distill import BM25Teacher
+    from crossrank.training.distillation import BM25Teacher
 
     data = load_beir(tiny_beir, "train")
     bm25 = BM25(data)

@@ -18,10 +18,10 @@ pytest.importorskip("ir_measures")
 from safetensors.torch import load_file  # noqa: E402
 from test_train import _config  # noqa: E402
 
-from crossrank import train_state  # noqa: E402
-from crossrank.cli import main  # noqa: E402
+from crossrank.training import state as train_state  # noqa: E402
+from crossrank.cli.commands import main  # noqa: E402
 from crossrank.testing import save_model  # noqa: E402
-from crossrank.train import train  # noqa: E402
+from crossrank.training.loop import train  # noqa: E402
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from test_train import _config  # noqa: E402
 
-from crossrank import train_state  # noqa: E402
-from crossrank.cli import main  # noqa: E402
+from crossrank.training import state as train_state  # noqa: E402
+from crossrank.cli.commands import main  # noqa: E402
 from crossrank.testing import save_model  # noqa: E402
-from crossrank.train import train  # noqa: E402
-from crossrank.train_config import TrainConfig  # noqa: E402
-from crossrank.train_select import Selection  # noqa: E402
+from crossrank.training.loop import train  # noqa: E402
+from crossrank.training.config import TrainConfig  # noqa: E402
+from crossrank.training.selection import Selection  # noqa: E402
 
 # On the tiny dataset this learning rate reaches the best held-out nDCG@10 within a few steps and
 # never beats it afterwards, so the best step is not the last one.

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from crossrank import Reranker
-from crossrank.cli import _build_parser, main
+from crossrank.cli.commands import _build_parser, main
 from crossrank.errors import CrossrankWarning
 from crossrank.loading import RUN_FILE, trained_max_length
 from crossrank.settings import Settings
@@ -122,7 +122,7 @@ def test_crossrank_train_writes_a_checkpoint_that_remembers_its_length(tmp_path,
     pytest.importorskip("ir_measures")
     from test_evaluation import write_tiny_beir
 
-    from crossrank.train_state import MARKER
+    from crossrank.training.state import MARKER
 
     data = str(write_tiny_beir(tmp_path / "tiny"))
     base = save_model(tmp_path / "base", "bert", seed=3)

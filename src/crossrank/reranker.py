@@ -459,7 +459,7 @@ def _load_calibration(spec: Optional[str], model: str):
     """The calibration ``spec`` names: None, ``"auto"`` (the model directory's file) or a path."""
     if spec is None:
         return None
-    from .calibration import Calibration, find_calibration
+    from .calibration.model import Calibration, find_calibration
 
     if spec == "auto":
         path = find_calibration(model)

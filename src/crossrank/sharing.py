@@ -26,6 +26,8 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from .client.fusion import ROUTE as FUSED_ROUTE
+from .client.fusion import FusedCall
 from .inputs import (
     check_documents,
     check_fusion,
@@ -36,8 +38,6 @@ from .inputs import (
     check_top_k,
 )
 from .loading import DEFAULT_MODEL
-from .remote_fusion import ROUTE as FUSED_ROUTE
-from .remote_fusion import FusedCall
 from .reranker import Reranker
 from .results import RankedDocument
 
@@ -251,7 +251,7 @@ class RemoteReranker:
     request is sent for no documents or ``top_k=0``. A server that is down, slow (``timeout``
     seconds) or answers anything but 200 raises :class:`RemoteRerankError` naming the URL.
     ``first_stage_scores``/``fusion``/``fusion_weight`` fuse client-side, on the server's raw
-    logits, as ``Reranker.rank`` does (:mod:`crossrank.remote_fusion`).
+    logits, as ``Reranker.rank`` does (:mod:`crossrank.client.fusion`).
 
     Example:
         >>> remote = RemoteReranker("http://127.0.0.1:8080", api_key="secret")  # doctest: +SKIP

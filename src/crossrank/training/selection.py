@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-# select_metric -> the key of an evaluation (see crossrank.train._evaluate)
+# select_metric -> the key of an evaluation (see crossrank.training.loop._evaluate)
 METRIC_KEYS = {"model": "model", "fused": "fused@0.5"}
 
 

@@ -51,7 +51,7 @@ class Teacher:
     """``config.teacher`` loaded with crossrank, its raw scores cached per (query, document) id."""
 
     def __init__(self, config) -> None:
-        from .reranker import Reranker
+        from ..reranker import Reranker
 
         self.kind, self.temperature = config.distill_loss, config.distill_temperature
         # the pairs the student sees: same texts, same token budget

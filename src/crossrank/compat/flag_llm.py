@@ -1,13 +1,13 @@
 """``FlagLLMReranker``: FlagEmbedding 1.4's decoder LLM reranker API on crossrank's core.
 
-See :mod:`crossrank.flag` for what the drop-in keeps and where it differs.
+See :mod:`crossrank.compat.flag` for what the drop-in keeps and where it differs.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
-from .errors import warn_once
+from ..errors import warn_once
 from .flag import Devices, Scores, _FlagBase, _instruct, resolve_cache_dir
 
 

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from .errors import ModelLoadError
-from .loading import DEFAULT_MODEL
+from ..errors import ModelLoadError
+from ..loading import DEFAULT_MODEL
 
 PROGRESS_MIN_DOCS = 64  # a bar for inputs long enough to take a while
 EXIT_NO_DOCUMENTS = 1  # `crossrank rank` on an empty input (errors exit 2)
@@ -82,7 +82,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog="crossrank", description="Cross-encoder reranking.")
     parser.add_argument("--version", action="version", version=f"crossrank {__version__}")
@@ -115,13 +115,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_options(rank)
     _add_eval_parser(commands)
     _add_train_parser(commands)
-    from . import calibrate_cli
+    from . import calibrate as calibrate_cli
 
     calibrate_cli.add_parser(commands)
-    from . import pseudo_cli
+    from . import pseudo_queries as pseudo_cli
 
     pseudo_cli.add_parser(commands)
-    from .serve.cli import add_parser as add_serve_parser  # imports no web framework
+    from .serve import add_parser as add_serve_parser  # imports no web framework
 
     add_serve_parser(commands)
     from .rerank_table import add_parser as add_rerank_table_parser  # imports no Ray
@@ -156,7 +156,7 @@ def _add_eval_parser(commands) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from .train_config import (  # no torch: --help stays fast
+    from ..training.config import (  # no torch: --help stays fast
         CLOCKS,
         DISTILL_LOSSES,
         KEEPS,
@@ -299,7 +299,7 @@ def _add_train_parser(commands) -> None:
 
 def _reranker(args: argparse.Namespace, **options):
     """The Reranker the shared model options (--model, --device, --dtype, ...) describe."""
-    from .reranker import Reranker
+    from ..reranker import Reranker
 
     return Reranker(
         args.model,
@@ -338,7 +338,7 @@ def _rank(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
+    from ..evaluation.reranking import evaluate
 
     reranker = None
     if not args.bm25_only:
@@ -361,7 +361,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from ..training.loop import TrainConfig, train
 
     config = TrainConfig(
         model=args.model,
@@ -431,15 +431,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "calibrate":
-            from . import calibrate_cli
+            from . import calibrate as calibrate_cli
 
             return calibrate_cli.run(args)
         if args.command == "pseudo-queries":
-            from . import pseudo_cli
+            from . import pseudo_queries as pseudo_cli
 
             return pseudo_cli.run(args)
         if args.command == "serve":
-            from .serve.cli import run as run_serve
+            from .serve import run as run_serve
 
             return run_serve(args)
         if args.command == "rerank-table":

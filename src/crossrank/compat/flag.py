@@ -26,8 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import ModelLoadError, warn_once
-from .reranker import Reranker
+from ..errors import ModelLoadError, warn_once
+from ..reranker import Reranker
 
 Devices = Union[str, int, Sequence[Union[str, int]], None]
 Scores = Union[List[float], np.ndarray]

@@ -32,7 +32,7 @@ def table_format(path: str, argument: str) -> str:
 
 def add_parser(subcommands) -> argparse.ArgumentParser:
     """Add the ``rerank-table`` subcommand to ``crossrank``'s subparsers."""
-    from crossrank.cli import _add_model_options
+    from crossrank.cli.commands import _add_model_options
 
     parser = subcommands.add_parser(
         "rerank-table",

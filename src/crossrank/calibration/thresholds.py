@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .calibration import as_array
+from .model import as_array
 
 __all__ = ["ThresholdRow", "suggest_threshold", "threshold_table"]
 

@@ -5,7 +5,7 @@
     crossrank pseudo-queries ../shared/data/cranfield --output data/cranfield-pseudo --kind title,ict
     crossrank train data/cranfield-pseudo --model all-MiniLM-L6-v2 --output runs/minilm-cranfield
 
-Only the corpus of DATA_DIR is read (never its queries or qrels); see :mod:`crossrank.pseudo`.
+Only the corpus of DATA_DIR is read (never its queries or qrels); see :mod:`crossrank.training.pseudo_queries`.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _table(summary: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``crossrank pseudo-queries``: 0 written, 1 written but no query could be made."""
-    from .pseudo import make_pseudo_dataset
+    from ..training.pseudo_queries import make_pseudo_dataset
 
     summary = make_pseudo_dataset(
         args.data,

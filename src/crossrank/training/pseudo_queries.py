@@ -14,7 +14,7 @@ original holds the query verbatim, so kept as a BM25 hard negative it would be a
 Queries whose text is also a title or sentence of another document are skipped for the same reason.
 Labelled queries of other collections can be mixed in (``mix``), their ids prefixed.
 
->>> from crossrank.pseudo import make_pseudo_dataset
+>>> from crossrank.training.pseudo_queries import make_pseudo_dataset
 >>> make_pseudo_dataset("data/cranfield", "data/cranfield-pseudo", kinds=("title", "ict"))  # doctest: +SKIP
 {'queries': {'title': 689, 'ict': 661}, 'corpus_size': 1400, ...}
 """
@@ -29,8 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .beir import _find, _read_jsonl, load_beir
-from .errors import ArgumentError
+from ..errors import ArgumentError
+from ..evaluation.beir import _find, _read_jsonl, load_beir
 
 KINDS = ("title", "ict")
 INFO_FILE = "pseudo.json"

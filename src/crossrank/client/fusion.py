@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from .fusion import rank_fused
-from .inputs import (
+from ..fusion import rank_fused
+from ..inputs import (
     check_documents,
     check_first_stage_scores,
     check_fusion,
@@ -24,7 +24,7 @@ from .inputs import (
     check_threshold,
     check_top_k,
 )
-from .results import RankedDocument, sigmoid
+from ..results import RankedDocument, sigmoid
 
 ROUTE = "/rerank"  # TEI's route: raw logits of all texts, in any order, with their index
 

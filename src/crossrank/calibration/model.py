@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .calibration_names import CALIBRATION_FILE, METHODS
+from .names import CALIBRATION_FILE, METHODS
 
 FORMAT_VERSION = 1
 ECE_BINS = 15

@@ -3,14 +3,14 @@
 Positives come from the qrels; negatives are BM25 hard negatives (positives excluded). Each step
 takes ``queries_per_step`` (query, positive) examples with ``negatives`` negatives each and
 minimizes a listwise softmax cross-entropy (positive first among 1 + k) or binary cross-entropy,
-optionally mixed with distillation from a teacher reranker (:mod:`crossrank.distill`). AdamW,
+optionally mixed with distillation from a teacher reranker (:mod:`crossrank.training.distillation`). AdamW,
 linear warm-up and decay, seeded. The weights of the best held-out evaluation are kept (or the last;
-:mod:`crossrank.train_select`, also early stopping). The result is a standard
+:mod:`crossrank.training.selection`, also early stopping). The result is a standard
 ``*ForSequenceClassification`` checkpoint (``save_pretrained``) that crossrank,
 sentence-transformers and FlagEmbedding load. Needs the ``eval`` extra (BM25 for the negatives and
 the held-out evaluation).
 
->>> from crossrank.train import TrainConfig, train
+>>> from crossrank.training.loop import TrainConfig, train
 >>> result = train(TrainConfig("all-MiniLM-L6-v2", "data/scifact", "runs/minilm-scifact"))  # doctest: +SKIP
 >>> result.evals[-1]                                                                        # doctest: +SKIP
 {'step': 400, 'bm25': 0.66, 'model': 0.58, 'fused@0.5': 0.70}
@@ -31,16 +31,16 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from . import train_state
-from .backends.torch import TorchBackend
-from .batching import collate
-from .beir import load_split
-from .errors import ArgumentError
-from .evaluation import BM25, BeirData, compute_metrics, fuse, load_beir
-from .families.cross_encoder import CrossEncoderFamily, PairEncoder
-from .pipeline import Pipeline, Request
-from .train_config import TrainConfig
-from .train_select import Selection
+from ..backends.torch import TorchBackend
+from ..batching import collate
+from ..errors import ArgumentError
+from ..evaluation.beir import load_split
+from ..evaluation.reranking import BM25, BeirData, compute_metrics, fuse, load_beir
+from ..families.cross_encoder import CrossEncoderFamily, PairEncoder
+from ..pipeline import Pipeline, Request
+from . import state as train_state
+from .config import TrainConfig
+from .selection import Selection
 
 
 @dataclass
@@ -246,8 +246,8 @@ def _evaluate(
 def _check_bf16(config: TrainConfig, device: torch.device) -> None:
     if not config.bf16:
         return
-    from .devices import cpu_has_native_bf16
-    from .errors import warn_once
+    from ..devices import cpu_has_native_bf16
+    from ..errors import warn_once
 
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ArgumentError(
@@ -285,15 +285,15 @@ def train(config: TrainConfig) -> TrainResult:
     With ``save_every`` it checkpoints every that many steps; ``resume`` continues from the last
     checkpoint with the same example order, random state and schedule, so a run killed and resumed
     gives the losses and weights of one that never stopped. A non-empty ``output_dir`` that is not
-    a crossrank run is refused unless ``overwrite`` (see :mod:`crossrank.train_state`).
+    a crossrank run is refused unless ``overwrite`` (see :mod:`crossrank.training.state`).
     """
     config.check()
-    from .devices import resolve_device
+    from ..devices import resolve_device
 
     device = resolve_device(config.device)  # a bad or absent device fails before any work
     _check_bf16(config, device)
     teacher = None
-    from .distill import BM25_TEACHER, BM25Teacher, Teacher
+    from .distillation import BM25_TEACHER, BM25Teacher, Teacher
 
     if config.teacher and config.teacher != BM25_TEACHER:
         teacher = Teacher(config)  # loaded first: a bad --teacher leaves --output as it is

@@ -1,7 +1,7 @@
 """Evaluate a reranker on BEIR-format data: metrics (ir-measures), reranking a run, fusion, reports.
 
-Loading lives in :mod:`crossrank.beir`, the BM25 first stage in :mod:`crossrank.bm25`; both are
-re-exported here.
+Loading lives in :mod:`crossrank.evaluation.beir`, the BM25 first stage in
+:mod:`crossrank.evaluation.bm25`; the package re-exports both.
 
 Needs the ``eval`` extra (``pip install "crossrank[eval]"``: bm25s, PyStemmer, ir-measures).
 
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from tqdm.auto import tqdm
 
+from ..fusion import fuse_scores
+from ..inputs import check_fusion_weight
 from .beir import BeirData, Qrels, Run, load_beir
 from .bm25 import BM25, require_extra
-from .fusion import fuse_scores
-from .inputs import check_fusion_weight
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .reranker import Reranker
+    from ..reranker import Reranker
 
 __all__ = [
     "BM25",

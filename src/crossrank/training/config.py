@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 LOSSES = ("listwise", "bce")
 CLOCKS = ("wall", "cpu")

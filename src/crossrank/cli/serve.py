@@ -6,7 +6,7 @@ import argparse
 import signal
 
 from ..loading import DEFAULT_MODEL
-from .settings import API_KEY_ENV, ServeSettings
+from ..serve.settings import API_KEY_ENV, ServeSettings
 
 SERVE_INSTALL = "pip install 'crossrank[serve]'"
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .app import create_app
+        from ..serve.app import create_app
     except ImportError as error:
         raise ImportError(f"crossrank serve needs FastAPI and uvicorn: {SERVE_INSTALL}") from error
     from ..reranker import Reranker

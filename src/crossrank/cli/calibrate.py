@@ -18,10 +18,10 @@ import random
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from .calibration_names import CALIBRATION_FILE, METHODS
+from ..calibration.names import CALIBRATION_FILE, METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .calibration import Calibration
+    from ..calibration.model import Calibration
 
 TABLE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 Scores = List[List[float]]  # per query, the raw logits of its candidates
@@ -30,7 +30,7 @@ Labels = List[List[int]]
 
 def add_parser(subcommands) -> argparse.ArgumentParser:
     """Add the ``calibrate`` subcommand to ``crossrank``'s subparsers; returns its parser."""
-    from .cli import _add_model_options
+    from .commands import _add_model_options
 
     parser = subcommands.add_parser(
         "calibrate",
@@ -92,8 +92,8 @@ def score_candidates(
 ) -> Tuple[str, Dict[str, Tuple[List[float], List[int]]]]:
     """The data's name and split, and per judged query the raw logits and 0/1 labels of its
     BM25 top-N candidates (unjudged candidates count as not relevant)."""
-    from .cli import _reranker
-    from .evaluation import BM25, load_beir, rerank
+    from ..evaluation.reranking import BM25, load_beir, rerank
+    from .commands import _reranker
 
     if args.top_n < 1:
         raise ValueError(f"--top-n must be >= 1, got {args.top_n}")
@@ -112,7 +112,7 @@ def score_candidates(
 
 def measure(calibration: Calibration, logits: Scores, labels: Labels) -> Dict[str, object]:
     """ECE and Brier before (plain sigmoid) and after ``calibration`` on these queries."""
-    from .calibration import Calibration, brier_score, expected_calibration_error
+    from ..calibration.model import Calibration, brier_score, expected_calibration_error
 
     flat_logits = [x for q in logits for x in q]
     flat_labels = [y for q in labels for y in q]
@@ -130,7 +130,7 @@ def measure(calibration: Calibration, logits: Scores, labels: Labels) -> Dict[st
 
 
 def _rows(calibration: Calibration, logits: Scores, labels: Labels) -> List[dict]:
-    from .thresholds import threshold_table
+    from ..calibration.thresholds import threshold_table
 
     probabilities = [calibration.probabilities(q) if q else [] for q in logits]
     cuts = sorted(set(TABLE_THRESHOLDS) | {calibration.suggested_threshold or 0.5})
@@ -188,7 +188,7 @@ def _output_path(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``crossrank calibrate`` with parsed ``args``; prints the report, saves the JSON."""
-    from .calibration import Calibration  # numpy: imported to run, not to build --help
+    from ..calibration.model import Calibration  # numpy: imported to run, not to build --help
 
     target = args.target_precision
     if target is not None and not 0.0 < target <= 1.0:
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _suggest(calibration, per_query, query_ids, target) -> Optional[float]:
-    from .thresholds import suggest_threshold
+    from ..calibration.thresholds import suggest_threshold
 
     return suggest_threshold(
         [calibration.probabilities(per_query[q][0]) for q in query_ids],

@@ -1,0 +1,1 @@
+"""Scoring on a running ``crossrank serve`` over HTTP (httpx; imports no torch)."""
