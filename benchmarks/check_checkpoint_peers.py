@@ -3,7 +3,7 @@
 crossrank ``Reranker``, sentence-transformers ``CrossEncoder`` and FlagEmbedding ``FlagReranker``
 load the directory as is; the script prints the largest score difference between them.
 
-    /work/main/.venv-tf4/bin/python benchmarks/check_checkpoint_peers.py runs/quality/minilm-scifact
+    .venv-tf4/bin/python -m benchmarks.check_checkpoint_peers runs/quality/minilm-scifact
 
 Two sets of SciFact (query, abstract) pairs:
 - pairs that fit in ``max_length`` tokens: all three libraries must agree;
@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import ROOT, add_output_argument, display_path, write_result
 
 
 def scifact_pairs(data: str, count: int):
@@ -37,13 +37,14 @@ def scifact_pairs(data: str, count: int):
     return pairs[:count]
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--max-length", type=int, default=512)
-    args = parser.parse_args()
+    add_output_argument(parser)
+    args = parser.parse_args(argv)
 
     from FlagEmbedding import FlagReranker
     from sentence_transformers import CrossEncoder
@@ -86,6 +87,25 @@ def main() -> int:
     print(json.dumps(report, indent=1))
     ok = all(v < 1e-4 for k, v in report.items() if k.startswith(("fit:", "all:")))
     print("OK: the three libraries give the same scores" if ok else "MISMATCH")
+    settings = {
+        "checkpoint": display_path(args.checkpoint),
+        "max_length": args.max_length,
+        "pairs_all": len(pairs),
+        "pairs_fitting": len(fits),
+    }
+    rows = [
+        {"pairs": key.split(":")[0], "compared": key.split(": ")[1], "max_abs_score_diff": value}
+        for key, value in report.items()
+        if key.startswith(("fit:", "all:"))
+    ]
+    figures = {
+        "rows": rows,
+        "same_scores": ok,
+        "score_min": min(ours_all),
+        "score_max": max(ours_all),
+    }
+    title = "One checkpoint scored by crossrank, FlagReranker and CrossEncoder: score differences"
+    write_result("check_checkpoint_peers", title, settings, figures, args.output, argv=argv)
     return 0 if ok else 1
 
 

@@ -1,9 +1,10 @@
 """One benchmark contender in its own process: load, warm up, time the calls, report peak RSS.
 
-Run by ``throughput.py`` (and ``memory.py``) with the Python of the venv where the contender
-imports; prints one JSON line. Each call scores one query's candidate list, as a RAG pipeline does.
+Run by ``throughput`` (and ``memory``) with the Python of the venv where the contender imports,
+from the repository root; prints one JSON line. Each call scores one query's candidate list, as a
+RAG pipeline does.
 
-    python benchmarks/contenders.py --contender flagreranker --model DIR --workload pairs.json
+    python -m benchmarks.contenders --contender flagreranker --model DIR --workload pairs.json
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import resource
 import sys
 import time
 from typing import Callable, List
+
+from benchmarks.common import versions
 
 CONTENDERS = (
     "crossrank-torch",
@@ -33,6 +36,15 @@ EXTRA = (
     "crossrank-openvino",
     "crossrank-openvino-bf16",
     "crossrank-openvino-int8",
+)
+CONTENDER_PACKAGES = (
+    "torch",
+    "transformers",
+    "FlagEmbedding",
+    "sentence-transformers",
+    "onnxruntime",
+    "openvino",
+    "crossrank",
 )
 Scorer = Callable[[List[List[str]]], List[float]]
 
@@ -150,28 +162,10 @@ def main(argv=None) -> None:
         "rss_after_load_mib": rss_loaded,
         "threads": torch.get_num_threads(),
         "python": sys.executable,
-        "versions": _versions(),
+        "versions": versions(CONTENDER_PACKAGES),
         "scores": scores,
     }
     print(json.dumps(result))
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in (
-        "torch",
-        "transformers",
-        "FlagEmbedding",
-        "sentence-transformers",
-        "onnxruntime",
-    ):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 if __name__ == "__main__":

@@ -17,9 +17,13 @@ built on the spot (no hub): a bge-reranker-base-sized BERT (12 x 768) and a Mini
    ``gpu_real_set.py evaluate`` to turn into nDCG@10 where ir-measures is installed), and the
    contenders timed on these real pairs with the checkpoint's own tokenizer.
 
-    PYTHONPATH=src python benchmarks/gpu_check.py --out runs/gpu_check.json       # < 5 min on a GPU
-    PYTHONPATH=src python benchmarks/gpu_check.py --device cpu --quick --out runs/gpu_check_cpu.json
-    PYTHONPATH=src python benchmarks/gpu_check.py --bundle .gpu/bundle --out runs/gpu_check.json
+Run from the repository root (``PYTHONPATH=src`` where crossrank is not installed). Writes a JSON
+result (``benchmarks/common.py``; ``--output``) and, with ``--report``, the full report with every
+real pair's scores, which ``gpu_real_set evaluate`` turns into nDCG@10::
+
+    PYTHONPATH=src python -m benchmarks.gpu_check                         # < 5 min on a GPU
+    PYTHONPATH=src python -m benchmarks.gpu_check --device cpu --quick    # smoke run on a CPU
+    PYTHONPATH=src python -m benchmarks.gpu_check --bundle .gpu/bundle --report runs/gpu_check.json
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
+
+from benchmarks.common import add_output_argument, write_result
 
 SIZES = {  # name: (layers, hidden, heads, intermediate)
     "bge-base-sized": (12, 768, 12, 3072),
@@ -435,7 +441,13 @@ def main(argv=None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
     parser.add_argument("--quick", action="store_true", help="tiny models and few pairs (CPU test)")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON report")
+    parser.add_argument(
+        "--report",
+        "--out",
+        type=Path,
+        help="also write the full report here (with the real pairs' scores, for gpu_real_set)",
+    )
+    add_output_argument(parser)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
@@ -485,10 +497,62 @@ def main(argv=None) -> Dict:
             args.max_length, args.batch_size, args.repeat,
         )  # fmt: skip
     report["seconds"] = time.perf_counter() - started
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2))
     print(markdown(report))
+    settings = {
+        "device": args.device,
+        "quick": args.quick,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "repeat": args.repeat,
+        "oom_budget_gib": args.oom_budget_gib,
+        "bundle": str(args.bundle) if args.bundle else None,
+        "speed_dtype": report["speed_dtype"],
+    }
+    title = "GPU check: precision per dtype, speed against peers, out-of-memory split"
+    write_result("gpu_check", title, settings, figures(report), args.output, argv=argv)
     return report
+
+
+def figures(report: Dict) -> Dict:
+    """The report as flat tables (the real pairs' scores left out)."""
+
+    def flat(row: Dict) -> Dict:
+        return {k: v for k, v in row.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+    precision, speed = [], []
+    real = report.get("real") or {}
+    sets = list(report["precision"].items())
+    if "precision" in real:
+        sets.append((f"trained: {real['model']}", real["precision"]))
+    for model, result in sets:
+        for dtype in DTYPES[1:]:
+            if dtype in result:
+                precision.append(
+                    {
+                        "model": model,
+                        "dtype": dtype,
+                        **flat(result[dtype]),
+                        "score_std_fp32": result["score_std_fp32"],
+                    }  # fmt: skip
+                )
+    speed_sets = list(report["speed"].items())
+    if "speed" in real:
+        speed_sets.append((f"trained: {real['model']}, {real['name']}", real["speed"]))
+    for model, rows in speed_sets:
+        for row in [rows] if isinstance(rows, dict) else rows:
+            speed.append({"model": model, **flat(row)})
+    out: Dict = {"rows": speed or [{"error": "no speed measured"}], "precision": precision}
+    if not precision:
+        out.pop("precision")
+    out.update({f"auto_{k}": v for k, v in flat(report.get("auto", {})).items()})
+    oom = flat(report.get("oom_split", {}))
+    if oom:
+        out["oom_split"] = [oom]
+    out["seconds"] = round(report["seconds"], 1)
+    return out
 
 
 if __name__ == "__main__":

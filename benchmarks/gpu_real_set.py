@@ -7,27 +7,26 @@ the real-data part of the GPU check is split in three:
    and a float16 copy of a trained checkpoint (half the bytes; each dtype on the GPU then starts
    from the same weights) go into one folder::
 
-       python benchmarks/gpu_real_set.py make ../shared/data/scifact --model runs/demo-reranker \\
+       python -m benchmarks.gpu_real_set make ../shared/data/scifact --model runs/demo-reranker \\
            --bundle .gpu/bundle --top-n 20
 
-2. there, ``gpu_check.py --bundle .gpu/bundle`` scores every pair in float32, float16 and bfloat16
-   and times the contenders on these pairs; the scores come back in its JSON report;
+2. there, ``python -m benchmarks.gpu_check --bundle .gpu/bundle --report runs/gpu_check.json``
+   scores every pair in float32, float16 and bfloat16 and times the contenders on these pairs; the
+   scores come back in its report;
 
-3. here, ``evaluate``: nDCG@10 (ir-measures) of BM25 and of each dtype's ranking::
+3. here, ``evaluate``: nDCG@10 (ir-measures) of BM25 and of each dtype's ranking, printed and
+   written as a JSON result (``benchmarks/common.py``)::
 
-       python benchmarks/gpu_real_set.py evaluate runs/gpu_check.json --bundle .gpu/bundle
+       python -m benchmarks.gpu_real_set evaluate runs/gpu_check.json --bundle .gpu/bundle
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-if SRC.is_dir():
-    sys.path.insert(0, str(SRC))
+from benchmarks.common import add_output_argument, write_result
 
 
 def make(data_dir: str, model: str, bundle: Path, top_n: int, split: str) -> None:
@@ -64,7 +63,8 @@ def make(data_dir: str, model: str, bundle: Path, top_n: int, split: str) -> Non
     print(f"{len(candidates)} queries, {pairs} pairs, model {model} (float16 copy) in {bundle}")
 
 
-def evaluate(report_path: Path, bundle: Path) -> str:
+def evaluate(report_path: Path, bundle: Path) -> tuple:
+    """nDCG@10 of BM25 and of each dtype's ranking: (Markdown, rows, the report's real part)."""
     from crossrank.evaluation import compute_metrics
 
     real = json.loads(report_path.read_text())["real"]
@@ -81,7 +81,8 @@ def evaluate(report_path: Path, bundle: Path) -> str:
     lines = [f"{pairs['name']}, {len(pairs['qrels'])} judged queries, scored on {real['device']}",
              "", "| ranking | nDCG@10 |", "| --- | ---: |"]  # fmt: skip
     lines += [f"| {name} | {value:.4f} |" for name, value in rows]
-    return "\n".join(lines)
+    table = [{"ranking": name, "nDCG@10": value} for name, value in rows]
+    return "\n".join(lines), table, {**real, "name": pairs["name"], "queries": len(pairs["qrels"])}
 
 
 def main(argv=None) -> None:
@@ -96,11 +97,22 @@ def main(argv=None) -> None:
     e = sub.add_parser("evaluate", help="nDCG@10 of each dtype from a gpu_check report")
     e.add_argument("report", type=Path)
     e.add_argument("--bundle", type=Path, required=True)
+    add_output_argument(e)
     args = parser.parse_args(argv)
     if args.command == "make":
         make(args.data_dir, args.model, args.bundle, args.top_n, args.split)
-    else:
-        print(evaluate(args.report, args.bundle))
+        return
+    markdown, table, real = evaluate(args.report, args.bundle)
+    print(markdown)
+    settings = {
+        "candidates": real["name"],
+        "judged_queries": real["queries"],
+        "model": real["model"],
+        "scored_on": real["device"],
+        "max_length": real.get("max_length"),
+    }
+    title = "nDCG@10 of a trained checkpoint's rankings per dtype, scored on a GPU"
+    write_result("gpu_real_set", title, settings, {"rows": table}, args.output, argv=argv)
 
 
 if __name__ == "__main__":

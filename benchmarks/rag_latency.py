@@ -8,9 +8,10 @@ bge-base-sized (12 × 768) BERT cross-encoder with random weights (speed does no
 values) and the real all-MiniLM-L6-v2 vocabulary. Passages: SciFact documents of at least 200
 tokens, cut after their 200th token (pairs of ~225 tokens with the query).
 
-    python benchmarks/rag_latency.py                                   # all models and contenders
-    python benchmarks/rag_latency.py --models minilm --contenders torch onnx-int8 --repeats 2
-    python benchmarks/rag_latency.py --output runs/rag_latency.json    # also the JSON
+    python -m benchmarks.rag_latency                                   # all models and contenders
+    python -m benchmarks.rag_latency --models minilm --contenders torch onnx-int8 --repeats 2
+    python -m benchmarks.rag_latency --models tiny --contenders torch --repeats 1 --calls 1 \
+        --passages 2                                                   # smoke run
 
 Ratios between contenders are meaningful only from one run on one quiet machine.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -29,8 +29,21 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import RUNS, base_sized_model, load_scifact, minilm_dir, random_bert  # noqa: E402
+from benchmarks.common import (
+    ROOT,
+    add_output_argument,
+    display_path,
+    percentile,
+    write_result,
+)
+from benchmarks.workload import (
+    RUNS,
+    base_sized_model,
+    load_scifact,
+    minilm_dir,
+    random_bert,
+    tiny_model,
+)
 
 # contender → Reranker options (all on CPU); "prepare" ones export a file before timing.
 CONTENDERS: Dict[str, dict] = {
@@ -64,7 +77,7 @@ def minilm_sized_model(path: Path = RUNS / "bench-rag-minilm") -> Path:
     return random_bert(path, hidden=384, layers=6)
 
 
-MODELS = {"minilm": minilm_sized_model, "base": base_sized_model}
+MODELS = {"minilm": minilm_sized_model, "base": base_sized_model, "tiny": tiny_model}
 
 
 def build_calls(calls: int, passages: int, seed: int) -> List[dict]:
@@ -151,22 +164,13 @@ def worker(args) -> None:
 # ---------------------------------------------------------------------------- the driver
 
 
-def percentile(values: List[float], q: float) -> float:
-    """Linear-interpolated percentile (as numpy's default), without numpy."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def run_contender(name: str, model: str, workload: str, args) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", "--contender", name]
+    command = [sys.executable, "-m", "benchmarks.rag_latency", "--worker", "--contender", name]
     command += ["--model", model, "--workload", workload, "--threads", str(args.threads)]
     command += ["--repeats", str(args.repeats), "--max-seconds", str(args.max_seconds)]
     command += ["--batch-size", str(args.batch_size), "--warmup", str(args.warmup)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         return {"contender": name, "error": tail or f"exit code {done.returncode}"}
@@ -182,14 +186,13 @@ def prepare(model: str, names: List[str]) -> None:
     if not exported:
         return
     code = (
-        "import sys\nsys.path.insert(0, sys.argv[1])\nimport rag_latency\n"
+        "from benchmarks import rag_latency\n"
         "from crossrank import Reranker\n"
         f"for name in {exported!r}:\n"
         "    rag_latency.apply_switches(name)\n"
         f"    Reranker({model!r}, device='cpu', **rag_latency.CONTENDERS[name])\n"
     )
-    here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:  # the contender's own process reports the error in the table
         print(done.stderr.strip().splitlines()[-1:], file=sys.stderr)
 
@@ -200,29 +203,55 @@ def apply_switches(name: str) -> None:
         os.environ["CROSSRANK_CPU_LINEAR"] = "mkl"
 
 
-def table(results: List[dict]) -> str:
+def rows(model: str, results: List[dict]) -> List[dict]:
+    """One flat row per contender of ``model``: percentiles, speed, agreement with torch fp32."""
     reference = next((r for r in results if r["contender"] == REFERENCE and "error" not in r), None)
+    out = []
+    for r in results:
+        row = {"model": model, "contender": r["contender"], "label": LABELS[r["contender"]]}
+        if "error" in r:
+            out.append({**row, "error": r["error"].splitlines()[-1][:200]})
+            continue
+        row.update(
+            p50_ms=round(r["p50_ms"], 1),
+            p95_ms=round(r["p95_ms"], 1),
+            calls=len(r["latencies_ms"]),
+            pairs_per_s=round(r["pairs_per_s"], 2),
+            x_torch_fp32_p50=None,
+            first_call_ms=round(r["first_call_ms"], 1),
+            load_s=round(r["load_s"], 2),
+            max_abs_logit_diff_to_torch_fp32=None,
+            top10_shared_with_torch_fp32=None,
+        )
+        if reference:
+            a, b = r["logits_first_call"], reference["logits_first_call"]
+            k = min(10, len(a))
+            row.update(
+                x_torch_fp32_p50=round(reference["p50_ms"] / r["p50_ms"], 3),
+                max_abs_logit_diff_to_torch_fp32=max(abs(x - y) for x, y in zip(a, b)),
+                top10_shared_with_torch_fp32=f"{len(set(top(a, k)) & set(top(b, k)))}/{k}",
+            )
+        out.append(row)
+    return out
+
+
+def table(rows: List[dict]) -> str:
+    """The rows of one model as Markdown."""
     lines = [
         "| contender | p50 ms | p95 ms | calls | pairs/s | × torch fp32 (p50) | first call ms "
         "| load s | max abs logit diff to torch fp32 | top-10 shared with torch fp32 |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for r in results:
-        label = LABELS.get(r["contender"], r["contender"])
+    for r in rows:
         if "error" in r:
-            lines.append(f"| {label} | failed: {r['error'].splitlines()[-1][:80]} |" + " |" * 8)
+            lines.append(f"| {r['label']} | failed: {r['error'][:80]} |" + " |" * 8)
             continue
-        ratio = diff = overlap = "–"
-        if reference:
-            ratio = f"{reference['p50_ms'] / r['p50_ms']:.2f}×"
-            a, b = r["logits_first_call"], reference["logits_first_call"]
-            diff = f"{max(abs(x - y) for x, y in zip(a, b)):.1e}"
-            k = min(10, len(a))
-            overlap = f"{len(set(top(a, k)) & set(top(b, k)))}/{k}"
+        ratio, diff = r["x_torch_fp32_p50"], r["max_abs_logit_diff_to_torch_fp32"]
         lines.append(
-            f"| {label} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {len(r['latencies_ms'])} "
-            f"| {r['pairs_per_s']:.1f} | {ratio} | {r['first_call_ms']:.0f} | {r['load_s']:.1f} "
-            f"| {diff} | {overlap} |"
+            f"| {r['label']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['calls']} "
+            f"| {r['pairs_per_s']:.1f} | {'–' if ratio is None else f'{ratio:.2f}×'} "
+            f"| {r['first_call_ms']:.0f} | {r['load_s']:.1f} "
+            f"| {'–' if diff is None else f'{diff:.1e}'} | {r['top10_shared_with_torch_fp32']} |"
         )
     return "\n".join(lines)
 
@@ -231,27 +260,11 @@ def top(logits: List[float], k: int) -> List[int]:
     return sorted(range(len(logits)), key=lambda i: -logits[i])[:k]
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            text = handle.read()
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line
-        )
-        flags = next(line for line in text.splitlines() if line.startswith("flags")).split()
-        isa = [
-            f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags
-        ]
-        cpu += f" ({', '.join(isa)})"
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", default=["minilm", "base"], choices=list(MODELS), metavar="MODEL"
+    )
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), metavar="NAME")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per contender")
     parser.add_argument("--max-seconds", type=float, default=120.0, help="stop timing after this")
@@ -261,7 +274,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per contender")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", help="write all results (latencies included) as JSON here")
+    add_output_argument(parser)
     # internal: one contender in this process
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
@@ -276,7 +289,8 @@ def main(argv=None) -> None:
         parser.error(f"unknown contender(s) {unknown}; choose from {', '.join(CONTENDERS)}")
     if args.repeats < 1 or args.passages < 1 or args.calls < 1:
         parser.error("--repeats, --passages and --calls must be >= 1")
-    report = {"machine": machine(), "argv": sys.argv[1:] if argv is None else argv, "models": {}}
+    all_rows: List[dict] = []
+    latencies: List[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         workload = os.path.join(tmp, "calls.json")
         with open(workload, "w", encoding="utf-8") as handle:
@@ -289,12 +303,33 @@ def main(argv=None) -> None:
             for name in args.contenders:
                 print(f"{key}: {name} ...", file=sys.stderr, flush=True)
                 results.append(run_contender(name, model, workload, args))
-            report["models"][key] = {"path": model, "results": results}
-            print(f"\n### {key} ({model})\n\n{table(results)}\n", flush=True)
-    print(f"{report['machine']}; {args.threads} threads per contender", flush=True)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=1), encoding="utf-8")
+            model_rows = rows(key, results)
+            all_rows += model_rows
+            latencies += [
+                {"model": key, "contender": r["contender"], "call": i + 1, "ms": round(ms, 1)}
+                for r in results
+                for i, ms in enumerate(r.get("latencies_ms", []))
+            ]
+            print(f"\n### {key} ({display_path(model)})\n\n{table(model_rows)}\n", flush=True)
+    settings = {
+        "models": {key: display_path(MODELS[key]()) for key in args.models},
+        "contenders": args.contenders,
+        "passages_per_call": args.passages,
+        "passage_tokens": PASSAGE_TOKENS,
+        "distinct_queries": args.calls,
+        "timed_calls": args.repeats,
+        "max_seconds": args.max_seconds,
+        "warmup_calls": args.warmup,
+        "batch_size": args.batch_size,
+        "max_length": 512,
+        "threads_per_contender": args.threads,
+        "seed": args.seed,
+    }
+    figures: Dict[str, object] = {"rows": all_rows}
+    if latencies:
+        figures["latencies"] = latencies
+    title = "RAG-call latency: rank(query, passages of ~200 tokens) per backend"
+    write_result("rag_latency", title, settings, figures, args.output, argv=argv)
 
 
 if __name__ == "__main__":

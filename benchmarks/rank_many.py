@@ -5,36 +5,34 @@ measures what that buys: 32 SciFact test queries x their BM25 top-10 passages (t
 scored as 32 ``rank`` calls and as one ``rank_many`` call, alternating, best of ``--repeat``.
 Same process, same model, so the ratio is fair; results are checked equal.
 
-    python benchmarks/rank_many.py                       # MiniLM-sized cross-encoder
-    python benchmarks/rank_many.py --model runs/bench-model --queries 32 --docs 10
+    python -m benchmarks.rank_many                       # MiniLM-sized cross-encoder
+    python -m benchmarks.rank_many --model base --queries 32 --docs 10
+    python -m benchmarks.rank_many --model tiny --synthetic --queries 2 --docs 2 --repeat 1  # smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import bm25_candidates, minilm_cross_encoder  # noqa: E402
+from benchmarks.common import add_output_argument, display_path, write_result
+from benchmarks.workload import add_model_arguments, candidates, resolve_model
+from crossrank import Reranker
 
-from crossrank import Reranker  # noqa: E402
 
-
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="checkpoint (default: MiniLM-sized)")
+    add_model_arguments(parser, default="minilm")
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--docs", type=int, default=10)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    add_output_argument(parser)
+    args = parser.parse_args(argv)
 
-    model = args.model or str(minilm_cross_encoder())
-    lists = bm25_candidates(args.queries, top_k=args.docs, seed=1)
+    model = resolve_model(args.model)
+    lists = candidates(args.queries, top_k=args.docs, seed=1, synthetic=args.synthetic)
     queries = [q for q, _ in lists]
     documents = [d for _, d in lists]
     pairs = sum(len(d) for d in documents)
@@ -62,22 +60,38 @@ def main() -> None:
         best["rank_many"] = min(best["rank_many"], seconds)
     worst = max(abs(a.score - b.score) for x, y in zip(looped, many) for a, b in zip(x, y))
     same_order = all([a.index for a in x] == [b.index for b in y] for x, y in zip(looped, many))
-    rows = {
-        name: {
+    rows = [
+        {
+            "call": name,
             "forward_passes": passes[name],
             "pairs_per_s": round(pairs / best[name], 2),
             "seconds": round(best[name], 3),
+            "x_rank_loop": round(best["rank x N"] / best[name], 3),
         }
         for name in best
-    }
+    ]
     print(f"{args.queries} queries x {args.docs} documents = {pairs} pairs, model {model}")
     print("| call | forward passes | pairs/s | x rank loop |")
     print("| --- | ---: | ---: | ---: |")
-    for name, row in rows.items():
-        ratio = best["rank x N"] / best[name]
-        print(f"| {name} | {row['forward_passes']} | {row['pairs_per_s']} | {ratio:.2f}x |")
+    for row in rows:
+        print(
+            f"| {row['call']} | {row['forward_passes']} | {row['pairs_per_s']} "
+            f"| {row['x_rank_loop']:.2f}x |"
+        )
     print(f"same order: {same_order}; max score difference {worst:.2e}")
-    print(json.dumps({"pairs": pairs, "rows": rows, "same_order": same_order, "max_diff": worst}))
+    settings = {
+        "model": display_path(model),
+        "queries": args.queries,
+        "documents_per_query": args.docs,
+        "pairs": pairs,
+        "workload": "synthetic" if args.synthetic else "SciFact test queries x BM25 top-docs",
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "rounds": args.repeat,
+    }
+    figures = {"rows": rows, "same_order": same_order, "max_score_diff": worst}
+    title = "rank_many vs one rank call per query, same loaded model, best round"
+    write_result("rank_many", title, settings, figures, args.output, argv=argv)
 
 
 if __name__ == "__main__":

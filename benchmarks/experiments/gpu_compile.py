@@ -1,25 +1,23 @@
 """``torch.compile`` on crossrank's CUDA float16 path: eager vs compiled (dynamic shapes), same pairs.
 
-Needs a bundle from ``gpu_real_set.py make`` (a trained checkpoint + SciFact candidates) and builds a
+Needs a bundle from ``python -m benchmarks.gpu_real_set make`` (a trained checkpoint + SciFact candidates) and builds a
 random bge-base-sized model on the spot (``gpu_check.build_model``). Each contender: a warm-up on
 1,200 other pairs (compilation happens there), then the best of 3 timed runs on 4,000 pairs::
 
-    PYTHONPATH=src python3 benchmarks/gpu_compile.py --bundle .gpu/bundle
+    PYTHONPATH=src python3 -m benchmarks.experiments.gpu_compile --bundle .gpu/bundle
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_check import build_model  # noqa: E402
+from benchmarks.gpu_check import build_model
 
 
 def main(argv=None) -> dict:

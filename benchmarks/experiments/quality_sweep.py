@@ -5,13 +5,13 @@ here, so comparing a dozen variants on this machine takes a day. On a GPU each t
 script runs the *same* `crossrank.training.loop.train` (``device="cuda"``) with a fixed step count standing in
 for the CPU budget (the 28-CPU-minute recipe makes 235 steps of 8 x 8 pairs at 128 tokens; variants
 get the steps that cost the same), then scores the test queries. The chosen recipe is then run for
-real on the CPU (`benchmarks/quality.py`), which gives the published numbers.
+real on the CPU (`python -m benchmarks.quality`), which gives the published numbers.
 
 Three steps, the device needing nothing beyond torch + transformers:
 
-    python benchmarks/quality_sweep.py make --out .gpu/sweep          # here: data, BM25 runs, base fp16
-    PYTHONPATH=src python3 benchmarks/quality_sweep.py run --bundle .gpu/sweep --out $OUT   # GPU
-    python benchmarks/quality_sweep.py report runs/quality-sweep       # here: nDCG@10 with ir-measures
+    python -m benchmarks.experiments.quality_sweep make --out .gpu/sweep   # here: data, BM25, fp16 base
+    PYTHONPATH=src python3 -m benchmarks.experiments.quality_sweep run --bundle .gpu/sweep --out $OUT
+    python -m benchmarks.experiments.quality_sweep report runs/quality-sweep   # here: nDCG@10
 
 BM25 runs are computed here (bm25s) and looked up there, so the negatives, the held-out candidates
 and the test candidates are exactly those `crossrank train` / `crossrank eval` use. The held-out
@@ -26,11 +26,10 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # benchmarks/
 DATA = HERE.parent.parent / "shared" / "data"
 RUNS = HERE.parent / "runs" / "quality"
 # dataset name -> (source directory here, splits whose queries get BM25 runs, depth)
@@ -151,12 +150,11 @@ ALL = {**CONFIGS, **CONFIGS2, **CONFIGS3}
 
 # --------------------------------------------------------------------------------------- make
 def make(out: Path) -> None:
-    sys.path.insert(0, str(HERE.parent / "src"))
     import torch
     from safetensors.torch import load_file, save_file
 
-    from crossrank.evaluation.beir import load_beir
     from crossrank.evaluation import BM25
+    from crossrank.evaluation.beir import load_beir
 
     if out.exists():
         shutil.rmtree(out)
@@ -364,9 +362,8 @@ def run(bundle: Path, out: Path, names, max_seconds: float, smoke: bool) -> None
 
 # ------------------------------------------------------------------------------------- report
 def report(results: Path, bundle: Path) -> None:
-    sys.path.insert(0, str(HERE.parent / "src"))
-    from crossrank.evaluation.beir import load_beir
     from crossrank.evaluation import compute_metrics, fuse
+    from crossrank.evaluation.beir import load_beir
 
     with gzip.open(bundle / "bm25.json.gz", "rt", encoding="utf-8") as stream:
         bm25_runs = json.load(stream)
@@ -413,7 +410,9 @@ def main() -> None:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--configs", nargs="*", default=None, help="default: the first run's")
     r.add_argument("--second", action="store_true", help="the second run's configs")
-    r.add_argument("--third", action="store_true", help="the third run's configs (bf16, BM25 teacher)")
+    r.add_argument(
+        "--third", action="store_true", help="the third run's configs (bf16, BM25 teacher)"
+    )
     r.add_argument("--max-seconds", type=float, default=420.0)
     r.add_argument("--smoke", action="store_true", help="3 steps, 3 test queries: a dry run")
     p = sub.add_parser("report")

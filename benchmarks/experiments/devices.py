@@ -3,8 +3,8 @@
 Each layout runs in its own process on the same pairs (SciFact test queries x BM25 candidates),
 one ``compute_score`` call, best of ``--repeat``; scores are checked equal to the first layout's.
 
-    python benchmarks/devices.py                        # MiniLM-sized model, 128 pairs
-    python benchmarks/devices.py --model runs/bench-model --pairs 64
+    python -m benchmarks.experiments.devices                # MiniLM-sized model, 128 pairs
+    python -m benchmarks.experiments.devices --model runs/bench-model --pairs 64
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import bm25_candidates, minilm_cross_encoder  # noqa: E402
+from benchmarks.common import ROOT
+from benchmarks.workload import bm25_candidates, minilm_cross_encoder
 
 LAYOUTS = {"1 replica x all threads": ["cpu"], "2 replicas x half the threads": ["cpu", "cpu"]}
 
@@ -63,7 +63,8 @@ def main() -> None:
             subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "benchmarks.experiments.devices",
                     "--layout",
                     name,
                     "--model",
@@ -78,6 +79,7 @@ def main() -> None:
                 check=True,
                 capture_output=True,
                 text=True,
+                cwd=ROOT,
             )
             .stdout.strip()
             .splitlines()[-1]

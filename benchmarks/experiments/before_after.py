@@ -1,9 +1,9 @@
 """An older crossrank tree vs this one, alternating, per contender: pairs/s, pairs per CPU-second.
 
-Each run is ``contenders.py`` in its own process with the tree on ``PYTHONPATH``; scores of the
-two trees are compared (a refactor must not move them).
+Each run is ``benchmarks.contenders`` in its own process with the tree on ``PYTHONPATH``; scores
+of the two trees are compared (a refactor must not move them).
 
-    git worktree add /tmp/wt-old d6c87d3 && python benchmarks/before_after.py
+    git worktree add /tmp/wt-old d6c87d3 && python -m benchmarks.experiments.before_after
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import build_workload  # noqa: E402
-from workload import minilm_cross_encoder  # noqa: E402
+from benchmarks.common import ROOT
+from benchmarks.throughput import build_workload
+from benchmarks.workload import minilm_cross_encoder
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 BEFORE = os.environ.get("BEFORE_SRC", "/tmp/wt-old/src")
-AFTER = os.path.join(os.path.dirname(HERE), "src")
+AFTER = str(ROOT / "src")
 
 
 def main() -> None:
@@ -33,9 +32,9 @@ def main() -> None:
         for contender in ("crossrank-torch", "crossrank-onnx"):
             for label, src in versions.items():
                 env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="2")
-                command = [sys.executable, os.path.join(HERE, "contenders.py"), "--contender"]
+                command = [sys.executable, "-m", "benchmarks.contenders", "--contender"]
                 command += [contender, "--model", model, "--workload", path, "--threads", "2"]
-                out = subprocess.run(command, capture_output=True, text=True, env=env)
+                out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
                 if out.returncode:
                     print(label, contender, "failed:", out.stderr[-400:])
                     continue

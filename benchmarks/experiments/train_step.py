@@ -5,19 +5,15 @@ all-MiniLM-L6-v2 with a new 1-logit head, listwise loss, backward, AdamW. The tw
 interleaved in one process (fp32, bf16, fp32, bf16, ...) on random token ids, after one warm-up
 step each, so both see the same machine state; prints seconds per step and the ratio.
 
-    python benchmarks/train_step.py                 # 4 rounds of 3 steps per mode
-    python benchmarks/train_step.py --rounds 2 --steps 2
+    python -m benchmarks.experiments.train_step                 # 4 rounds of 3 steps per mode
+    python -m benchmarks.experiments.train_step --rounds 2 --steps 2
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ and prints one JSON line per route (pairs/s of the best round, load seconds, the
 that are not a crossrank option are built here from crossrank's parts, to measure them before
 deciding (see benchmarks/RESULTS.md, "CPU routes on AVX512-VNNI/BF16"):
 
-    python benchmarks/cpu_routes.py --model runs/bench-model --routes torch torch-compile ov-int8
-    python benchmarks/cpu_routes.py --routes all --pairs 64 --rounds 2
+    python -m benchmarks.experiments.cpu_routes --model runs/bench-model --routes torch ov-int8
+    python -m benchmarks.experiments.cpu_routes --routes all --pairs 64 --rounds 2
 
 Run it on a quiet machine; ratios only between routes of one run.
 """
@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import base_sized_model, bm25_candidates  # noqa: E402
+from benchmarks.common import ROOT
+from benchmarks.workload import base_sized_model, bm25_candidates
 
 ROUTES = {
     "torch": {},
@@ -132,9 +132,9 @@ def main(argv=None) -> None:
     routes = list(ROUTES) if args.routes == ["all"] else args.routes
     reference = None
     for route in routes:
-        command = [sys.executable, __file__, "--route", route, "--model", model]
-        command += ["--pairs", str(args.pairs), "--rounds", str(args.rounds)]
-        done = subprocess.run(command, capture_output=True, text=True)
+        command = [sys.executable, "-m", "benchmarks.experiments.cpu_routes", "--route", route]
+        command += ["--model", model, "--pairs", str(args.pairs), "--rounds", str(args.rounds)]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode:
             print(f"{route}: failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
             continue
