@@ -95,6 +95,15 @@ def parse_dtype(dtype: DTypeLike) -> Optional[torch.dtype]:
     raise ValueError(f"dtype={dtype!r} is not supported; use 'float32', 'float16' or 'bfloat16'")
 
 
+def dtype_name(dtype: Union[torch.dtype, str]) -> str:
+    """The name settings, cache keys and messages use for a dtype (the inverse of parse_dtype).
+
+    >>> dtype_name(torch.bfloat16)
+    'bfloat16'
+    """
+    return str(dtype).replace("torch.", "")
+
+
 def choose_dtype(
     device: torch.device, use_fp16: Optional[bool] = None, dtype: DTypeLike = None
 ) -> torch.dtype:

@@ -46,18 +46,48 @@ _OPSET = 17
 # model's activations near 300 MB; on 2 AVX2 cores they ran as fast per pair as runs of 8-16 rows
 # (and faster than whole 32 x 512 batches), where runs of 1-2 rows were slower.
 CHUNK_TOKENS = 2048
-_INSTALL_HINT = "pip install crossrank[onnx]"
 
 
 def require_onnxruntime():
-    """Import onnxruntime, or fail with the install command."""
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise ImportError(
-            f"backend='onnx' needs onnxruntime and onnx, which are not installed: {_INSTALL_HINT}"
-        ) from error
-    return onnxruntime
+    """Import onnxruntime, or fail with the install command (the registry's ``onnx`` backend
+    declares the dependency and its hint)."""
+    from .registry import get_backend
+
+    return get_backend("onnx").import_dependency("onnxruntime")
+
+
+class OnnxBackend:
+    """An onnxruntime session behind the runtime interface (CPU, float32 or int8 weights)."""
+
+    name = "onnx"
+    dtype = torch.float32
+
+    def __init__(self, session: OnnxModel, model) -> None:
+        self.session = session
+        self.model = model  # on the meta device: the config stays readable
+        self.path: Optional[Path] = getattr(session, "path", None)
+
+    def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.session.logits(batch)
+
+
+def build_onnx_backends(settings, family, checkpoint) -> List[OnnxBackend]:
+    """The ONNX Runtime backend for ``checkpoint``: exported (and int8-quantized) once, cached."""
+    path, model, _ = exported_model(settings, family, checkpoint, settings.quantize)
+    return [OnnxBackend(OnnxModel(path), model)]
+
+
+def exported_model(settings, family, checkpoint, quantize: Optional[str]):
+    """``(path, model, encoder)``: the ONNX file of ``checkpoint`` (exported once, cached), its
+    torch model moved to the meta device (the runtime holds its own copy of the weights; the
+    config stays readable), and the pair encoder the export traced."""
+    from ..loading import load_weights
+
+    model = load_weights(checkpoint, family.auto_class(), settings.show_progress_bar)
+    encoder = family.encoder(settings.max_length, settings.query_max_length)
+    path = onnx_file(model, encoder, settings.model, quantize, family.pad_token_id)
+    model.to("meta")
+    return path, model, encoder
 
 
 class OnnxModel:
@@ -313,4 +343,14 @@ def is_writable(directory: Path) -> bool:
         return False
 
 
-__all__: List[str] = ["OnnxModel", "onnx_file", "export_onnx", "quantize_int8", "export_dir"]
+__all__: List[str] = [
+    "OnnxBackend",
+    "OnnxModel",
+    "build_onnx_backends",
+    "export_dir",
+    "export_onnx",
+    "exported_model",
+    "onnx_file",
+    "quantize_int8",
+    "require_onnxruntime",
+]

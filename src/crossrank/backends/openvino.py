@@ -22,14 +22,13 @@ import os
 import queue
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import ModelLoadError, warn_once
 
-_INSTALL_HINT = "pip install crossrank[openvino]"
 INT8_XML = "model.openvino-int8.xml"
 INT8_BIN = "model.openvino-int8.bin"
 # Calibration pairs go through the model a few at a time (one NNCF sample per batch).
@@ -39,26 +38,17 @@ _PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
 def require_openvino():
-    """Import openvino, or fail with the install command."""
-    try:
-        import openvino
-    except ImportError as error:
-        raise ImportError(
-            f"backend='openvino' needs openvino, which is not installed: {_INSTALL_HINT}"
-        ) from error
-    return openvino
+    """Import openvino, or fail with the install command (declared by the registry's backend)."""
+    from .registry import get_backend
+
+    return get_backend("openvino").import_dependency("openvino")
 
 
 def require_nncf():
     """Import nncf (OpenVINO's quantizer), or fail with the install command."""
-    try:
-        import nncf
-    except ImportError as error:
-        raise ImportError(
-            "backend='openvino' with quantize='int8' needs nncf, which is not installed: "
-            f"{_INSTALL_HINT}"
-        ) from error
-    return nncf
+    from .registry import get_backend
+
+    return get_backend("openvino").import_dependency("nncf")
 
 
 def openvino_int8_file(
@@ -235,8 +225,20 @@ class OpenVinoBackend:
         return False
 
 
+def build_openvino_backends(settings, family, checkpoint) -> List[OpenVinoBackend]:
+    """The OpenVINO backend for ``checkpoint``: the cached ONNX export compiled for the CPU, or
+    its int8 quantization (made once, cached beside it) with ``quantize="int8"``."""
+    from .onnx import exported_model
+
+    path, model, encoder = exported_model(settings, family, checkpoint, quantize=None)
+    if settings.quantize == "int8":
+        path = openvino_int8_file(path, encoder, family.pad_token_id, settings.show_progress_bar)
+    return [OpenVinoBackend(OpenVinoModel(path, settings.dtype), model, settings.dtype)]
+
+
 __all__ = [
     "OpenVinoBackend",
+    "build_openvino_backends",
     "OpenVinoModel",
     "openvino_int8_file",
     "quantize_int8",

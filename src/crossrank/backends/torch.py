@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
-from ..devices import is_out_of_memory
+from ..devices import dtype_name, is_out_of_memory
 from ..errors import warn_once
-from ..settings import dtype_name
 
 Forward = Callable[[object, Dict[str, torch.Tensor]], torch.Tensor]
 # Compiled forwards (compile=True) run one at a time: dynamo compiles on first use of a shape and
@@ -133,3 +133,45 @@ class TorchBackend:
                 self._compiled = self._compiled_model(self.model)
             self.dtype = torch.float32
             return True
+
+
+def build_torch_backends(
+    settings, family, checkpoint, on_dtype_change: Optional[Callable[[torch.dtype], None]] = None
+) -> List[TorchBackend]:
+    """Load the weights of ``checkpoint`` once and put them behind one backend per device.
+
+    Replicas on CPU share the weights (a forward in inference mode changes nothing, so threads can
+    run one model at once); each accelerator gets its own copy. Float32 CPU models run their
+    linear layers through oneDNN where that is faster (see :mod:`crossrank.backends.cpu_linear`).
+    """
+    from ..loading import load_weights
+    from .cpu_linear import use_onednn_linear, wanted
+
+    onednn = (
+        not settings.compile  # inductor's freezing picks its own kernels
+        and any(device.type == "cpu" for device in settings.devices)
+        and wanted(settings.dtype)
+    )
+
+    def prepared(loaded):
+        if onednn:
+            use_onednn_linear(loaded)  # float32 CPU inference only; see cpu_linear
+        return loaded
+
+    model = prepared(load_weights(checkpoint, family.auto_class(), settings.show_progress_bar))
+    backends: List[TorchBackend] = []
+    for index, device in enumerate(settings.devices):
+        shared = device.type == "cpu" and index > 0
+        replica = backends[0].model if shared else (copy.deepcopy(model) if index else model)
+        backends.append(
+            TorchBackend(
+                replica,
+                family.forward,
+                device,
+                settings.dtype,
+                reload=lambda: prepared(load_weights(checkpoint, family.auto_class())),
+                on_dtype_change=on_dtype_change,
+                compile_model=settings.compile,
+            )
+        )
+    return backends
