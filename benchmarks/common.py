@@ -10,12 +10,14 @@ Each maintained benchmark writes one JSON object (default ``benchmarks/results/N
 Schema ``crossrank-benchmark/1``, every key required unless marked optional:
 
 - ``schema``: ``"crossrank-benchmark/1"``.
-- ``benchmark``: the module that measured it (``"throughput"``, ``"serve_load"``, ...).
+- ``benchmark``: the module that measured it (``"throughput"``, ``"serve_load"``,
+  ``"experiments.cpu_routes"``, ...) or the crossrank subcommand (``"calibrate"``).
 - ``title``: one line saying what was measured.
 - ``command``: the exact command line (``python -m benchmarks.NAME ...``); ``null`` only in a record
   converted from notes that recorded none.
 - ``date``: UTC, ISO 8601 (``2026-12-06T23:10:00Z``; a converted record may give the day only).
-- ``machine``: ``cpu`` (model name), ``cpu_flags`` (those of ``SPEED_FLAGS`` the CPU has),
+- ``machine``: ``cpu`` (model name), ``cpu_flags`` (those of ``SPEED_FLAGS`` the CPU has; in a
+  converted record, those its notes name),
   ``logical_cpus``, ``memory_gib``, ``gpu`` (name or ``null``); optional ``os``,
   ``load_average``, ``recorded_as`` (a converted record's own words). Unknown values are ``null``.
 - ``versions``: package -> version (``python``, ``torch``, ``transformers``, ``onnxruntime``,
@@ -266,8 +268,8 @@ def validate_result(record: Any) -> List[str]:
     except ValueError:
         problems.append(f"date {record['date']!r} is not ISO 8601")
     problems += [f"machine has no {key!r}" for key in MACHINE_KEYS if key not in record["machine"]]
-    if not isinstance(record["machine"].get("cpu_flags", []), list):
-        problems.append("machine.cpu_flags is not a list")
+    if not isinstance(record["machine"].get("cpu_flags", []), (list, type(None))):
+        problems.append("machine.cpu_flags is not a list (or null: not recorded)")
     tables = 0
     for name, value in record["figures"].items():
         if isinstance(value, list):
