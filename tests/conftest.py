@@ -1,11 +1,14 @@
-"""Fixtures: tiny random cross-encoders built at test time (crossrank.testing), no network."""
+"""Shared fixtures: tiny random rerankers built at test time (crossrank.testing), no network.
+
+Shared plain helpers and inputs live in :mod:`crossrank.testing`; no test module imports another.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from crossrank.errors import reset_notes
-from crossrank.testing import save_model
+from crossrank.testing import DECODER_KINDS, save_decoder, save_model
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +30,16 @@ def bert_dir(model_dirs):
     return model_dirs["bert"]
 
 
+@pytest.fixture(scope="session")
+def decoder_dirs(tmp_path_factory):
+    """Local decoder LLM checkpoints (Qwen3, Qwen2, Gemma, Gemma 2, Llama, ...): kind → path.
+
+    Read-only: a test that writes into a model directory builds its own with ``save_decoder``.
+    """
+    root = tmp_path_factory.mktemp("decoders")
+    return {kind: save_decoder(root / kind, kind) for kind in DECODER_KINDS}
+
+
 @pytest.fixture(autouse=True)
 def _fresh_notes():
     """Each test sees crossrank's one-time notes afresh."""
@@ -37,7 +50,7 @@ def _fresh_notes():
 
 # --- ending the test process -------------------------------------------------------------------
 # Once pytest is completely done (summary printed, exit status final), a session that imported Ray
-# (tests/test_ray_*.py start a local one) ends with os._exit(status) instead of the interpreter's
+# (the Ray tests start a local one) ends with os._exit(status) instead of the interpreter's
 # teardown. ray.shutdown() leaves Ray's native gRPC threads running (event_engine,
 # grpc_global_timer, gcs_client_io, worker.io: read from /proc/self/task at the end of this suite),
 # and native threads still running while the interpreter and C++ static objects are torn down are a

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_scores import PAIRS
 
 from crossrank import Reranker
+from crossrank.testing import SCORING_PAIRS as PAIRS
 
 LIST_PAIRS = [list(p) for p in PAIRS]
 QUERY = "what does a panda eat"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
-from test_scores import PAIRS
 
 import crossrank.families.cross_encoder as encoding_module
 import crossrank.pipeline as pipeline_module
 from crossrank import Reranker
 from crossrank.batching import collate, plan_batches, restore_order
+from crossrank.testing import SCORING_PAIRS as PAIRS
 
 
 def test_plan_batches_orders_longest_first_and_keeps_ties_in_input_order():

@@ -6,10 +6,10 @@ import random
 import threading
 
 import pytest
-from test_scores import PAIRS
 
 from crossrank import Reranker
 from crossrank.cache import ScoreCache
+from crossrank.testing import SCORING_PAIRS as PAIRS
 
 LIST_PAIRS = [list(p) for p in PAIRS]
 

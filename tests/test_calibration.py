@@ -302,9 +302,7 @@ cli_needs = pytest.mark.skipif(
 
 @pytest.fixture
 def tiny_setup(tmp_path):
-    from test_evaluation import write_tiny_beir
-
-    from crossrank.testing import save_model
+    from crossrank.testing import save_model, write_tiny_beir
 
     return write_tiny_beir(tmp_path / "tiny"), save_model(tmp_path / "model", "bert")
 

@@ -115,7 +115,7 @@ def test_no_loading_bar_without_progress(bert_dir, tmp_path, capsys):
 def test_eval_table_names_the_recall_depth_it_computed(tmp_path, capsys):
     pytest.importorskip("bm25s")
     pytest.importorskip("ir_measures")
-    from test_evaluation import write_tiny_beir
+    from crossrank.testing import write_tiny_beir
 
     data = str(write_tiny_beir(tmp_path / "tiny"))
     assert main(["eval", data, "--bm25-only", "--top-n", "3", "--no-progress"]) == 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_onnx_backend import LIST_PAIRS
-from test_scores import PAIRS
 
 from crossrank import Reranker
+from crossrank.testing import BACKEND_PAIRS as LIST_PAIRS
+from crossrank.testing import SCORING_PAIRS as PAIRS
 from crossrank.testing import reference_scores
 
 

@@ -8,11 +8,11 @@ import weakref
 
 import pytest
 import torch
-from test_scores import PAIRS
 
 import crossrank.devices as devices
 from crossrank import CrossrankWarning, Reranker
 from crossrank.devices import choose_dtype, is_out_of_memory, resolve_device
+from crossrank.testing import SCORING_PAIRS as PAIRS
 
 PAIR_LISTS = [list(p) for p in PAIRS]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
@@ -25,53 +24,11 @@ from crossrank.evaluation import (  # noqa: E402
     metrics_for,
     rerank,
 )
+from crossrank.testing import write_tiny_beir  # noqa: E402
 
 DATA = Path(
     os.environ.get("CROSSRANK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
-
-# Ten topics of three words each (words the tiny test tokenizer knows).
-TOPICS = [
-    ("panda", "bamboo", "eat"),
-    ("paris", "france", "capital"),
-    ("python", "snake", "code"),
-    ("river", "water", "rain"),
-    ("cloud", "sky", "blue"),
-    ("cat", "dog", "animal"),
-    ("search", "retrieval", "document"),
-    ("query", "passage", "rerank"),
-    ("black", "white", "bear"),
-    ("city", "weather", "china"),
-]
-FILLER = ["giant", "language", "model", "score", "relevant", "answer"]  # in no topic
-
-
-def write_tiny_beir(root: Path, gz: bool = True) -> Path:
-    """A BEIR dataset: per topic 2 relevant docs, 3 hard negatives sharing one word, 2 queries."""
-    corpus, queries, qrels = [], [], []
-    for t, (a, b, c) in enumerate(TOPICS):
-        corpus.append({"_id": f"t{t}-r0", "title": f"{a} {b}", "text": f"the {a} {b} and {c}"})
-        corpus.append({"_id": f"t{t}-r1", "title": "", "text": f"{c} with {a} {b} {c}"})
-        for n, shared in enumerate((a, b, c)):
-            text = f"{shared} {FILLER[n]} {FILLER[n + 3]}"
-            corpus.append({"_id": f"t{t}-n{n}", "title": "", "text": text})
-        for k, words in enumerate(((a, b, c), (c, a, b))):
-            query_id = f"q{t}{k}"
-            queries.append({"_id": query_id, "text": "what " + " ".join(words)})
-            qrels += [(query_id, f"t{t}-r0", 1), (query_id, f"t{t}-r1", 1)]
-    root.mkdir(parents=True, exist_ok=True)
-    lines = "\n".join(json.dumps(row) for row in corpus) + "\n"
-    if gz:
-        with gzip.open(root / "corpus.jsonl.gz", "wt", encoding="utf-8") as stream:
-            stream.write(lines)
-    else:
-        (root / "corpus.jsonl").write_text(lines)
-    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
-    (root / "qrels").mkdir(exist_ok=True)
-    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in qrels]
-    for split in ("train", "test"):
-        (root / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 @pytest.fixture

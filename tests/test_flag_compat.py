@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_llm_rerankers import save_decoder
-from test_scores import PAIRS
 
 from crossrank import CrossrankWarning, FlagLLMReranker, FlagReranker, ModelLoadError, Reranker
 from crossrank.compat.flag import target_devices
-from crossrank.testing import minilm_dir
+from crossrank.testing import SCORING_PAIRS as PAIRS
+from crossrank.testing import minilm_dir, save_decoder
 
 try:
     import FlagEmbedding as flag

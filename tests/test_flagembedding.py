@@ -7,9 +7,10 @@ transformers 4.57 and FlagEmbedding installed. Elsewhere it is skipped.
 from __future__ import annotations
 
 import pytest
-from test_scores import LONG, PAIRS
 
 from crossrank import Reranker
+from crossrank.testing import LONG_PASSAGE as LONG
+from crossrank.testing import SCORING_PAIRS as PAIRS
 from crossrank.testing import minilm_dir
 
 flag = pytest.importorskip("FlagEmbedding", reason="FlagEmbedding needs transformers 4.x")

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_llm_rerankers import (
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from crossrank import Reranker
+from crossrank.testing import (
     BGE_PROMPT,
     QWEN_INSTRUCTION,
     QWEN_PREFIX,
     QWEN_SUFFIX,
-    decoder_dirs,  # noqa: F401  (a fixture)
+    build_tokenizer,
 )
-from tokenizers import Tokenizer, models, pre_tokenizers
-
-from crossrank import Reranker
-from crossrank.testing import build_tokenizer
 from crossrank.windows import max_per_document, split_windows, window_overlap
 
 NEEDLE = "bamboo"
@@ -133,7 +132,7 @@ def test_maxp_on_short_passages_equals_truncate(model_dirs, name):
 
 
 @pytest.mark.parametrize("kind", ["qwen3", "gemma"])
-def test_maxp_on_short_passages_equals_truncate_for_decoders(decoder_dirs, kind):  # noqa: F811
+def test_maxp_on_short_passages_equals_truncate_for_decoders(decoder_dirs, kind):
     pairs = [list(p) for p in SHORT_PAIRS]
     truncate = Reranker(decoder_dirs[kind], max_length=128).compute_score(pairs)
     maxp = Reranker(decoder_dirs[kind], max_length=128, long_documents="maxp").compute_score(pairs)
@@ -180,7 +179,7 @@ def test_maxp_equals_best_window_scored_alone(model_dirs, name, stride):
     assert max(scores) - min(scores) > 1e-3  # the windows differ, so taking the max says something
 
 
-def test_maxp_equals_best_window_for_qwen3(decoder_dirs):  # noqa: F811
+def test_maxp_equals_best_window_for_qwen3(decoder_dirs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, max_length, stride = decoder_dirs["qwen3"], 100, 6
@@ -205,7 +204,7 @@ def test_maxp_equals_best_window_for_qwen3(decoder_dirs):  # noqa: F811
     assert got == pytest.approx(max(scores), abs=1e-4)
 
 
-def test_maxp_equals_best_window_for_bge_gemma(decoder_dirs):  # noqa: F811
+def test_maxp_equals_best_window_for_bge_gemma(decoder_dirs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, max_length, stride = decoder_dirs["gemma"], 40, 3

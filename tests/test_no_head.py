@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_llm_rerankers import save_decoder
 
 import crossrank.loading
 from crossrank import ModelLoadError, Reranker
-from crossrank.testing import build_model, minilm_dir
+from crossrank.testing import build_model, minilm_dir, save_decoder, write_tiny_beir
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,6 @@ def test_real_minilm_embedding_model_is_refused():
 
 def test_crossrank_train_still_accepts_a_headless_base(headless_dir, tmp_path):
     pytest.importorskip("bm25s", reason="training needs the eval extra")
-    from test_evaluation import write_tiny_beir
-
     from crossrank.training.loop import TrainConfig, train
 
     data = write_tiny_beir(tmp_path / "data")

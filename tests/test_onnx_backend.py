@@ -8,13 +8,18 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_scores import LONG, PAIRS
 
 from crossrank import Reranker
 from crossrank.backends import onnx as onnx_backend
-from crossrank.testing import minilm_dir, reference_scores, save_model
-
-LIST_PAIRS = [list(p) for p in PAIRS] + [["who wrote hamlet?", LONG * 3]]
+from crossrank.testing import BACKEND_PAIRS as LIST_PAIRS
+from crossrank.testing import SCORING_PAIRS as PAIRS
+from crossrank.testing import (
+    concordant_fraction,
+    count_calls,
+    minilm_dir,
+    reference_scores,
+    save_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +29,6 @@ def fresh_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx-models")
     specs = {"bert": ("bert", 1), "bert-2logit": ("bert", 2), "xlm-roberta": ("xlm-roberta", 1)}
     return {name: save_model(root / name, kind, labels) for name, (kind, labels) in specs.items()}
-
-
-def count_calls(monkeypatch, name: str) -> list:
-    calls = []
-    original = getattr(onnx_backend, name)
-
-    def counting(*args, **kwargs):
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(onnx_backend, name, counting)
-    return calls
 
 
 @pytest.mark.parametrize("name", ["bert", "bert-2logit", "xlm-roberta"])
@@ -71,7 +64,7 @@ def test_int8_scores_are_close_and_keep_the_ranking(fresh_dirs):
     # Tiny random models (weights ~ N(0, 0.3)) are hard on int8; real checkpoints move far less.
     assert max(abs(a - b) for a, b in zip(got, fp32)) <= 0.1 * spread
     assert got != pytest.approx(fp32, abs=1e-6)  # it really runs the quantized model
-    assert _concordant_fraction(got, fp32) >= 0.9
+    assert concordant_fraction(got, fp32) >= 0.9
 
 
 def test_fp32_on_real_minilm_weights_at_512_tokens(tmp_path):
@@ -94,16 +87,9 @@ def test_fp32_on_real_minilm_weights_at_512_tokens(tmp_path):
     assert int8.compute_score(LIST_PAIRS) == pytest.approx(expected, abs=0.01)
 
 
-def _concordant_fraction(a, b) -> float:
-    """Share of item pairs that ``a`` and ``b`` order the same way (Kendall-style agreement)."""
-    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
-    same = sum((a[i] - a[j]) * (b[i] - b[j]) > 0 for i, j in pairs)
-    return same / len(pairs)
-
-
 def test_export_is_cached_and_reused(fresh_dirs, monkeypatch):
-    exports = count_calls(monkeypatch, "export_onnx")
-    quantizations = count_calls(monkeypatch, "quantize_int8")
+    exports = count_calls(monkeypatch, onnx_backend, "export_onnx")
+    quantizations = count_calls(monkeypatch, onnx_backend, "quantize_int8")
     model_dir = save_model(os.path.join(os.path.dirname(fresh_dirs["bert"]), "reuse"), "bert")
     first = Reranker(model_dir, max_length=48, backend="onnx")
     exported = os.path.join(model_dir, onnx_backend.EXPORT_DIR_NAME, "model.onnx")
@@ -119,7 +105,7 @@ def test_export_is_cached_and_reused(fresh_dirs, monkeypatch):
 
 def test_changed_weights_are_exported_again(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    exports = count_calls(monkeypatch, "export_onnx")
+    exports = count_calls(monkeypatch, onnx_backend, "export_onnx")
     model_dir = save_model(tmp_path / "model", "bert", seed=0)
     old = Reranker(model_dir, max_length=48, backend="onnx").compute_score(LIST_PAIRS)
     Reranker(model_dir, max_length=48, backend="onnx", quantize="int8")
@@ -131,7 +117,7 @@ def test_changed_weights_are_exported_again(tmp_path, monkeypatch):
     ) == pytest.approx(expected, abs=1e-4)
     assert len(exports) == 2
     int8 = Reranker(model_dir, max_length=48, backend="onnx", quantize="int8")
-    assert _concordant_fraction(int8.compute_score(LIST_PAIRS), expected) >= 0.9
+    assert concordant_fraction(int8.compute_score(LIST_PAIRS), expected) >= 0.9
 
 
 def test_unwritable_model_dir_exports_into_the_cache_dir(tmp_path, monkeypatch):
@@ -182,7 +168,7 @@ def test_missing_onnxruntime_names_the_extra(bert_dir, monkeypatch):
     "kwargs, message",
     [
         ({"backend": "tensorrt"}, "backend must be 'torch', 'onnx' or 'openvino'"),
-        ({"quantize": "int8"}, r"quantize='int8' needs backend='openvino'.* or backend='onnx'"),
+        ({"quantize": "int8"}, r"quantize='int8' needs backend='onnx'.* or backend='openvino'"),
         ({"backend": "onnx", "quantize": "int4"}, "quantize must be None or 'int8'"),
         ({"backend": "onnx", "dtype": "float16"}, "backend='onnx' runs float32"),
     ],

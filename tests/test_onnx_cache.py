@@ -12,12 +12,12 @@ import time
 import warnings
 
 import pytest
-from test_onnx_backend import LIST_PAIRS, count_calls
 
 from crossrank import CrossrankWarning, ModelLoadError, Reranker
 from crossrank.backends import onnx as onnx_backend
 from crossrank.cli.commands import main
-from crossrank.testing import save_model
+from crossrank.testing import BACKEND_PAIRS as LIST_PAIRS
+from crossrank.testing import count_calls, save_model
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
@@ -41,7 +41,7 @@ def test_truncated_export_is_made_again_with_one_warning(model_dir, monkeypatch,
     first = Reranker(model_dir, max_length=48, backend="onnx", quantize=quantize)
     expected = first.compute_score(LIST_PAIRS)
     _truncate(_export(model_dir, name))
-    made = count_calls(monkeypatch, "quantize_int8" if quantize else "export_onnx")
+    made = count_calls(monkeypatch, onnx_backend, "quantize_int8" if quantize else "export_onnx")
     with pytest.warns(CrossrankWarning) as caught:
         again = Reranker(model_dir, max_length=48, backend="onnx", quantize=quantize)
     repairs = [w for w in caught if "damaged" in str(w.message)]
@@ -60,7 +60,7 @@ def test_same_size_other_bytes_is_caught_by_the_hash(model_dir, monkeypatch):
     data = bytearray(open(path, "rb").read())
     data[-200:-100] = bytes(100)  # inside the weights: onnxruntime would load it and score wrong
     open(path, "wb").write(bytes(data))
-    exports = count_calls(monkeypatch, "export_onnx")
+    exports = count_calls(monkeypatch, onnx_backend, "export_onnx")
     with pytest.warns(CrossrankWarning, match="damaged"):
         again = Reranker(model_dir, max_length=48, backend="onnx")
     assert len(exports) == 1
@@ -72,7 +72,7 @@ def test_copied_model_dir_reuses_its_export(model_dir, tmp_path, monkeypatch):
     copy = tmp_path / "copy"
     shutil.copytree(model_dir, copy)  # new mtimes, same bytes
     os.utime(_export(copy), ns=(1, 1))
-    exports = count_calls(monkeypatch, "export_onnx")
+    exports = count_calls(monkeypatch, onnx_backend, "export_onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("error", CrossrankWarning)
         got = Reranker(str(copy), max_length=48, backend="onnx").compute_score(LIST_PAIRS)

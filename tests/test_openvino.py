@@ -9,13 +9,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from test_onnx_backend import LIST_PAIRS, _concordant_fraction
-from test_scores import PAIRS
 
 from crossrank import Reranker
 from crossrank.errors import CrossrankWarning
 from crossrank.settings import Settings
-from crossrank.testing import reference_scores, save_model
+from crossrank.testing import BACKEND_PAIRS as LIST_PAIRS
+from crossrank.testing import SCORING_PAIRS as PAIRS
+from crossrank.testing import concordant_fraction, reference_scores, save_model
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_bfloat16_keeps_the_ranking_or_says_it_runs_float32(fresh_dirs):
         assert not any("no native bfloat16" in note for note in notes)
         spread = max(expected) - min(expected)
         assert max(abs(a - b) for a, b in zip(got, expected)) <= 0.1 * spread
-        assert _concordant_fraction(got, expected) >= 0.9
+        assert concordant_fraction(got, expected) >= 0.9
     assert bf16.info()["dtype"] == "bfloat16"
 
 
@@ -108,7 +108,7 @@ def test_int8_keeps_the_ranking_and_is_made_once(fresh_dirs, name):
     differences = [abs(a - b) for a, b in zip(got, expected)]
     assert max(differences) > 1e-6  # int8 really ran: not the float32 model
     assert max(differences) <= 0.3 * spread
-    assert _concordant_fraction(got, expected) >= 0.85
+    assert concordant_fraction(got, expected) >= 0.85
     before = (xml.stat().st_mtime_ns, weights.stat().st_mtime_ns)
     again = Reranker(fresh_dirs[name], max_length=64, backend="openvino", quantize="int8")
     assert (xml.stat().st_mtime_ns, weights.stat().st_mtime_ns) == before  # cached, not redone

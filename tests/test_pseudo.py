@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from crossrank.cli import pseudo_queries as pseudo_cli
-from crossrank.evaluation.beir import load_beir
 from crossrank.errors import ArgumentError
+from crossrank.evaluation.beir import load_beir
+from crossrank.testing import write_tiny_beir
 from crossrank.training.pseudo_queries import _key, _norm, make_pseudo_dataset, split_sentences
 
 DATA = Path(
@@ -172,8 +173,6 @@ def test_source_queries_and_qrels_are_never_read(tmp_path):
 
 
 def test_mix_adds_prefixed_labelled_collection(tmp_path):
-    from test_evaluation import write_tiny_beir
-
     other = write_tiny_beir(tmp_path / "tiny")  # ids t0-r0 ... and q00 ...; train + test splits
     rows = _corpus() + [{"_id": "t0-r0", "title": "", "text": "a clash of ids with the mix"}]
     rows.append({"_id": "tiny:q00", "title": "", "text": "an id that starts like the prefix"})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_scores import PAIRS
 
 from crossrank import Reranker
 from crossrank.calibration import CALIBRATION_FILE, Calibration
+from crossrank.testing import SCORING_PAIRS as PAIRS
 
 LIST_PAIRS = [list(p) for p in PAIRS]
 QUERY = "what does a panda eat"

@@ -8,17 +8,9 @@ import pytest
 import torch
 
 from crossrank import Reranker
+from crossrank.testing import LONG_PASSAGE as LONG
+from crossrank.testing import SCORING_PAIRS as PAIRS
 from crossrank.testing import minilm_dir, reference_scores
-
-LONG = " ".join(["the giant panda is a bear of china that eats bamboo in the rain"] * 20)
-PAIRS = [
-    ("what does a panda eat?", "The giant panda eats bamboo."),
-    ("what does a panda eat?", "Paris is the capital city of France."),
-    ("what is the capital of france", LONG),  # passage truncated (only_second)
-    (" ".join(["what is the weather in the sky"] * 12), "blue sky and rain"),  # query capped
-    ("python", ""),  # empty passage is scored, not dropped
-    ("which bear eats bamboo", "A cat is an animal; a dog is an animal."),
-]
 
 
 @pytest.mark.parametrize("name", ["bert", "bert-2logit", "xlm-roberta", "electra", "deberta-v2"])

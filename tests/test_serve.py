@@ -18,20 +18,13 @@ httpx = pytest.importorskip("httpx", reason="the tests speak HTTP with httpx")
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.serve import ServeSettings, create_app  # noqa: E402
-from crossrank.testing import serving  # noqa: E402
-
-QUERY = "what is panda?"
-DOCS = [
-    "hi",
-    "the giant panda is a bear of china that eats bamboo",
-    "paris is the capital city of france",
-    "pandas eat bamboo",
-    "a black and white bear",
-    "python is a snake and a language",
-]
-
-
-running_server = serving  # uvicorn in a thread on a free loopback port (crossrank.testing)
+from crossrank.testing import PANDA_DOCS as DOCS  # noqa: E402
+from crossrank.testing import PANDA_QUERY as QUERY  # noqa: E402
+from crossrank.testing import assert_same_ranking as assert_same  # noqa: E402
+from crossrank.testing import expected_ranking as expected  # noqa: E402
+from crossrank.testing import metric  # noqa: E402
+from crossrank.testing import post_json as post  # noqa: E402
+from crossrank.testing import serving as running_server  # noqa: E402
 
 
 def wait_healthy(base_url: str, timeout: float = 120.0) -> None:
@@ -43,15 +36,6 @@ def wait_healthy(base_url: str, timeout: float = 120.0) -> None:
     raise RuntimeError("the service never became healthy")
 
 
-def metric(base_url: str, name: str, headers=None) -> float:
-    """The value of one unlabelled sample in /metrics."""
-    text = httpx.get(f"{base_url}/metrics", headers=headers, timeout=10).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
-
-
 @pytest.fixture(scope="module")
 def reranker(bert_dir):
     return Reranker(bert_dir, device="cpu", max_length=128)
@@ -61,20 +45,6 @@ def reranker(bert_dir):
 def server(reranker):
     with running_server(create_app(reranker, ServeSettings(max_documents=50))) as url:
         yield url
-
-
-def post(url: str, body, **kwargs) -> httpx.Response:
-    return httpx.post(url, json=body, timeout=60, **kwargs)
-
-
-def expected(reranker, docs=DOCS, query=QUERY, **kwargs):
-    return [(h.index, h.score) for h in reranker.rank(query, docs, **kwargs)]
-
-
-def assert_same(got, want):
-    """Same order, same scores up to float32 noise (requests may share padded batches)."""
-    assert [i for i, _ in got] == [i for i, _ in want]
-    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)
 
 
 def test_v1_rerank_equals_rank(server, reranker):

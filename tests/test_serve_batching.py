@@ -17,19 +17,17 @@ import time
 import pytest
 
 pytest.importorskip("fastapi", reason="crossrank[serve] is not installed")
+pytest.importorskip("uvicorn", reason="crossrank[serve] is not installed")
 httpx = pytest.importorskip("httpx", reason="the tests speak HTTP with httpx")
-
-from test_serve import (  # noqa: E402
-    DOCS,
-    assert_same,
-    expected,
-    metric,
-    post,
-    running_server,
-)
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.serve import ServeSettings, create_app  # noqa: E402
+from crossrank.testing import PANDA_DOCS as DOCS  # noqa: E402
+from crossrank.testing import assert_same_ranking as assert_same  # noqa: E402
+from crossrank.testing import expected_ranking as expected  # noqa: E402
+from crossrank.testing import metric  # noqa: E402
+from crossrank.testing import post_json as post  # noqa: E402
+from crossrank.testing import serving as running_server  # noqa: E402
 
 WAIT_S = 60
 

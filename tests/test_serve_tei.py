@@ -11,12 +11,17 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("fastapi", reason="crossrank[serve] is not installed")
+pytest.importorskip("uvicorn", reason="crossrank[serve] is not installed")
 httpx = pytest.importorskip("httpx", reason="the tests speak HTTP with httpx")
-
-from test_serve import DOCS, QUERY, assert_same, expected, post, running_server  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.serve import ServeSettings, create_app  # noqa: E402
+from crossrank.testing import PANDA_DOCS as DOCS  # noqa: E402
+from crossrank.testing import PANDA_QUERY as QUERY  # noqa: E402
+from crossrank.testing import assert_same_ranking as assert_same  # noqa: E402
+from crossrank.testing import expected_ranking as expected  # noqa: E402
+from crossrank.testing import post_json as post  # noqa: E402
+from crossrank.testing import serving as running_server  # noqa: E402
 
 MAX_LENGTH = 128
 LONG = "the giant panda eats bamboo " * 60  # ~300 tokens: over max_length with any query

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_scores import PAIRS
 
 from crossrank import Reranker
+from crossrank.testing import SCORING_PAIRS as PAIRS
 
 LIST_PAIRS = [list(p) for p in PAIRS] * 8
 DOCS = [p for _, p in PAIRS]

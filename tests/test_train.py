@@ -12,14 +12,14 @@ pytest.importorskip("Stemmer")
 pytest.importorskip("ir_measures")
 
 import torch  # noqa: E402
-from test_evaluation import write_tiny_beir  # noqa: E402
 from transformers import AutoConfig  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.cli.commands import main  # noqa: E402
 from crossrank.evaluation import BM25, load_beir  # noqa: E402
-from crossrank.testing import save_model  # noqa: E402
-from crossrank.training.loop import TrainConfig, _Examples, train  # noqa: E402
+from crossrank.testing import save_model, write_tiny_beir  # noqa: E402
+from crossrank.testing import tiny_train_config as _config  # noqa: E402
+from crossrank.training.loop import _Examples, train  # noqa: E402
 
 
 @pytest.fixture
@@ -31,23 +31,6 @@ def tiny_beir(tmp_path):
 def base_dir(tmp_path):
     # a 2-logit head on purpose: training must replace it with a 1-logit one
     return save_model(tmp_path / "base", "bert", num_labels=2, seed=3)
-
-
-def _config(data, base, out, **overrides):
-    settings = dict(
-        max_length=32,
-        queries_per_step=4,
-        negatives=3,
-        negatives_depth=10,
-        learning_rate=2e-3,
-        warmup_ratio=0.1,
-        eval_queries=4,
-        eval_every=0,
-        eval_top_n=5,
-        show_progress=False,
-    )
-    settings.update(overrides)
-    return TrainConfig(base, data, str(out), **settings)
 
 
 def test_training_lowers_the_loss_and_round_trips(tiny_beir, base_dir, tmp_path):

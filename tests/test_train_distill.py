@@ -12,21 +12,19 @@ pytest.importorskip("Stemmer")
 pytest.importorskip("ir_measures")
 
 import torch  # noqa: E402
-from test_train import _config  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
-from crossrank.training.distillation import distillation_loss  # noqa: E402
 from crossrank.errors import ArgumentError, ModelLoadError  # noqa: E402
 from crossrank.evaluation import BM25, load_beir  # noqa: E402
-from crossrank.testing import save_model  # noqa: E402
-from crossrank.training.loop import train  # noqa: E402
+from crossrank.testing import save_model, write_tiny_beir  # noqa: E402
+from crossrank.testing import tiny_train_config as _config  # noqa: E402
 from crossrank.training.config import TrainConfig  # noqa: E402
+from crossrank.training.distillation import distillation_loss  # noqa: E402
+from crossrank.training.loop import train  # noqa: E402
 
 
 @pytest.fixture
 def tiny_beir(tmp_path):
-    from test_evaluation import write_tiny_beir
-
     return str(write_tiny_beir(tmp_path / "tiny"))
 
 

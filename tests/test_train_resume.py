@@ -16,18 +16,16 @@ pytest.importorskip("Stemmer")
 pytest.importorskip("ir_measures")
 
 from safetensors.torch import load_file  # noqa: E402
-from test_train import _config  # noqa: E402
 
-from crossrank.training import state as train_state  # noqa: E402
 from crossrank.cli.commands import main  # noqa: E402
-from crossrank.testing import save_model  # noqa: E402
+from crossrank.testing import save_model, write_tiny_beir  # noqa: E402
+from crossrank.testing import tiny_train_config as _config  # noqa: E402
+from crossrank.training import state as train_state  # noqa: E402
 from crossrank.training.loop import train  # noqa: E402
 
 
 @pytest.fixture
 def tiny_beir(tmp_path):
-    from test_evaluation import write_tiny_beir
-
     return str(write_tiny_beir(tmp_path / "tiny"))
 
 

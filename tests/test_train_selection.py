@@ -13,13 +13,13 @@ pytest.importorskip("ir_measures")
 
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
-from test_train import _config  # noqa: E402
 
-from crossrank.training import state as train_state  # noqa: E402
 from crossrank.cli.commands import main  # noqa: E402
-from crossrank.testing import save_model  # noqa: E402
-from crossrank.training.loop import train  # noqa: E402
+from crossrank.testing import save_model, write_tiny_beir  # noqa: E402
+from crossrank.testing import tiny_train_config as _config  # noqa: E402
+from crossrank.training import state as train_state  # noqa: E402
 from crossrank.training.config import TrainConfig  # noqa: E402
+from crossrank.training.loop import train  # noqa: E402
 from crossrank.training.selection import Selection  # noqa: E402
 
 # On the tiny dataset this learning rate reaches the best held-out nDCG@10 within a few steps and
@@ -29,8 +29,6 @@ CURVE = dict(max_steps=16, eval_every=2, learning_rate=2e-2, seed=11)
 
 @pytest.fixture
 def tiny_beir(tmp_path):
-    from test_evaluation import write_tiny_beir
-
     return str(write_tiny_beir(tmp_path / "tiny"))
 
 

@@ -14,7 +14,7 @@ from crossrank.errors import CrossrankWarning
 from crossrank.loading import RUN_FILE, trained_max_length
 from crossrank.settings import Settings
 from crossrank.sharing import resolve_reranker
-from crossrank.testing import save_model
+from crossrank.testing import save_model, write_tiny_beir
 
 TRAINED = 24
 QUERY = "what does the giant panda eat"
@@ -120,8 +120,6 @@ def test_crossrank_train_writes_a_checkpoint_that_remembers_its_length(tmp_path,
     pytest.importorskip("bm25s")
     pytest.importorskip("Stemmer")
     pytest.importorskip("ir_measures")
-    from test_evaluation import write_tiny_beir
-
     from crossrank.training.state import MARKER
 
     data = str(write_tiny_beir(tmp_path / "tiny"))

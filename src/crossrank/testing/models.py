@@ -1,30 +1,23 @@
-"""Test support: tiny random checkpoints built on the spot, the real MiniLM locator, shared pairs.
+"""Tiny random encoder checkpoints, the real MiniLM's locator and transformers reference scores.
 
-Used by crossrank's own tests, both integrations' tests, the benchmarks and the notebooks, so that
-none of them needs network access or committed weights. Needs only crossrank's own dependencies.
+The checkpoints (BERT, XLM-R, ELECTRA, DeBERTa-v2; 2 layers, width 32) and their tokenizers are
+built on the spot, so no test needs the network; :func:`reference_scores` computes what crossrank
+must return straight from transformers, one pair at a time.
 
->>> from crossrank.testing import save_model
->>> path = save_model(tmp_path / "bert", "bert")          # doctest: +SKIP
->>> Reranker(path, max_length=128).compute_score(PANDA_PAIRS)  # doctest: +SKIP
+>>> from crossrank.testing import reference_scores, save_model
+>>> path = save_model(tmp_path / "bert", "bert")                   # doctest: +SKIP
+>>> reference_scores(path, [("what is panda?", "a bear")], 128)    # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import string
-from typing import Iterator, List, Optional, Tuple
+from typing import Optional
 
 import torch
 
-# A small shared workload: a query with a relevant and an irrelevant passage, and a second query.
-PANDA_PAIRS: List[Tuple[str, str]] = [
-    ("what is panda?", "hi"),
-    ("what is panda?", "the giant panda is a bear of china that eats bamboo"),
-    ("what is the capital of france?", "paris is the capital city of france"),
-    ("what is the capital of france?", "pandas eat bamboo"),
-]
-
+# The words every tiny tokenizer knows as whole tokens (one token per word in tests and benchmarks).
 WORDS = (
     "the a an is are was of in on to and or for with what who how why where which does do "
     "panda pandas bear bears bamboo eat eats china animal giant black white cat dog paris france "
@@ -141,7 +134,7 @@ def build_model(kind: str, num_labels: int = 1, seed: int = 0):
             DebertaV2Config(max_position_embeddings=128, **common)
         )
     else:
-        raise ValueError(kind)
+        raise ValueError(f"kind must be one of {TINY_MODEL_KINDS}, got {kind!r}")
     model.eval()
     return tokenizer, model
 
@@ -215,44 +208,3 @@ def reference_scores(model_dir, pairs, max_length):
             logits = model(input_ids=torch.tensor([ids]), **extra).logits[0]
         scores.append(float(logits[0]) if logits.numel() == 1 else float(logits[1] - logits[0]))
     return scores
-
-
-@contextlib.contextmanager
-def serving(app, timeout: float = 120.0, healthy: bool = False) -> Iterator[str]:
-    """Serve an ASGI ``app`` (e.g. ``crossrank.serve.create_app(...)``) with uvicorn in a thread on
-    a free 127.0.0.1 port; yield its base URL. Start-up is bounded by ``timeout``; with
-    ``healthy=True`` it also waits until ``GET /health`` answers 200 (the model is loaded).
-
-    >>> with serving(create_app(reranker, ServeSettings()), healthy=True) as url:  # doctest: +SKIP
-    ...     httpx.post(f"{url}/rerank", json={"query": "q", "texts": ["a"]})
-    """
-    import socket
-    import threading
-    import time
-
-    import httpx
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    def up() -> bool:
-        if not server.started:
-            return False
-        return not healthy or httpx.get(f"{url}/health", timeout=5).status_code == 200
-
-    deadline = time.monotonic() + timeout
-    try:
-        while not up():
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the crossrank test server did not start")
-            time.sleep(0.02)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(60)
-        sock.close()
