@@ -1,7 +1,7 @@
 """crossrank serve: dynamic batching, the bounded queue (429), chunked large requests, SIGTERM.
 
 A gate around the real reranker holds the worker's first round, so that requests pile up in the
-queue in a known state; every score still comes from the real ``rank_many``.
+queue in a known state; every score still comes from the real ``score_many``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ WAIT_S = 60
 
 
 class GatedReranker:
-    """The real reranker behind a gate: rank_many records its queries, then waits for the gate."""
+    """The real reranker behind a gate: score_many records its queries, then waits for the gate."""
 
     def __init__(self, reranker: Reranker) -> None:
         self.reranker = reranker
@@ -41,10 +41,10 @@ class GatedReranker:
         self.gate = threading.Event()
         self.calls = []
 
-    def rank_many(self, queries, documents_per_query, **kwargs):
+    def score_many(self, queries, documents_per_query, **kwargs):
         self.calls.append([(q, len(d)) for q, d in zip(queries, documents_per_query)])
         assert self.gate.wait(WAIT_S), "the test never opened the gate"
-        return self.reranker.rank_many(queries, documents_per_query, **kwargs)
+        return self.reranker.score_many(queries, documents_per_query, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +167,59 @@ def test_a_request_cut_by_a_full_round_finishes_first_in_the_next(reranker):
             assert_same(got, expected(reranker, docs=docs, query=name))
 
 
+def test_normalized_and_raw_requests_share_one_scoring_call(reranker):
+    gated = GatedReranker(reranker)
+    with running_server(create_app(gated, ServeSettings(max_wait_ms=0))) as url:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            first = pool.submit(post, f"{url}/rerank", {"query": "first", "texts": DOCS[:1]})
+            wait_for(lambda: len(gated.calls) == 1, "the first round")
+            normalized = pool.submit(
+                post, f"{url}/v1/rerank", {"query": "normalized", "documents": DOCS, "top_n": 3}
+            )
+            wait_for(lambda: metric(url, "crossrank_queue_pairs") == 1 + len(DOCS), "v1")
+            raw = pool.submit(
+                post, f"{url}/rerank", {"query": "raw", "texts": DOCS, "raw_scores": True}
+            )
+            wait_for(lambda: metric(url, "crossrank_queue_pairs") == 1 + 2 * len(DOCS), "tei")
+            gated.gate.set()
+            assert first.result(WAIT_S).status_code == 200
+            normalized, raw = normalized.result(WAIT_S), raw.result(WAIT_S)
+    assert [[q for q, _ in call] for call in gated.calls][1:] == [["normalized", "raw"]]
+    got = [(r["index"], r["relevance_score"]) for r in normalized.json()["results"]]
+    assert_same(got, expected(reranker, query="normalized", top_k=3))
+    got = [(r["index"], r["score"]) for r in raw.json()]
+    assert_same(got, expected(reranker, query="raw", normalize=False))
+    assert max(score for _, score in got) > 1.0 or min(score for _, score in got) < 0.0
+
+
+def test_a_served_request_tokenizes_each_text_once(bert_dir, monkeypatch):
+    rr = Reranker(bert_dir, device="cpu", max_length=128)
+    tokenizer_class = type(rr.tokenizer)
+    tokenized = []
+    original = tokenizer_class.__call__
+
+    def counting(self, text=None, *args, **kwargs):
+        tokenized.extend([text] if isinstance(text, str) else list(text))
+        return original(self, text, *args, **kwargs)
+
+    with running_server(create_app(rr, ServeSettings())) as url:
+        monkeypatch.setattr(tokenizer_class, "__call__", counting)
+        body = {"query": "what is panda?", "documents": DOCS, "max_tokens_per_doc": 3}
+        response = post(f"{url}/v2/rerank", body)
+        monkeypatch.undo()
+    assert response.status_code == 200
+    assert sorted(tokenized) == sorted([*DOCS, "what is panda?"])  # each text once
+    stats = rr.stats()
+    assert stats["forward_passes"] == 1 and stats["pairs_scored"] == len(DOCS)
+
+
 def test_scoring_error_answers_the_request_and_the_worker_lives_on(reranker):
     class FailsOnce(GatedReranker):
-        def rank_many(self, queries, documents_per_query, **kwargs):
+        def score_many(self, queries, documents_per_query, **kwargs):
             if not self.calls:
                 self.calls.append(queries)
                 raise RuntimeError("device lost")
-            return self.reranker.rank_many(queries, documents_per_query, **kwargs)
+            return self.reranker.score_many(queries, documents_per_query, **kwargs)
 
     with running_server(create_app(FailsOnce(reranker), ServeSettings())) as url:
         body = {"query": "what is panda?", "documents": DOCS}

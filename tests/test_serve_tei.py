@@ -175,11 +175,11 @@ def test_cohere_routes_keep_their_error_shape(server):
 
 
 def test_truncate_false_on_a_reranker_that_cannot_count_is_a_clear_422(reranker):
-    class Bare:  # anything with rank_many can be served, but it cannot count tokens
+    class Bare:  # anything with score_many can be served, but it cannot count tokens
         model_name, max_length = reranker.model_name, reranker.max_length
 
-        def rank_many(self, *args, **kwargs):
-            return reranker.rank_many(*args, **kwargs)
+        def score_many(self, *args, **kwargs):
+            return reranker.score_many(*args, **kwargs)
 
     with running_server(create_app(Bare(), ServeSettings())) as url:
         body = {"query": QUERY, "texts": DOCS, "truncate": False}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable, Hashable, List, Sequence, Tuple
+from typing import Callable, Hashable, List, Sequence
 
-Pair = Tuple[str, str]
+Pair = tuple  # (query, passage) or (query, passage, passage_token_limit)
 
 
 class ScoreCache:
@@ -55,12 +55,15 @@ class ScoreCache:
     ) -> List[float]:
         """Scores of ``pairs`` in input order; only pairs not cached go to ``score``, once each.
 
+        A pair is ``(query, passage)``, or ``(query, passage, passage_token_limit)`` when a request
+        caps its passages (the limit is part of the key: it changes the score).
+
         ``score`` receives the missing pairs (duplicates within the call collapsed) and returns
         their raw scores in the same order. It runs without the lock held, so threads scoring
         different pairs do not wait for each other; two threads missing the same pair at the same
         moment may both score it, with the same result.
         """
-        keys = [(identity, query, passage) for query, passage in pairs]
+        keys = [(identity, *pair) for pair in pairs]
         found: List[object] = [None] * len(keys)
         with self._lock:
             for i, key in enumerate(keys):
@@ -68,7 +71,7 @@ class ScoreCache:
                     self._entries.move_to_end(key)
                     found[i] = self._entries[key]
         missing = list(dict.fromkeys(key for key, value in zip(keys, found) if value is None))
-        computed = score([(query, passage) for _, query, passage in missing]) if missing else []
+        computed = score([key[1:] for key in missing]) if missing else []
         if len(computed) != len(missing):
             raise ValueError(f"scored {len(missing)} pairs but got {len(computed)} scores")
         fresh = dict(zip(missing, computed))

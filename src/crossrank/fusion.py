@@ -23,15 +23,18 @@ Ties on the fused score follow the reranker's logit, then input order.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from .inputs import FUSION_METHODS, check_fusion, check_fusion_weight
-from .results import RankedDocument, select
+from .lazy import lazy_exports
 
 RRF_K = 60
 
-__all__ = ["FUSION_METHODS", "RRF_K", "fuse_scores", "min_max", "rank_fused", "ranks"]
+# rank_fused orders and selects, so it lives beside the one selection in crossrank.results (which
+# imports this module's score math); the name stays importable from here, loaded on first use.
+__getattr__, __dir__ = lazy_exports("crossrank", {"rank_fused": ".results"}, globals())
+
+__all__ = ["FUSION_METHODS", "RRF_K", "fuse_scores", "min_max", "ranks"]
 
 
 def min_max(scores: Sequence[float]) -> List[float]:
@@ -85,36 +88,4 @@ def fuse_scores(
     return [
         top * (weight / (k + r1) + (1.0 - weight) / (k + r2))
         for r1, r2 in zip(ranks(first_stage), ranks(logits))
-    ]
-
-
-def rank_fused(
-    texts: Sequence[str],
-    logits: Sequence[float],
-    rerank_scores: Sequence[float],
-    first_stage: Sequence[float],
-    method: str = "minmax",
-    weight: float = 0.5,
-    top_k: Optional[int] = None,
-    threshold: Optional[float] = None,
-    min_keep: int = 0,
-) -> List[RankedDocument]:
-    """One query's documents ordered by the fused score, then selected as ``Reranker.rank`` does.
-
-    ``threshold`` applies to the fused score (the returned ``score``), never leaving fewer than
-    ``min_keep``; then ``top_k``. Each result also carries its ``rerank_score`` (the reranker's
-    score as ``rank`` returns it without fusion) and its ``first_stage_score``.
-
-    >>> [d.index for d in rank_fused(["a", "b"], [2.0, 1.0], [0.88, 0.73], [0.1, 0.9], weight=0.8)]
-    [1, 0]
-    """
-    fused = fuse_scores(first_stage, logits, method, weight)
-    ranked = select(fused, texts, top_k, threshold, min_keep, logits=logits)
-    return [
-        dataclasses.replace(
-            hit,
-            rerank_score=float(rerank_scores[hit.index]),
-            first_stage_score=float(first_stage[hit.index]),
-        )
-        for hit in ranked
     ]

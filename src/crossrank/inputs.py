@@ -202,6 +202,22 @@ def sequence_of_queries(queries: object, documents_per_query: object) -> Tuple[l
     return checked_queries, checked_documents
 
 
+def check_passage_token_limits(limits: object, queries: int) -> Optional[List[Optional[int]]]:
+    """``score_many``'s per-query passage token caps: None, or one int >= 1 (or None) per query."""
+    if limits is None:
+        return None
+    checked = as_list(limits, "passage_token_limits", "int or None")
+    if len(checked) != queries:
+        raise ArgumentError(
+            f"passage_token_limits has {len(checked)} entries for {queries} queries; pass one "
+            "(an int, or None for no cap) per query"
+        )
+    return [
+        check_count(limit, f"passage_token_limits[{i}]", 1, optional=True)
+        for i, limit in enumerate(checked)
+    ]
+
+
 # ---------------------------------------------------------------- fusion with a first stage
 
 FUSION_METHODS = ("minmax", "rrf")

@@ -14,7 +14,7 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 from tqdm.auto import tqdm
 
@@ -22,7 +22,9 @@ from .batching import collate, plan_batches, restore_order
 from .families.base import ModelFamily
 from .windows import max_per_document
 
-Pair = Tuple[str, str]
+# (query, passage), or (query, passage, passage_token_limit) for a passage capped at that many
+# tokens when it is tokenized (one request's limit; the served max_length applies in any case).
+Pair = Union[Tuple[str, str], Tuple[str, str, Optional[int]]]
 
 # Pairs encoded at once: CHUNK_BATCHES batches' worth, and at least MIN_CHUNK. Memory stays bounded
 # by the chunk and the batch however many pairs come in.
@@ -80,7 +82,11 @@ class Pipeline:
         return self._stats
 
     def score(self, pairs: Sequence[Pair], request: Request) -> List[float]:
-        """Raw scores of ``pairs`` in input order; each distinct pair is scored once per call."""
+        """Raw scores of ``pairs`` in input order; each distinct pair is scored once per call.
+
+        Every text is tokenized once, the features sorted by length once (per chunk) and the
+        scores put back in input order once; a pair's third item caps its passage's tokens.
+        """
         if not pairs:
             return []
         # Identical pairs (hybrid retrieval returns duplicates) get one score, so equal texts
@@ -107,12 +113,15 @@ class Pipeline:
 
     def _score_chunk(self, pairs: Sequence[Pair], request: Request) -> List[float]:
         encoder = self.family.encoder(request.max_length, request.query_max_length)
-        queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
+        queries, passages = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+        limits = [pair[2] if len(pair) > 2 else None for pair in pairs]
+        if all(limit is None for limit in limits):
+            limits = None
         owners = None
         if request.long_documents == "maxp":
-            features, owners = encoder.encode_windows(queries, passages, request.stride)
+            features, owners = encoder.encode_windows(queries, passages, request.stride, limits)
         else:
-            features = encoder.encode(queries, passages)
+            features = encoder.encode(queries, passages, limits)
         batches = plan_batches([len(f["input_ids"]) for f in features], request.batch_size)
         batch_scores = self._run([[features[i] for i in batch] for batch in batches])
         scores = restore_order(batches, batch_scores)

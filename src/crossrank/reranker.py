@@ -7,32 +7,27 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from .backends import build_backends
+from .backends import get_backend
 from .cache import ScoreCache
 from .devices import DeviceLike, DTypeLike
 from .errors import warn_once
 from .families import detect_family
-from .fusion import rank_fused
 from .inputs import (
     as_pairs,
     check_batch_size,
     check_documents,
     check_first_stage_lists,
     check_first_stage_scores,
-    check_fusion,
-    check_fusion_weight,
     check_lengths,
-    check_min_keep,
     check_normalize,
+    check_passage_token_limits,
     check_query,
-    check_threshold,
-    check_top_k,
     sequence_of_queries,
 )
-from .loading import DEFAULT_MODEL, cap_max_length, open_checkpoint
+from .loading import cap_max_length, open_checkpoint
 from .pipeline import Pipeline, Request, ScoringStats
-from .results import RankedDocument, select, sigmoid
-from .settings import Settings, dtype_name
+from .results import RankedDocument, Selection, activate
+from .settings import DEFAULTS, Settings, dtype_name
 
 Pair = Union[Sequence[str], tuple]
 # Settings that do not change a score may be assigned on a live reranker.
@@ -97,25 +92,25 @@ class Reranker:
 
     def __init__(
         self,
-        model: Union[str, os.PathLike] = DEFAULT_MODEL,
+        model: Union[str, os.PathLike] = DEFAULTS["model"],
         *,
-        device: Union[DeviceLike, Sequence[DeviceLike]] = "auto",
-        use_fp16: Optional[bool] = None,
-        dtype: DTypeLike = None,
-        max_length: Optional[int] = None,
-        query_max_length: Optional[int] = None,
-        batch_size: int = 32,
-        show_progress_bar: bool = False,
-        trust_remote_code: bool = False,
-        instruction: Optional[str] = None,
-        long_documents: str = "truncate",
-        stride: int = 128,
-        prompt_format: Optional[str] = None,
-        backend: str = "torch",
-        quantize: Optional[str] = None,
-        cache_size: int = 0,
-        calibration: Optional[Union[str, os.PathLike]] = None,
-        compile: bool = False,
+        device: Union[DeviceLike, Sequence[DeviceLike]] = DEFAULTS["device"],
+        use_fp16: Optional[bool] = DEFAULTS["use_fp16"],
+        dtype: DTypeLike = DEFAULTS["dtype"],
+        max_length: Optional[int] = DEFAULTS["max_length"],
+        query_max_length: Optional[int] = DEFAULTS["query_max_length"],
+        batch_size: int = DEFAULTS["batch_size"],
+        show_progress_bar: bool = DEFAULTS["show_progress_bar"],
+        trust_remote_code: bool = DEFAULTS["trust_remote_code"],
+        instruction: Optional[str] = DEFAULTS["instruction"],
+        long_documents: str = DEFAULTS["long_documents"],
+        stride: int = DEFAULTS["stride"],
+        prompt_format: Optional[str] = DEFAULTS["prompt_format"],
+        backend: str = DEFAULTS["backend"],
+        quantize: Optional[str] = DEFAULTS["quantize"],
+        cache_size: int = DEFAULTS["cache_size"],
+        calibration: Optional[Union[str, os.PathLike]] = DEFAULTS["calibration"],
+        compile: bool = DEFAULTS["compile"],
     ) -> None:
         settings = Settings.create(
             model,
@@ -139,15 +134,13 @@ class Reranker:
             else calibration,
             compile=compile,
         )
-        if settings.backend == "onnx":
-            from .backends.onnx import require_onnxruntime
-
-            require_onnxruntime()  # before anything loads: a missing extra fails fast
+        runtime = get_backend(settings.backend)
+        runtime.require(settings.quantize)  # before anything loads: a missing extra fails fast
         checkpoint = open_checkpoint(settings.model, settings.trust_remote_code)
         family = detect_family(
             checkpoint, prompt_format=settings.prompt_format, instruction=settings.instruction
         )
-        family.check_backend(settings.backend)  # before any weights load
+        runtime.check_family(family)  # before any weights load
         settings = settings.replace(
             max_length=cap_max_length(settings.max_length, checkpoint.tokenizer, checkpoint.config),
             prompt_format=getattr(family, "prompt_format", None),
@@ -156,7 +149,7 @@ class Reranker:
         self._calibration = _load_calibration(settings.calibration, settings.model)
         self._settings = settings
         self._family = family
-        self._backends = build_backends(settings, family, checkpoint, self._on_dtype_change)
+        self._backends = runtime.build(settings, family, checkpoint, self._on_dtype_change)
         self._backend = self._backends[0]
         if len(self._backends) > 1 and settings.device.type == "cpu":
             _share_cpu_threads(len(self._backends))
@@ -183,6 +176,11 @@ class Reranker:
     model = property(lambda self: self._backend.model, doc="The torch model (meta with ONNX).")
     family = property(lambda self: self._family.name, doc='"cross-encoder" or a decoder family.')
     calibration = property(lambda self: self._calibration, doc="The calibration in use, or None.")
+
+    @property
+    def model_family(self):
+        """The :class:`~crossrank.families.base.ModelFamily` object (``family`` is its name)."""
+        return self._family
 
     @property
     def encoder(self):
@@ -297,7 +295,7 @@ class Reranker:
         request = self._request(batch_size, max_length, query_max_length)
         single, pairs = as_pairs(sentence_pairs)
         raw = self._raw_scores(pairs, request)
-        scores = self._activate(raw) if normalize else raw
+        scores = activate(raw, self._calibration) if normalize else raw
         return scores[0] if single else scores
 
     def rank(
@@ -337,10 +335,8 @@ class Reranker:
         first_stage = None
         if first_stage_scores is not None:
             first_stage = [check_first_stage_scores(first_stage_scores, len(texts))]
-        fused = _fusion(first_stage, fusion, fusion_weight)
-        return self._rank_lists(
-            [query], [texts], top_k, threshold, normalize, batch_size, min_keep, fused
-        )[0]
+        selection = Selection(top_k, threshold, min_keep, normalize, fusion, fusion_weight)
+        return self._rank_lists([query], [texts], selection, batch_size, first_stage)[0]
 
     def rank_many(
         self,
@@ -358,8 +354,9 @@ class Reranker:
         """Rerank several queries' documents at once: ``result[i]`` equals ``rank(queries[i], ...)``.
 
         The pairs of all queries share the same length-sorted batches, so many small requests cost
-        fewer forward passes than one ``rank`` call each; the server and Ray actors call this.
-        ``first_stage_scores`` holds one list of retriever scores per query (see :meth:`rank`).
+        fewer forward passes than one ``rank`` call each (this is :meth:`score_many`, then one
+        :class:`~crossrank.results.Selection` per query). ``first_stage_scores`` holds one list of
+        retriever scores per query (see :meth:`rank`).
 
         >>> rr.rank_many(["q1", "q2"], [["a", "b"], ["c"]], top_k=1)  # doctest: +SKIP
         [[RankedDocument(index=1, ...)], [RankedDocument(index=0, ...)]]
@@ -368,38 +365,86 @@ class Reranker:
         first_stage = None
         if first_stage_scores is not None:
             first_stage = check_first_stage_lists(first_stage_scores, [len(t) for t in texts])
-        fused = _fusion(first_stage, fusion, fusion_weight)
-        return self._rank_lists(
-            queries, texts, top_k, threshold, normalize, batch_size, min_keep, fused
-        )
+        selection = Selection(top_k, threshold, min_keep, normalize, fusion, fusion_weight)
+        return self._rank_lists(queries, texts, selection, batch_size, first_stage)
+
+    async def arank(
+        self, query: str, documents: Sequence[str], *args: Any, **options: Any
+    ) -> List[RankedDocument]:
+        """:meth:`rank` with the same arguments, awaited without blocking the event loop.
+
+        The scoring runs in the loop's default executor (torch releases the GIL while it
+        computes), as :class:`~crossrank.scorer.Scorer` asks of every scorer.
+
+        >>> hits = await rr.arank("what is panda?", docs, top_k=3)  # doctest: +SKIP
+        """
+        import asyncio  # here: only async callers need it
+
+        texts = check_documents(documents)  # read here: a generator must not cross threads
+        return await asyncio.to_thread(self.rank, query, texts, *args, **options)
+
+    def score_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        *,
+        passage_token_limits: Optional[Sequence[Optional[int]]] = None,
+        batch_size: Optional[int] = None,
+    ) -> List[List[float]]:
+        """Raw scores (logits) of several queries' documents, in input order: one list per query.
+
+        The scoring call beneath :meth:`rank`, :meth:`rank_many` and the service: the pairs of all
+        queries are tokenized once, sorted by length once into shared token-budget batches and put
+        back in input order once; nothing is normalized or selected (apply a
+        :class:`~crossrank.results.Selection` to the result). ``passage_token_limits`` holds one
+        optional int per query: that query's passages keep at most that many tokens (Cohere's
+        ``max_tokens_per_doc``), cut while they are tokenized; ``max_length`` applies in any case.
+        The score cache (``cache_size=``) applies.
+
+        >>> rr.score_many(["q1", "q2"], [["a", "b"], ["c"]], passage_token_limits=[None, 64])  # doctest: +SKIP
+        [[-8.19, 5.26], [0.42]]
+        """
+        queries, texts = sequence_of_queries(queries, documents_per_query)
+        limits = check_passage_token_limits(passage_token_limits, len(queries))
+        return self._score_lists(queries, texts, limits, self._request(batch_size, None, None))
 
     # ------------------------------------------------------------------ scoring
 
-    def _rank_lists(
-        self, queries, texts, top_k, threshold, normalize, batch_size, min_keep, fused=None
-    ):
-        top_k, threshold = check_top_k(top_k), check_threshold(threshold)
-        min_keep, normalize = check_min_keep(min_keep), check_normalize(normalize)
+    def _rank_lists(self, queries, texts, selection: Selection, batch_size, first_stage=None):
         request = self._request(batch_size, None, None)
-        if top_k == 0:
+        if selection.top_k == 0:
             return [[] for _ in queries]
-        pairs = [(query, text) for query, own in zip(queries, texts) for text in own]
-        raw = self._raw_scores(pairs, request)
-        scores = self._activate(raw) if normalize else raw
-        results, start = [], 0
-        for i, own in enumerate(texts):
-            stop = start + len(own)
-            logits, own_scores = raw[start:stop], scores[start:stop]
-            if fused is None:
-                hits = select(own_scores, own, top_k, threshold, min_keep, logits)
+        logits = self._score_lists(queries, texts, None, request)
+        return [
+            selection.apply(
+                own_logits, own, None if first_stage is None else first_stage[i], self._calibration
+            )
+            for i, (own, own_logits) in enumerate(zip(texts, logits))
+        ]
+
+    def _score_lists(self, queries, texts, limits, request: Request) -> List[List[float]]:
+        """Raw scores of each query's texts from one pipeline call over all their pairs."""
+        pairs: List[tuple] = []
+        for i, (query, own) in enumerate(zip(queries, texts)):
+            limit = self._passage_limit(limits[i] if limits else None, request)
+            if limit is None:
+                pairs.extend((query, text) for text in own)
             else:
-                first, method, weight = fused
-                hits = rank_fused(
-                    own, logits, own_scores, first[i], method, weight, top_k, threshold, min_keep
-                )
-            results.append(hits)
-            start = stop
-        return results
+                pairs.extend((query, text, limit) for text in own)
+        raw = self._raw_scores(pairs, request)
+        scores, start = [], 0
+        for own in texts:
+            scores.append(raw[start : start + len(own)])
+            start += len(own)
+        return scores
+
+    def _passage_limit(self, limit: Optional[int], request: Request) -> Optional[int]:
+        """None where a limit cannot cut anything: a truncated passage keeps fewer than
+        ``max_length`` tokens anyway (so such pairs share cache entries with unlimited ones);
+        with ``long_documents="maxp"`` a limit bounds the windows at any size."""
+        if limit is None or (request.long_documents == "truncate" and limit >= request.max_length):
+            return None
+        return limit
 
     def _request(self, batch_size, max_length, query_max_length) -> Request:
         settings = self._settings
@@ -430,17 +475,6 @@ class Reranker:
             return self._pipeline.score(pairs, request)
         key = self._settings.score_key(request.max_length, request.query_max_length)
         return self._cache.scores(key, pairs, lambda todo: self._pipeline.score(todo, request))
-
-    def _activate(self, raw: List[float]) -> List[float]:
-        if self._calibration is not None:
-            return [float(p) for p in self._calibration.probabilities(raw)]
-        return [sigmoid(s) for s in raw]
-
-
-def _fusion(first_stage, fusion, fusion_weight):
-    """``(scores per query, method, weight)``, every argument checked; None without scores."""
-    fusion, fusion_weight = check_fusion(fusion), check_fusion_weight(fusion_weight)
-    return None if first_stage is None else (first_stage, fusion, fusion_weight)
 
 
 def _share_cpu_threads(replicas: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from abc import ABC, abstractmethod
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
@@ -10,6 +11,8 @@ import torch
 
 # One encoded (query, passage) pair: token ids (and token types) as compact int arrays, unpadded.
 Feature = Dict[str, Sequence[int]]
+# Per passage, the most of its tokens to keep (None: no cap of its own); None for the whole list.
+Limits = Optional[Sequence[Optional[int]]]
 
 
 class Encoder(Protocol):
@@ -18,10 +21,16 @@ class Encoder(Protocol):
     max_length: int
     query_max_length: int
 
-    def encode(self, queries: Sequence[str], passages: Sequence[str]) -> List[Feature]: ...
+    def encode(
+        self, queries: Sequence[str], passages: Sequence[str], passage_limits: Limits = None
+    ) -> List[Feature]: ...
 
     def encode_windows(
-        self, queries: Sequence[str], passages: Sequence[str], stride: int
+        self,
+        queries: Sequence[str],
+        passages: Sequence[str],
+        stride: int,
+        passage_limits: Limits = None,
     ) -> Tuple[List[Feature], List[int]]: ...
 
 
@@ -29,14 +38,14 @@ class ModelFamily(ABC):
     """A kind of reranking checkpoint: how its inputs are built and how a score is read off it.
 
     A family is chosen from the checkpoint's config and tokenizer alone (see
-    :func:`crossrank.families.detect_family`), so it can refuse a backend before any weights load.
-    Subclasses set ``name``, ``padding_side`` and ``backends`` and implement :meth:`auto_class`,
+    :func:`crossrank.families.detect_family`), so a backend can refuse it before any weights load
+    (each backend declares the families it runs, see :mod:`crossrank.backends.registry`).
+    Subclasses set ``name`` and ``padding_side`` and implement :meth:`auto_class`,
     :meth:`make_encoder` and :meth:`forward`.
     """
 
     name: str = ""
     padding_side: str = "right"
-    backends: Tuple[str, ...] = ("torch",)
 
     def __init__(self, tokenizer, config, model_name: str) -> None:
         self.tokenizer = tokenizer
@@ -64,14 +73,14 @@ class ModelFamily(ABC):
 
     # ------------------------------------------------------------------ shared
 
-    def check_backend(self, backend: str) -> None:
-        """Refuse a backend this family cannot run on, from the config alone."""
-        if backend not in self.backends:
-            raise ValueError(
-                f"backend={backend!r} does not run {self.name}s; model={self.model_name!r} is a "
-                f"{self.name} (runs on backend {' or '.join(map(repr, self.backends))}): use "
-                f"backend={self.backends[0]!r}"
-            )
+    def with_tokenizer(self, tokenizer) -> ModelFamily:
+        """This family over another tokenizer, e.g. a copy for a second thread (a fast
+        tokenizer's truncation state is shared, so two threads must not use one at once)."""
+        twin = copy.copy(self)
+        twin.tokenizer = tokenizer
+        twin._encoders = {}
+        twin._lock = threading.Lock()
+        return twin
 
     def encoder(self, max_length: int, query_max_length: Optional[int] = None) -> Encoder:
         """The (cached) encoder for these lengths; encoders are thread-safe."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 from array import array
+from itertools import zip_longest
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..errors import ModelLoadError
 from ..windows import split_windows, window_overlap
-from .base import Feature, ModelFamily
+from .base import Feature, Limits, ModelFamily
 
 # Passages are tokenized this many at a time, so that the tokenizer's full Encoding objects
 # (tokens, offsets, masks) never exist for more than a slice of the input at once.
@@ -49,15 +50,27 @@ class PairEncoder:
         # concurrent calls fail with "Already borrowed", so tokenization takes turns.
         self._lock = threading.Lock()
 
-    def encode(self, queries: Sequence[str], passages: Sequence[str]) -> List[Feature]:
-        """Encode ``queries[i]`` with ``passages[i]``; equal queries are tokenized once a slice."""
+    def encode(
+        self, queries: Sequence[str], passages: Sequence[str], passage_limits: Limits = None
+    ) -> List[Feature]:
+        """Encode ``queries[i]`` with ``passages[i]``; equal queries are tokenized once a slice.
+
+        ``passage_limits[i]`` (None: no cap) keeps at most that many of passage ``i``'s tokens,
+        as if the passage had been cut after them (Cohere's ``max_tokens_per_doc``).
+        """
         return [
             self._pair(query, passage)
-            for query, passage in self._tokenized(queries, passages, self.max_length)
+            for query, passage in self._tokenized(
+                queries, passages, self.max_length, passage_limits
+            )
         ]
 
     def encode_windows(
-        self, queries: Sequence[str], passages: Sequence[str], stride: int
+        self,
+        queries: Sequence[str],
+        passages: Sequence[str],
+        stride: int,
+        passage_limits: Limits = None,
     ) -> Tuple[List[Feature], List[int]]:
         """Like :meth:`encode`, but a passage that does not fit is split into overlapping windows.
 
@@ -67,7 +80,8 @@ class PairEncoder:
         """
         features: List[Feature] = []
         owners: List[int] = []
-        for index, (query, passage) in enumerate(self._tokenized(queries, passages, None)):
+        pairs = self._tokenized(queries, passages, None, passage_limits)
+        for index, (query, passage) in enumerate(pairs):
             query_length = len(query.ids) if self._fast else len(query)
             room = max(self.max_length - query_length - self.num_special, 1)
             for window in self._windows(passage, room, window_overlap(stride, room)):
@@ -76,7 +90,11 @@ class PairEncoder:
         return features, owners
 
     def _tokenized(
-        self, queries: Sequence[str], passages: Sequence[str], max_length: Optional[int]
+        self,
+        queries: Sequence[str],
+        passages: Sequence[str],
+        max_length: Optional[int],
+        passage_limits: Limits = None,
     ) -> Iterator[tuple]:
         """(query tokens, passage tokens) pair by pair, tokenizing a slice at a time."""
         for start in range(0, len(passages), TOKENIZE_SLICE):
@@ -85,15 +103,27 @@ class PairEncoder:
             unique = list(dict.fromkeys(chunk_queries))
             query_tokens = dict(zip(unique, self._tokenize(unique, self.query_max_length)))
             chunk_passages = self._tokenize(list(passages[start:stop]), max_length)
-            for query, passage in zip(chunk_queries, chunk_passages):
-                yield query_tokens[query], passage
+            limits = passage_limits[start:stop] if passage_limits is not None else ()
+            for query, passage, limit in zip_longest(chunk_queries, chunk_passages, limits):
+                yield query_tokens[query], self._cut(passage, limit)
+
+    def _cut(self, passage, limit: Optional[int]):
+        """The passage's first ``limit`` tokens (all of them for None)."""
+        if limit is None:
+            return passage
+        if not self._fast:
+            return passage[:limit]
+        if len(passage.ids) > limit:
+            passage.truncate(limit)  # a fresh encoding each: in place is safe
+        return passage
 
     def _windows(self, passage, room: int, overlap: int) -> list:
         if not self._fast:
             return split_windows(passage, room, overlap)
-        if len(passage.ids) > room:
-            # the tokenizers library's own windows: the same rule as split_windows
-            passage.truncate(room, stride=overlap)
+        if len(passage.ids) <= room:
+            return [passage]  # overflowing may hold what a passage limit cut off
+        # the tokenizers library's own windows: the same rule as split_windows
+        passage.truncate(room, stride=overlap)
         return [passage, *passage.overflowing]
 
     def _tokenize(self, texts: List[str], max_length: Optional[int]) -> list:
@@ -145,7 +175,6 @@ class CrossEncoderFamily(ModelFamily):
 
     name = "cross-encoder"
     padding_side = "right"
-    backends = ("torch", "onnx", "openvino")
 
     def __init__(self, tokenizer, config, model_name: str) -> None:
         super().__init__(tokenizer, config, model_name)

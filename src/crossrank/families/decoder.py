@@ -24,10 +24,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..settings import PROMPT_FORMATS
 from ..windows import split_windows, window_overlap
-from .base import Feature, ModelFamily
+from .base import Feature, Limits, ModelFamily
 
-PROMPT_FORMATS = ("qwen3", "bge")
 _FORMAT_OF_MODEL_TYPE = {"qwen2": "qwen3", "qwen3": "qwen3", "gemma": "bge", "gemma2": "bge"}
 
 QWEN3_PREFIX = (
@@ -138,17 +138,25 @@ class PromptEncoder:
 
     # ------------------------------------------------------------------ public
 
-    def encode(self, queries: Sequence[str], passages: Sequence[str]) -> List[Feature]:
-        """One prompt per pair, the passage cut to what fits."""
+    def encode(
+        self, queries: Sequence[str], passages: Sequence[str], passage_limits: Limits = None
+    ) -> List[Feature]:
+        """One prompt per pair, the passage cut to what fits (and to its limit, if any)."""
+        passages = self._cut_passages(passages, passage_limits)
         return [
             {"input_ids": head + body[:room] + tail}
             for head, body, tail, room in self._parts(queries, passages, self.max_length)
         ]
 
     def encode_windows(
-        self, queries: Sequence[str], passages: Sequence[str], stride: int
+        self,
+        queries: Sequence[str],
+        passages: Sequence[str],
+        stride: int,
+        passage_limits: Limits = None,
     ) -> Tuple[List[Feature], List[int]]:
         """One prompt per passage window; the second list names each window's pair."""
+        passages = self._cut_passages(passages, passage_limits)
         features: List[Feature] = []
         owners: List[int] = []
         for index, (head, body, tail, room) in enumerate(self._parts(queries, passages, None)):
@@ -156,6 +164,23 @@ class PromptEncoder:
                 features.append({"input_ids": head + window + tail})
                 owners.append(index)
         return features, owners
+
+    def _cut_passages(self, passages: Sequence[str], limits: Limits) -> Sequence[str]:
+        """Each passage cut after its first ``limits[i]`` tokens, counted on the passage alone.
+
+        In the prompt a passage is tokenized in context (after ``B: `` or ``<Document>: ``), where
+        its first tokens can differ from its own; counting on the bare text keeps the cut where a
+        client counting the document's tokens expects it.
+        """
+        if limits is None or all(limit is None for limit in limits):
+            return passages
+        todo = [i for i, limit in enumerate(limits) if limit is not None]
+        _, offsets = self._tokenize([passages[i] for i in todo], None)
+        cut = list(passages)
+        for i, spans in zip(todo, offsets):
+            if len(spans) > limits[i]:
+                cut[i] = passages[i][: spans[limits[i] - 1][1]]
+        return cut
 
     # ------------------------------------------------------------------ prompt parts
 
@@ -279,7 +304,6 @@ class DecoderFamily(ModelFamily):
 
     name = "decoder LLM reranker"
     padding_side = "left"  # decoders read the last position
-    backends = ("torch",)
 
     def __init__(
         self,

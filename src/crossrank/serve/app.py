@@ -11,7 +11,7 @@ import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..results import RankedDocument
 from .batcher import BatcherStopped, QueueFull, estimate_tokens
 from .limits import BodyLimit, ServeError, error_body, error_response, validation_message
 from .schemas import (
@@ -28,7 +29,7 @@ from .schemas import (
     check_texts,
     cohere_v1_response,
     cohere_v2_response,
-    select,
+    selection,
     tei_response,
 )
 from .settings import ServeSettings
@@ -137,14 +138,21 @@ def _add_handlers(app: FastAPI, state: ServiceState) -> None:
 
 
 def _add_routes(app: FastAPI, state: ServiceState) -> None:
-    async def score(
-        query: str,
+    async def rank(
+        request: Union[CohereV1Request, CohereV2Request, TEIRequest],
         texts: List[str],
         field: str,
         normalize: bool = True,
-        max_doc_tokens: Optional[int] = None,
+        passage_token_limit: Optional[int] = None,
         truncate: bool = True,
-    ):
+    ) -> Tuple[List[RankedDocument], int]:
+        """The request's results, best first, and its estimated tokens: the batcher's raw logits
+        (input order) through the request's one selection."""
+        try:
+            chosen = selection(request, normalize)  # a bad option fails before any scoring
+        except ValueError as error:
+            raise ServeError(422, str(error)) from None
+        query = request.query
         limit = state.settings.max_documents
         if len(texts) > limit:
             raise ServeError(413, f"{field} has {len(texts)} entries; at most {limit} per request")
@@ -160,7 +168,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             if too_long is not None:
                 raise ServeError(TOO_LONG_STATUS, too_long.message())
         try:
-            future = batcher.submit(query, texts, normalize, max_doc_tokens)
+            future = batcher.submit(query, texts, passage_token_limit)
         except QueueFull as error:
             state.metrics.rejected.inc()
             raise ServeError(
@@ -171,10 +179,11 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         except BatcherStopped as error:
             raise ServeError(503, str(error)) from None
         try:
-            scores, logits = await asyncio.wrap_future(future)
+            logits = await asyncio.wrap_future(future)
         except (ValueError, TypeError) as error:
             raise ServeError(422, str(error)) from None
-        return scores, logits, estimate_tokens(query, texts, batcher.max_pair_tokens)
+        ranked = chosen.apply(logits, texts, calibration=state.calibration)
+        return ranked, estimate_tokens(query, texts, batcher.max_pair_tokens)
 
     def headers() -> Dict[str, str]:
         return {"X-Crossrank-Model": state.model_name}
@@ -182,20 +191,17 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post("/v1/rerank")
     async def rerank_v1(request: CohereV1Request) -> JSONResponse:
         """Cohere v1 / Jina rerank."""
-        texts = request.texts()
-        scores, logits, tokens = await score(request.query, texts, "documents")
-        order = select(scores, logits, request)
-        body = cohere_v1_response(order, scores, texts, request, state.model_name, tokens)
+        ranked, tokens = await rank(request, request.texts(), "documents")
+        body = cohere_v1_response(ranked, request, state.model_name, tokens)
         return JSONResponse(body, headers=headers())
 
     @app.post("/v2/rerank")
     async def rerank_v2(request: CohereV2Request) -> JSONResponse:
         """Cohere v2 rerank."""
-        scores, logits, tokens = await score(
-            request.query, request.texts(), "documents", True, request.max_tokens_per_doc
+        ranked, tokens = await rank(
+            request, request.texts(), "documents", True, request.max_tokens_per_doc
         )
-        order = select(scores, logits, request)
-        return JSONResponse(cohere_v2_response(order, scores, tokens), headers=headers())
+        return JSONResponse(cohere_v2_response(ranked, tokens), headers=headers())
 
     @app.post("/rerank")
     async def rerank_tei(request: TEIRequest) -> JSONResponse:
@@ -205,12 +211,10 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         left out: cut to fit, as TEI's default ``--auto-truncate``.
         """
         truncate = TEI_AUTO_TRUNCATE if request.truncate is None else request.truncate
-        scores, logits, _ = await score(
-            request.query, request.texts, "texts", not request.raw_scores, truncate=truncate
+        ranked, _ = await rank(
+            request, request.texts, "texts", not request.raw_scores, truncate=truncate
         )
-        order = select(scores, logits, request)
-        body = tei_response(order, scores, request.texts, request.return_text)
-        return JSONResponse(body, headers=headers())
+        return JSONResponse(tei_response(ranked, request.return_text), headers=headers())
 
     @app.get("/health")
     async def health() -> JSONResponse:

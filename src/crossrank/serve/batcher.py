@@ -1,10 +1,16 @@
-"""Dynamic batching: one worker thread merges concurrent requests into shared ``rank_many`` calls.
+"""Dynamic batching: one worker thread merges concurrent requests into shared ``score_many`` calls.
 
-Requests wait in a bounded queue (counted in pairs). The worker takes what is waiting, up to a token
-budget, and scores it in one ``Reranker.rank_many`` call, so every score is the number the library
-gives. Requests are answered in arrival order: one cut by a full round finishes first in the next.
-A request larger than a whole round is taken a budget-sized chunk at a time and goes back to the
-end of the queue after each chunk, so small requests behind it are answered between its chunks.
+Requests wait in a bounded queue (counted in pairs). The worker takes what is waiting, up to
+``max_batch_tokens``, and scores it in one ``Reranker.score_many`` call: the raw logits of every
+document in input order, so every score is the number the library gives. Normalized and raw
+requests share the call (the logits are the same; the route normalizes and selects, once). The
+pipeline beneath tokenizes each text once (a request's ``max_tokens_per_doc`` is a passage token
+limit applied then, not a cut string), sorts the round's pairs by length once and cuts them into
+model batches by its own real-token budget.
+
+Requests are answered in arrival order: one cut by a full round finishes first in the next. A
+request larger than a whole round is taken a budget-sized chunk at a time and goes back to the end
+of the queue after each chunk, so small requests behind it are answered between its chunks.
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ from .metrics import Metrics
 
 logger = logging.getLogger("crossrank.serve")
 
-CHARS_PER_TOKEN = 4  # rough subword length; the budget needs an estimate, not a tokenizer pass
+# How much of the queue one round takes is decided before anything is tokenized (tokenizing to
+# decide would tokenize every text twice, or tokenize on the event loop), so it uses this estimate
+# of a pair's tokens. It sizes rounds only, for fairness between requests and the usage report:
+# the model batches inside a round are cut by the pipeline from real token counts.
+CHARS_PER_TOKEN = 4  # rough subword length
 PAIR_SPECIAL_TOKENS = 4
 
 
@@ -37,11 +47,9 @@ class BatcherStopped(Exception):
 class _Job:
     query: str
     texts: List[str]
-    normalize: bool
-    max_doc_tokens: Optional[int]
+    passage_token_limit: Optional[int]
     costs: List[int]
     future: concurrent.futures.Future
-    scores: List[Optional[float]] = field(default_factory=list)
     logits: List[Optional[float]] = field(default_factory=list)
     next: int = 0  # first document not yet taken by the worker
     scored: int = 0
@@ -52,16 +60,15 @@ class _Job:
 
 
 class Batcher:
-    """Bounded queue + one scoring thread over a reranker's ``rank_many``.
+    """Bounded queue + one scoring thread over a reranker's ``score_many``.
 
-    ``submit`` is cheap and never blocks on the model: it returns a future of the documents'
-    ``(scores, logits)`` in input order (scores normalized or raw as asked), or raises
-    :class:`QueueFull`.
+    ``submit`` is cheap and never blocks on the model: it returns a future of the documents' raw
+    logits in input order, or raises :class:`QueueFull`.
 
     >>> batcher = Batcher(reranker, max_batch_tokens=16384, max_wait_ms=2, max_queued_pairs=8192)
     >>> batcher.start()                                                   # doctest: +SKIP
     >>> batcher.submit("what is panda?", ["hi", "a bear"]).result()       # doctest: +SKIP
-    [0.0007, 0.9981]
+    [-7.26, 6.27]
     """
 
     def __init__(
@@ -108,26 +115,19 @@ class Batcher:
         return self._queued_pairs
 
     def submit(
-        self,
-        query: str,
-        texts: List[str],
-        normalize: bool = True,
-        max_doc_tokens: Optional[int] = None,
+        self, query: str, texts: List[str], passage_token_limit: Optional[int] = None
     ) -> concurrent.futures.Future:
-        """Queue one request; the future's result is ``(scores, logits)`` in input order.
+        """Queue one request; the future's result is the raw logits of ``texts``, in input order.
 
-        ``max_doc_tokens`` cuts each document to that many tokens first (Cohere's
+        ``passage_token_limit`` keeps at most that many tokens of each document (Cohere's
         ``max_tokens_per_doc``); the served ``max_length`` applies in any case.
         """
         future: concurrent.futures.Future = concurrent.futures.Future()
         if not texts:
-            future.set_result(([], []))
+            future.set_result([])
             return future
-        costs = pair_costs(query, texts, self.max_pair_tokens)
-        job = _Job(
-            query, list(texts), normalize, max_doc_tokens, costs, future, [None] * len(texts)
-        )
-        job.logits = [None] * len(texts)
+        costs = pair_costs(query, texts, self.max_pair_tokens, passage_token_limit)
+        job = _Job(query, list(texts), passage_token_limit, costs, future, [None] * len(texts))
         with self._cond:
             if self._stopping:
                 raise BatcherStopped("the service is shutting down")
@@ -207,20 +207,15 @@ class Batcher:
 
     def _score(self, pieces: List[Tuple[_Job, int, int]]) -> None:
         pairs = sum(end - start for _, start, end in pieces)
+        limits = [job.passage_token_limit for job, _, _ in pieces]
         try:
-            for normalize in (True, False):
-                group = [p for p in pieces if p[0].normalize is normalize]
-                if not group:
-                    continue
-                ranked = self.reranker.rank_many(
-                    [job.query for job, _, _ in group],
-                    [self._cut(job, job.texts[start:end]) for job, start, end in group],
-                    normalize=normalize,
-                )
-                for (job, start, _), hits in zip(group, ranked):
-                    for hit in hits:
-                        job.scores[start + hit.index] = hit.score
-                        job.logits[start + hit.index] = hit.logit
+            logits = self.reranker.score_many(
+                [job.query for job, _, _ in pieces],
+                [job.texts[start:end] for job, start, end in pieces],
+                passage_token_limits=None if all(x is None for x in limits) else limits,
+            )
+            for (job, start, end), own in zip(pieces, logits):
+                job.logits[start:end] = own
         except Exception as error:  # answer every affected request; the worker lives on
             logger.exception("scoring failed")
             self._fail({job for job, _, _ in pieces}, error)
@@ -233,20 +228,7 @@ class Batcher:
         for job, start, end in pieces:
             job.scored += end - start
             if job.scored == len(job.texts):
-                _resolve(job.future, result=(job.scores, job.logits))
-
-    def _cut(self, job: _Job, texts: List[str]) -> List[str]:
-        """Each text cut after its first ``job.max_doc_tokens`` tokens, at a token boundary."""
-        limit = job.max_doc_tokens
-        if limit is None or limit >= self.max_pair_tokens:
-            return texts
-        encoded = self.reranker.tokenizer(
-            texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False
-        )
-        return [
-            text if len(offsets) <= limit else text[: offsets[limit - 1][1]]
-            for text, offsets in zip(texts, encoded["offset_mapping"])
-        ]
+                _resolve(job.future, result=job.logits)
 
     def _fail(self, jobs, error: BaseException) -> None:
         with self._cond:
@@ -259,10 +241,17 @@ class Batcher:
             _resolve(job.future, error=error)
 
 
-def pair_costs(query: str, texts: List[str], max_pair_tokens: int) -> List[int]:
-    """Estimated tokens of each (query, text) pair, capped at the model's max_length."""
+def pair_costs(
+    query: str, texts: List[str], max_pair_tokens: int, passage_token_limit: Optional[int] = None
+) -> List[int]:
+    """Estimated tokens of each (query, text) pair, capped at the model's max_length (and each
+    text at ``passage_token_limit``); see :data:`CHARS_PER_TOKEN` for what the estimate is for."""
     query_cost = len(query) // CHARS_PER_TOKEN + PAIR_SPECIAL_TOKENS
-    return [min(max_pair_tokens, query_cost + len(t) // CHARS_PER_TOKEN) for t in texts]
+    text_limit = max_pair_tokens if passage_token_limit is None else passage_token_limit
+    return [
+        min(max_pair_tokens, query_cost + min(text_limit, len(t) // CHARS_PER_TOKEN))
+        for t in texts
+    ]
 
 
 def estimate_tokens(query: str, texts: List[str], max_pair_tokens: int) -> int:

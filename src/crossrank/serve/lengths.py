@@ -1,7 +1,7 @@
 """TEI's ``truncate: false``: find the (query, text) pairs the served reranker would cut.
 
-Pairs are encoded the way the scorer encodes them (the family's own encoder, on a copy of the
-served tokenizer) twice: at the served lengths and at unbounded ones. A pair is cut when the two
+Pairs are encoded the way the scorer encodes them (the family's own encoders, asked of the family
+object, on a copy of the served tokenizer) twice: at the served lengths and at unbounded ones. A pair is cut when the two
 differ; its length is the unbounded encoding's, special tokens included, as TEI counts it.
 """
 
@@ -50,7 +50,7 @@ class LengthCheck:
     def __init__(self, reranker) -> None:
         missing = [
             name
-            for name in ("tokenizer", "encoder", "family", "max_length", "long_documents")
+            for name in ("tokenizer", "encoder", "model_family", "max_length", "long_documents")
             if not hasattr(reranker, name)
         ]
         if missing:
@@ -61,28 +61,14 @@ class LengthCheck:
         # a copy: a fast tokenizer's truncation state is shared Rust state, and the scoring
         # thread uses the original at the same time
         self._tokenizer = copy.deepcopy(reranker.tokenizer)
+        family = reranker.model_family.with_tokenizer(self._tokenizer)
         self.max_length = int(reranker.max_length)
         self.query_max_length = int(reranker.encoder.query_max_length)
         self.windows = reranker.long_documents != "truncate"  # long texts are split, never cut
-        self._served = self._encoder(reranker, self.max_length, self.query_max_length)
-        self._whole = self._encoder(reranker, UNBOUNDED, UNBOUNDED)
-        self._query_capped = self._encoder(reranker, UNBOUNDED, self.query_max_length)
+        self._served = family.make_encoder(self.max_length, self.query_max_length)
+        self._whole = family.make_encoder(UNBOUNDED, UNBOUNDED)
+        self._query_capped = family.make_encoder(UNBOUNDED, self.query_max_length)
         self._lock = threading.Lock()  # the three encoders share the copied tokenizer
-
-    def _encoder(self, reranker, max_length: int, query_max_length: int):
-        if reranker.family == "cross-encoder":
-            from ..families.cross_encoder import PairEncoder
-
-            return PairEncoder(self._tokenizer, max_length, query_max_length)
-        from ..families.decoder import PromptEncoder
-
-        return PromptEncoder(
-            self._tokenizer,
-            reranker.prompt_format,
-            max_length,
-            query_max_length,
-            reranker.settings.instruction,
-        )
 
     def check(self, query: str, texts: Sequence[str], field: str = "texts") -> Optional[TooLong]:
         """None if nothing would be cut; else the query, or the first text, that would be."""

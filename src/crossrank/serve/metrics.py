@@ -40,7 +40,7 @@ class Metrics:
         )
         self.batches = Counter(
             "crossrank_batches",
-            "Scoring rounds of the worker (one rank_many call each)",
+            "Scoring rounds of the worker (one score_many call each)",
             registry=self.registry,
         )
         self.batch_pairs = Histogram(

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from ..results import select as select_ranked
+from ..results import RankedDocument, Selection
 
 
 class TextDocument(BaseModel):
@@ -98,25 +98,24 @@ def check_texts(texts: Sequence[str], field: str) -> None:
         _check_text(text, f"{field}[{i}]")
 
 
-def select(scores: Sequence[float], logits: Sequence[float], request: _Common) -> List[int]:
-    """Indices best first: the library's own selection (``crossrank.results.select``).
+def selection(request: _Common, normalize: bool = True) -> Selection:
+    """The request's selection, applied once to the raw logits the batcher returns.
 
-    Ties on the score follow the raw logit, then input order; ``score_threshold`` drops results
-    below it but never below ``min_keep``; then ``top_n``. Applied to the scores the worker got
-    from ``rank_many`` for all documents (a request may have been scored in several chunks).
+    Scores normalized (sigmoid, or the served calibration) unless ``normalize`` is false (TEI's
+    ``raw_scores``); ties on the score follow the raw logit, then input order;
+    ``score_threshold`` drops results below it but never below ``min_keep``; then ``top_n``.
+    A ``ValueError`` names a bad option before anything is scored.
 
-    >>> select([0.2, 0.9, 0.4], [-1.4, 2.2, -0.4], CohereV1Request(query="q", documents=[]))
-    [1, 2, 0]
+    >>> ranked = selection(CohereV1Request(query="q", documents=[])).apply([-1.4, 2.2], ["a", "b"])
+    >>> [hit.index for hit in ranked]
+    [1, 0]
     """
-    ranked = select_ranked(
-        scores,
-        [""] * len(scores),
+    return Selection(
         top_k=getattr(request, "top_n", None),
         threshold=request.score_threshold,
         min_keep=request.min_keep or 0,
-        logits=logits,
+        normalize=normalize,
     )
-    return [hit.index for hit in ranked]
 
 
 def new_id() -> str:
@@ -124,19 +123,14 @@ def new_id() -> str:
 
 
 def cohere_v1_response(
-    order: List[int],
-    scores: Sequence[float],
-    texts: Sequence[str],
-    request: CohereV1Request,
-    model: str,
-    tokens: int,
+    ranked: Sequence[RankedDocument], request: CohereV1Request, model: str, tokens: int
 ) -> Dict[str, Any]:
     """Cohere v1 body, with Jina's ``model`` and ``usage`` beside Cohere's ``meta``."""
     results = []
-    for i in order:
-        item: Dict[str, Any] = {"index": i, "relevance_score": scores[i]}
+    for hit in ranked:
+        item: Dict[str, Any] = {"index": hit.index, "relevance_score": hit.score}
         if request.return_documents:
-            item["document"] = {"text": texts[i]}
+            item["document"] = {"text": hit.text}
         results.append(item)
     return {
         "id": new_id(),
@@ -147,11 +141,11 @@ def cohere_v1_response(
     }
 
 
-def cohere_v2_response(order: List[int], scores: Sequence[float], tokens: int) -> Dict[str, Any]:
+def cohere_v2_response(ranked: Sequence[RankedDocument], tokens: int) -> Dict[str, Any]:
     """Cohere v2 body."""
     return {
         "id": new_id(),
-        "results": [{"index": i, "relevance_score": scores[i]} for i in order],
+        "results": [{"index": hit.index, "relevance_score": hit.score} for hit in ranked],
         "meta": {
             "api_version": {"version": "2"},
             "billed_units": {"search_units": 1},
@@ -160,10 +154,8 @@ def cohere_v2_response(order: List[int], scores: Sequence[float], tokens: int) -
     }
 
 
-def tei_response(
-    order: List[int], scores: Sequence[float], texts: Sequence[str], return_text: bool
-) -> List[Dict[str, Any]]:
+def tei_response(ranked: Sequence[RankedDocument], return_text: bool) -> List[Dict[str, Any]]:
     """TEI body: a bare array."""
     if return_text:
-        return [{"index": i, "score": scores[i], "text": texts[i]} for i in order]
-    return [{"index": i, "score": scores[i]} for i in order]
+        return [{"index": hit.index, "score": hit.score, "text": hit.text} for hit in ranked]
+    return [{"index": hit.index, "score": hit.score} for hit in ranked]

@@ -20,7 +20,7 @@ class ServeSettings:
     max_documents: int = 1000  # per request; more -> 413
     max_body_bytes: int = 8 * 1024 * 1024  # request body; more -> 413
     max_queued_pairs: int = 8192  # accepted, unscored pairs of all requests; more -> 429
-    max_batch_tokens: int = 16384  # estimated tokens the worker scores in one rank_many call
+    max_batch_tokens: int = 16384  # estimated tokens the worker scores in one score_many call
     max_wait_ms: float = 2.0  # how long an idle worker waits for more requests to merge
     retry_after_s: int = 1  # Retry-After of a 429
     api_key: Optional[str] = field(default=None, repr=False)  # Bearer token; None = open

@@ -27,13 +27,13 @@ class ServiceState:
         self.metrics = Metrics()
         self.loader: Optional[Callable[[], Any]] = None
         self.reranker = None
-        if hasattr(reranker, "rank_many"):
+        if hasattr(reranker, "score_many"):
             self.reranker = reranker
         elif callable(reranker):
             self.loader = reranker
         else:
             raise TypeError(
-                "reranker must be a Reranker (or anything with rank_many) or a function that "
+                "reranker must be a Reranker (or anything with score_many) or a function that "
                 f"returns one, got {type(reranker).__name__}"
             )
         self.batcher: Optional[Batcher] = None
@@ -88,6 +88,11 @@ class ServiceState:
                 except ValueError as error:
                     raise ServeError(422, f"truncate: {error}") from None
         return self._lengths.check(query, texts, field)
+
+    @property
+    def calibration(self):
+        """The served reranker's calibration (normalized scores use it), or None."""
+        return getattr(self.reranker, "calibration", None)
 
     @property
     def model_name(self) -> str:
