@@ -17,16 +17,50 @@ pytest.importorskip("ray.data", reason="Ray Data is missing: pip install 'crossr
 pa = pytest.importorskip("pyarrow", reason="pyarrow is missing: pip install 'crossrank[ray]'")
 
 import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
 
 from crossrank import Reranker  # noqa: E402
 from crossrank.cli.commands import main  # noqa: E402
 from crossrank.ray import rerank_dataset  # noqa: E402
-from crossrank.ray.dataset import EXIT_ONCE_ENV  # noqa: E402
-from crossrank.ray.retries import POISON_ENV, POISON_TEXT  # noqa: E402
-from crossrank.testing import WORDS  # noqa: E402
+from crossrank.testing import WORDS, build_model  # noqa: E402
 
 MAX_LENGTH = 128
 OPTIONS = {"max_length": MAX_LENGTH, "device": "cpu"}
+# Crashes are injected from outside the library: tests/ray_faults/sitecustomize.py, put on the
+# PYTHONPATH of Ray's workers, wraps the scoring actor so that its process exits on a block.
+FAULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_faults")
+POISON_TEXT = "crossrank test: this row crashes the actor"
+
+
+def fault_env(tmp_path, once: bool) -> tuple:
+    """Environment variables that make Ray workers crash (see FAULTS_DIR), and the crash log.
+
+    ``once``: the first block of the job crashes its actor; else every block holding POISON_TEXT.
+    The log gets the pid of each process that died.
+    """
+    log, config = tmp_path / "crashes", tmp_path / "fault.json"
+    config.write_text(json.dumps({"log": str(log), "once": once, "poison": POISON_TEXT}))
+    paths = os.pathsep.join(filter(None, [FAULTS_DIR, os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": paths, "CROSSRANK_TEST_FAULT": str(config)}, log
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, not yet reaped by its parent) is not running either
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def crashed_pids(log) -> list:
+    """The pids the crash log names, each checked to be a process that no longer runs."""
+    pids = [int(line) for line in log.read_text().split()]
+    assert not [pid for pid in pids if running(pid)]
+    return pids
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +120,18 @@ def test_scores_and_row_order_equal_in_process(local_ray, bert_dir, rows, in_pro
     assert max(abs(r["score"] - e) for r, e in zip(result, expected)) <= 1e-5
 
 
-def test_per_query_top_k_equals_rank(local_ray, bert_dir, rows, in_process):
+def by_group(out) -> dict:
+    groups = {}
+    for row in out:
+        groups.setdefault(row["qid"], []).append(row)
+    return groups
+
+
+def test_per_query_selection_equals_rank(local_ray, bert_dir, rows, in_process):
+    """top_k, threshold and min_keep per group, as Reranker.rank applies them."""
+    reranker, expected = in_process
+    threshold = sorted(expected)[int(0.9 * len(expected))]  # a few rows of a query pass it
+    choice = {"top_k": 3, "threshold": threshold, "min_keep": 2}
     ds = ray.data.from_items(rows, override_num_blocks=6)
     out = rerank_dataset(
         ds,
@@ -95,19 +140,52 @@ def test_per_query_top_k_equals_rank(local_ray, bert_dir, rows, in_process):
         batch_size=128,
         reranker_kwargs=OPTIONS,
         group_column="qid",
-        top_k=3,
+        **choice,
     ).take_all()
-    by_query = {}
-    for row in out:
-        by_query.setdefault(row["qid"], []).append(row)
-    assert len(by_query) == 50 and all(len(kept) == 3 for kept in by_query.values())
-    reranker, _ = in_process
-    for qid, kept in by_query.items():
+    groups = by_group(out)
+    assert len(groups) == 50
+    assert {len(kept) for kept in groups.values()} == {2, 3}  # min_keep and top_k both bite
+    for qid, kept in groups.items():
         group = [r for r in rows if r["qid"] == qid]
-        hits = reranker.rank(group[0]["query"], [r["text"] for r in group], top_k=3)
+        hits = reranker.rank(group[0]["query"], [r["text"] for r in group], **choice)
         assert [r["n"] for r in kept] == [group[h.index]["n"] for h in hits]
-        assert [r["rank"] for r in kept] == [1, 2, 3]
+        assert [r["rank"] for r in kept] == list(range(1, len(hits) + 1))
         assert max(abs(r["score"] - h.score) for r, h in zip(kept, hits)) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def saturated_dir(tmp_path_factory):
+    """The tiny BERT with 60 added to its logit: every normalized score is 1.0, logits differ."""
+    tokenizer, model = build_model("bert")
+    with torch.no_grad():
+        model.classifier.bias += 60.0
+    path = tmp_path_factory.mktemp("saturated")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_ties_are_broken_like_rank(local_ray, saturated_dir):
+    """Equal scores follow the raw logit, then input order (exact duplicates), as in rank."""
+    rows = make_rows(4, 12, seed=3)
+    for start in range(0, len(rows), 12):  # each query: its first 3 texts again at its end
+        for offset in range(3):
+            rows[start + 9 + offset]["text"] = rows[start + offset]["text"]
+    reranker = Reranker(saturated_dir, **OPTIONS)
+    # One block per query, so the actor scores the very pairs rank does: identical logits
+    ds = ray.data.from_items(rows, override_num_blocks=4)
+    out = rerank_dataset(
+        ds, model=saturated_dir, batch_size=12, reranker_kwargs=OPTIONS, group_column="qid"
+    ).take_all()
+    groups = by_group(out)
+    assert len(groups) == 4
+    for qid, ranked in groups.items():
+        group = [r for r in rows if r["qid"] == qid]
+        hits = reranker.rank(group[0]["query"], [r["text"] for r in group])
+        assert {h.score for h in hits} == {1.0}  # every score ties ...
+        assert [h.index for h in hits] != list(range(12))  # ... and input order alone differs
+        assert [r["n"] for r in ranked] == [group[h.index]["n"] for h in hits]
+        assert [r["rank"] for r in ranked] == list(range(1, 13))
 
 
 def test_upstream_steps_run_when_the_actors_fill_the_cluster(local_ray, bert_dir, rows, in_process):
@@ -131,7 +209,7 @@ def test_upstream_steps_run_when_the_actors_fill_the_cluster(local_ray, bert_dir
 def test_dead_actor_is_restarted_and_its_block_retried(
     local_ray, bert_dir, rows, in_process, tmp_path
 ):
-    marker = tmp_path / "exited"
+    env, crashes = fault_env(tmp_path, once=True)
     ds = ray.data.from_items(rows, override_num_blocks=8)
     out = rerank_dataset(
         ds,
@@ -139,9 +217,9 @@ def test_dead_actor_is_restarted_and_its_block_retried(
         num_actors=2,
         batch_size=150,
         reranker_kwargs=OPTIONS,
-        ray_remote_args={"runtime_env": {"env_vars": {EXIT_ONCE_ENV: str(marker)}}},
+        ray_remote_args={"runtime_env": {"env_vars": env}},
     ).take_all()
-    assert marker.exists()  # an actor really died on its first block
+    assert len(crashed_pids(crashes)) == 1  # an actor really died on its first block
     assert [r["n"] for r in out] == list(range(len(rows)))  # nothing lost, nothing twice
     _, expected = in_process
     assert max(abs(r["score"] - e) for r, e in zip(out, expected)) <= 1e-5
@@ -149,7 +227,7 @@ def test_dead_actor_is_restarted_and_its_block_retried(
 
 def poisoned_rows(poison_at: int) -> list:
     rows = [dict(n=r.pop("n"), **r) for r in make_rows(4, 10, seed=2)]  # 40 rows, "n" shown first
-    rows[poison_at]["text"] = POISON_TEXT  # the test hook crashes any actor scoring this row
+    rows[poison_at]["text"] = POISON_TEXT  # the injected fault crashes any actor scoring this row
     return rows
 
 
@@ -162,7 +240,7 @@ def block_bounds(message: str) -> list:
 def test_block_that_crashes_every_time_stops_the_job_after_max_retries(
     local_ray, bert_dir, tmp_path
 ):
-    crashes = tmp_path / "crashes"
+    env, crashes = fault_env(tmp_path, once=False)
     ds = ray.data.from_items(poisoned_rows(17), override_num_blocks=4)
     began = time.monotonic()
     with pytest.raises(Exception, match="retries exhausted") as raised:
@@ -172,14 +250,14 @@ def test_block_that_crashes_every_time_stops_the_job_after_max_retries(
             batch_size=10,
             reranker_kwargs=OPTIONS,
             max_retries=1,
-            ray_remote_args={"runtime_env": {"env_vars": {POISON_ENV: str(crashes)}}},
+            ray_remote_args={"runtime_env": {"env_vars": env}},
         ).take_all()
     assert time.monotonic() - began < 600
     message = str(raised.value)
     assert "crashed its actor on each of its 2 tries (max_retries=1)" in message
     first, last = block_bounds(message)
     assert first <= 17 <= last and last - first == 9  # the 10-row block holding row 17
-    assert len(crashes.read_text().splitlines()) == 2  # tried 1 + max_retries times, no more
+    assert len(crashed_pids(crashes)) == 2  # tried 1 + max_retries times, no more
 
 
 def test_retry_options_are_checked(local_ray, bert_dir):
@@ -191,20 +269,20 @@ def test_retry_options_are_checked(local_ray, bert_dir):
 
 
 def test_cli_block_that_crashes_every_time_is_one_error_line(bert_dir, tmp_path):
-    """In a subprocess: its own local Ray, whose workers see the test hook's variable."""
+    """In a subprocess: its own local Ray, whose workers inherit the fault's environment."""
     source, target = tmp_path / "pairs.jsonl", tmp_path / "out.jsonl"
-    crashes = tmp_path / "crashes"
+    fault, crashes = fault_env(tmp_path, once=False)
     source.write_text("".join(json.dumps(r) + "\n" for r in poisoned_rows(5)), encoding="utf-8")
     command = [sys.executable, "-m", "crossrank.cli", "rerank-table", str(source), "-o"]
     command += [str(target), "--model", bert_dir, "--max-length", str(MAX_LENGTH)]
     command += ["--device", "cpu", "--block-size", "10", "--max-retries", "0"]
-    env = dict(os.environ, **{POISON_ENV: str(crashes)})
+    env = dict(os.environ, **fault)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("crossrank: error:")]
     assert len(errors) == 1 and "retries exhausted" in errors[0]
     assert "(max_retries=0)" in errors[0] and block_bounds(errors[0]) == [0, 9]
-    assert len(crashes.read_text().splitlines()) == 1
+    assert len(crashed_pids(crashes)) == 1
     assert not target.exists()
 
 

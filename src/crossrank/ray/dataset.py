@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
+from crossrank.inputs import check_count, check_min_keep, check_threshold, check_top_k
 from crossrank.loading import DEFAULT_MODEL
-from crossrank.ray.retries import RunGuard, crash_on_poison, start_block_runs
+from crossrank.ray.retries import RunGuard, start_block_runs
+from crossrank.results import select, sigmoid
 
-# Test hook: a path; the first actor to create this file exits its process on its first block,
-# as a crashed worker would (the file makes it happen once, not again after the restart).
-EXIT_ONCE_ENV = "CROSSRANK_RAY_TEST_EXIT_ONCE"
-_ROW_ID = "__crossrank_row_id"  # input order inside a group, for ties (removed from the output)
+# Hidden columns while ranking (removed from the output): the input order inside a group and the
+# raw logit, select's tie-breaks after the score.
+_ROW_ID = "__crossrank_row_id"
+_LOGIT = "__crossrank_logit"
 _ROW_SHOWN_CHARS = 300
 
 
@@ -31,11 +33,6 @@ def _import_ray():
 
         raise ImportError(f"crossrank.ray needs Ray Data: {RAY_INSTALL}") from None
     return ray
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _describe_row(table, row: int) -> str:
@@ -56,7 +53,12 @@ def _strings(table, column: str) -> list:
 
 
 class BlockScorer:
-    """Ray Data actor: loads one Reranker, then adds a score column to each block of pairs."""
+    """Ray Data actor: loads one Reranker, then adds a score column to each block of pairs.
+
+    The block is scored once, as raw logits; ``score_column`` gets them normalized as
+    ``Reranker.compute_score(normalize=True)`` gives them (or raw), and with ``keep_logits`` a
+    hidden logit column follows for the ranking step.
+    """
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class BlockScorer:
         threads: Optional[int],
         block_runs=None,
         max_retries: int = 3,
+        keep_logits: bool = False,
     ) -> None:
         if threads:
             import torch
@@ -80,6 +83,7 @@ class BlockScorer:
         self.columns = (query_column, text_column)
         self.score_column = score_column
         self.normalize = normalize
+        self.keep_logits = keep_logits
         self.guard = RunGuard(block_runs, max_retries) if block_runs is not None else None
 
     def __call__(self, table):
@@ -87,35 +91,50 @@ class BlockScorer:
 
         queries, texts = (_strings(table, column) for column in self.columns)
         run = self.guard.begin(table, queries, texts, _describe_row) if self.guard else None
-        _maybe_exit_once()
-        crash_on_poison(texts)
-        scores = self.reranker.compute_score(list(zip(queries, texts)), normalize=self.normalize)
+        logits = self.reranker.compute_score(list(zip(queries, texts)))
+        scores = _normalized(self.reranker, logits) if self.normalize else logits
         scored = table.append_column(self.score_column, pa.array(scores, type=pa.float64()))
+        if self.keep_logits:
+            scored = scored.append_column(_LOGIT, pa.array(logits, type=pa.float64()))
         if self.guard:
             self.guard.end(run)
         return scored
 
 
-def _maybe_exit_once() -> None:
-    marker = os.environ.get(EXIT_ONCE_ENV)
-    if not marker:
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os._exit(17)  # no cleanup, no exception: the process just dies, as on a crash or OOM kill
+def _normalized(reranker, logits: List[float]) -> List[float]:
+    """The scores ``reranker.compute_score(..., normalize=True)`` gives, from its raw logits."""
+    if reranker.calibration is not None:
+        return [float(p) for p in reranker.calibration.probabilities(logits)]
+    return [sigmoid(logit) for logit in logits]
 
 
-def rank_group(table, score_column: str, rank_column: str, top_k: Optional[int]):
-    """One group's rows ranked by score (ties in input order), the best ``top_k`` kept, ranked 1.."""
+def rank_group(
+    table,
+    score_column: str,
+    text_column: str,
+    rank_column: str,
+    top_k: Optional[int] = None,
+    threshold: Optional[float] = None,
+    min_keep: int = 0,
+):
+    """One group's rows selected and ordered as ``Reranker.rank`` does, ranked 1, 2, ...
+
+    :func:`crossrank.results.select` itself orders them (score, then raw logit, then input order)
+    and applies ``threshold``, ``min_keep`` and ``top_k``; the hidden columns are dropped.
+    """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    order = pc.sort_indices(table, sort_keys=[(score_column, "descending"), (_ROW_ID, "ascending")])
-    if top_k is not None:
-        order = order[:top_k]
-    ranked = table.take(order).drop_columns([_ROW_ID])
+    table = table.sort_by(_ROW_ID)  # input order: select's last tie-break is the position
+    hits = select(
+        table.column(score_column).to_pylist(),
+        table.column(text_column).to_pylist(),
+        top_k=top_k,
+        threshold=threshold,
+        min_keep=min_keep,
+        logits=table.column(_LOGIT).to_pylist(),
+    )
+    order = pa.array([hit.index for hit in hits], type=pa.int64())
+    ranked = table.take(order).drop_columns([_ROW_ID, _LOGIT])
     return ranked.append_column(rank_column, pa.array(range(1, ranked.num_rows + 1), pa.int64()))
 
 
@@ -134,6 +153,8 @@ def rerank_dataset(
     score_column: str = "score",
     group_column: Optional[str] = None,
     top_k: Optional[int] = None,
+    threshold: Optional[float] = None,
+    min_keep: int = 0,
     rank_column: str = "rank",
     max_retries: int = 3,
     ray_remote_args: Optional[Dict[str, Any]] = None,
@@ -145,10 +166,12 @@ def rerank_dataset(
     ``Reranker.compute_score``, so scores equal the in-process ones. Rows keep their order and
     every other column. ``model`` must be loadable on every node (a hub id or a shared path).
 
-    Ranking: with ``group_column`` (the column naming a query, e.g. ``"query_id"``) or ``top_k``
-    (which alone groups by ``query_column``), rows are ranked per group by score, ties in input
-    order, as ``Reranker.rank``; a ``rank`` column (1 = best) is added, ``top_k`` keeps the best
-    ``top_k`` rows of each group, and the output is ordered by group, then rank.
+    Ranking: with ``group_column`` (the column naming a query, e.g. ``"query_id"``), ``top_k`` or
+    ``threshold`` (either alone groups by ``query_column``), each group's rows are selected and
+    ordered by :func:`crossrank.results.select`, the very step of ``Reranker.rank``: best score
+    first, ties by raw logit, then input order; rows scoring below ``threshold`` dropped but never
+    below ``min_keep``; then the best ``top_k`` kept. A ``rank`` column (1 = best) is added and
+    the output is ordered by group, then rank.
 
     Faults: a dead actor is restarted and its blocks retried, so each input row is in the output
     once. A block that crashes its actor on each of ``1 + max_retries`` tries stops the job with
@@ -165,6 +188,7 @@ def rerank_dataset(
         batch_size: pairs per block handed to an actor.
         reranker_kwargs: passed to :class:`crossrank.Reranker` (``max_length``, ``dtype``, ...).
         normalize: sigmoid scores in (0, 1) (default), or raw logits with ``False``.
+        top_k, threshold, min_keep: as in :meth:`crossrank.Reranker.rank`, per group.
         max_retries: tries of a block after the first, when its actor dies while scoring it.
         ray_remote_args: more Ray options for the actors (``resources``, ``runtime_env``, ...).
             Ray fuses read/map steps before the actors into them only if those steps carry the
@@ -182,9 +206,11 @@ def rerank_dataset(
     model = os.fspath(model) if isinstance(model, os.PathLike) else model
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a hub id or a checkpoint directory, got {model!r}")
-    _check_positive_int("num_actors", num_actors)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("max_retries", max_retries, minimum=0)
+    check_count(num_actors, "num_actors", 1)
+    check_count(batch_size, "batch_size", 1)
+    check_count(max_retries, "max_retries", 0)
+    top_k, threshold = check_top_k(top_k), check_threshold(threshold)
+    min_keep = check_min_keep(min_keep)
     remote_args = dict(ray_remote_args or {})
     for option in ("max_task_retries", "max_restarts"):
         if option in remote_args:
@@ -192,8 +218,6 @@ def rerank_dataset(
                 f"ray_remote_args sets {option!r}, which rerank_dataset manages: pass "
                 "max_retries= (tries of a block after the first) instead"
             )
-    if top_k is not None:
-        _check_positive_int("top_k", top_k, minimum=0)
     for name, value in (
         ("num_gpus_per_actor", num_gpus_per_actor),
         ("num_cpus_per_actor", num_cpus_per_actor),
@@ -204,6 +228,7 @@ def rerank_dataset(
     schema = ds.schema()
     if schema is None:  # no rows and no columns: nothing to score
         return ds
+    ranking = group_column is not None or top_k is not None or threshold is not None
     _check_columns(
         list(schema.names),
         query_column,
@@ -211,10 +236,8 @@ def rerank_dataset(
         group_column,
         score_column,
         rank_column,
-        top_k,
+        ranking,
     )
-
-    ranking = group_column is not None or top_k is not None
     threads = None if num_gpus_per_actor else max(1, int(num_cpus_per_actor))
     # Retries: Ray Data restarts a dead actor and retries its blocks (max_restarts and
     # max_task_retries default to -1 for actor pools); the RunGuard in each actor bounds a block
@@ -236,6 +259,7 @@ def rerank_dataset(
                 "threads": threads,
                 "block_runs": start_block_runs(ray),
                 "max_retries": max_retries,
+                "keep_logits": ranking,
             },
             batch_size=batch_size,
             batch_format="pyarrow",
@@ -249,12 +273,20 @@ def rerank_dataset(
         return scored
     from ray.data.expressions import monotonically_increasing_id
 
-    # Input order, for ties inside a group. Numbered after scoring (blocks come out of the actors
-    # in input order), so this task never waits upstream of actors holding every CPU.
+    # Input order, for ties inside a group (a group's rows reach map_groups in no set order).
+    # Numbered after scoring (blocks come out of the actors in input order), so this task never
+    # waits upstream of actors holding every CPU.
     scored = scored.with_column(_ROW_ID, monotonically_increasing_id())
     ranked = scored.groupby(group_column or query_column).map_groups(
         rank_group,
-        fn_kwargs={"score_column": score_column, "rank_column": rank_column, "top_k": top_k},
+        fn_kwargs={
+            "score_column": score_column,
+            "text_column": text_column,
+            "rank_column": rank_column,
+            "top_k": top_k,
+            "threshold": threshold,
+            "min_keep": min_keep,
+        },
         batch_format="pyarrow",
     )
     _preserve_order(ranked)
@@ -272,7 +304,7 @@ def _preserve_order(ds) -> None:
 
 
 def _check_columns(
-    names, query_column, text_column, group_column, score_column, rank_column, top_k
+    names, query_column, text_column, group_column, score_column, rank_column, ranking
 ):
     for argument, column in (
         ("query_column", query_column),
@@ -282,7 +314,7 @@ def _check_columns(
         if column is not None and column not in names:
             raise ValueError(f"{argument}={column!r} is not a column of the dataset: {names}")
     added = [("score_column", score_column)]
-    if group_column is not None or top_k is not None:
+    if ranking:
         added.append(("rank_column", rank_column))
     for argument, column in added:
         if column in names:

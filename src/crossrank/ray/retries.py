@@ -11,14 +11,7 @@ in an actor's queue when another block crashed it never began, so it is not coun
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Any, Dict, Optional
-
-# Test hook: a path. An actor whose block holds a text equal to POISON_TEXT appends its pid to
-# that file and exits its process, every time, as a native crash on that row would.
-POISON_ENV = "CROSSRANK_RAY_TEST_POISON"
-POISON_TEXT = "crossrank test: this row crashes the actor"
-_SHOWN_CHARS = 300
 
 
 class PoisonBlockError(RuntimeError):
@@ -95,12 +88,3 @@ def block_message(table, crashed: int, max_retries: int, describe) -> str:
         "Score these rows on their own to find the one at fault and drop it (ds.filter), or raise "
         "max_retries if the crashes were not caused by the rows"
     )
-
-
-def crash_on_poison(texts) -> None:
-    """The test hook (:data:`POISON_ENV`): exit the process if a text is :data:`POISON_TEXT`."""
-    log = os.environ.get(POISON_ENV)
-    if log and POISON_TEXT in texts:
-        with open(log, "a", encoding="utf-8") as stream:
-            stream.write(f"{os.getpid()}\n")
-        os._exit(17)  # no cleanup, no exception, as a native crash
