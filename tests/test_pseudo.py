@@ -245,7 +245,7 @@ def test_missing_source_and_empty_corpus(tmp_path):
 
 def _cli(argv):
     parser = argparse.ArgumentParser(prog="crossrank")
-    pseudo_cli.add_parser(parser.add_subparsers(dest="command"))
+    pseudo_cli.add_arguments(parser.add_subparsers(dest="command").add_parser("pseudo-queries"))
     return pseudo_cli.run(parser.parse_args(argv))
 
 

@@ -66,6 +66,8 @@ def open_checkpoint(model: str, trust_remote_code: bool = False) -> Checkpoint:
         config = AutoConfig.from_pretrained(location, **options)
         return Checkpoint(model, location, tokenizer, config, options)
 
+    # "runs/x" may be a directory that is not there or a hub id: both are said, the directory first
+    not_here = f"no such directory ({os.path.abspath(os.path.expanduser(model))})"
     try:
         if local:
             return opened()
@@ -76,17 +78,17 @@ def open_checkpoint(model: str, trust_remote_code: bool = False) -> Checkpoint:
         endpoint = unreachable_hub()
         if endpoint:
             raise ModelLoadError(
-                f"cannot load model={model!r}: it is not in the local Hugging Face cache and the hub "
-                f"({endpoint}) is unreachable. Offline, pass a local checkpoint directory "
-                "(CLI: --model PATH)."
+                f"cannot load model={model!r}: {not_here}, and as a hub id it is not in the local "
+                f"Hugging Face cache and the hub ({endpoint}) is unreachable. Pass a local "
+                "checkpoint directory (CLI: --model PATH)."
             )
         return opened()
     except (OSError, ValueError) as error:
         if isinstance(error, ModelLoadError):
             raise
-        where = "the local directory" if local else "the Hugging Face hub or its local cache"
+        where = " from the local directory" if local else f": {not_here}, nor from the hub"
         raise ModelLoadError(
-            f"could not load model={model!r} from {where} ({first_line(error)}). "
+            f"could not load model={model!r}{where} ({first_line(error)}). "
             "Offline, pass a local checkpoint directory (CLI: --model PATH)."
         ) from error
 

@@ -19,30 +19,38 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ..calibration.names import CALIBRATION_FILE, METHODS
+from .arguments import (
+    add_data_argument,
+    add_max_queries_option,
+    add_no_progress_option,
+    add_split_option,
+    require_data_directory,
+)
+from .options import add_model_options, reranker_from_args
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..calibration.model import Calibration
+    from ..reranker import Reranker
 
 TABLE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 Scores = List[List[float]]  # per query, the raw logits of its candidates
 Labels = List[List[int]]
 
 
-def add_parser(subcommands) -> argparse.ArgumentParser:
-    """Add the ``calibrate`` subcommand to ``crossrank``'s subparsers; returns its parser."""
-    from .commands import _add_model_options
+HELP = "fit calibrated probabilities of relevance and choose a threshold from judged data"
+DESCRIPTION = (
+    "Score each judged query's BM25 candidates of a BEIR-format dataset with "
+    "--model, fit raw logit -> P(relevant) on part of the queries and measure it on the rest "
+    "(split by query, seeded): ECE and Brier score before (plain sigmoid) and after, a "
+    "threshold table and a suggested threshold. Saves the calibration as JSON next to the "
+    f"model ({CALIBRATION_FILE}) or at -o."
+)
 
-    parser = subcommands.add_parser(
-        "calibrate",
-        help="fit calibrated probabilities of relevance and choose a threshold from judged data",
-        description="Score each judged query's BM25 candidates of a BEIR-format dataset with "
-        "--model, fit raw logit -> P(relevant) on part of the queries and measure it on the rest "
-        "(split by query, seeded): ECE and Brier score before (plain sigmoid) and after, a "
-        "threshold table and a suggested threshold. Saves the calibration as JSON next to the "
-        f"model ({CALIBRATION_FILE}) or at -o.",
-    )
-    parser.add_argument("data", help="dataset directory in BEIR format")
-    parser.add_argument("--split", default="dev", help="qrels split to use (default: dev)")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``crossrank calibrate``."""
+    add_data_argument(parser)
+    add_split_option(parser, "dev")
     parser.add_argument("--top-n", type=int, default=20, help="BM25 candidates per query")
     parser.add_argument("--method", choices=METHODS[:2], default="platt")
     parser.add_argument(
@@ -55,18 +63,20 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
         "--held-out", type=float, default=0.3, help="share of queries to measure on (0.3)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the query split")
-    parser.add_argument("--max-queries", type=int, default=None, help="only the first N queries")
+    add_max_queries_option(parser)
     parser.add_argument(
         "--calibration",
+        dest="saved_calibration",  # not the model option of that name: see add_model_options below
         default=None,
         metavar="FILE",
         help="measure this saved calibration on every query of the split instead of fitting one",
     )
     parser.add_argument("--output", "-o", default=None, help=f"where to save ({CALIBRATION_FILE})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_model_options(parser)
-    return parser
+    add_no_progress_option(parser)
+    # Every model option but the Reranker's --calibration (calibrated probabilities): this command
+    # fits on raw logits, and its own --calibration names a saved calibration to measure.
+    add_model_options(parser, exclude=("calibration",))
 
 
 def split_queries(
@@ -88,18 +98,21 @@ def split_queries(
 
 
 def score_candidates(
-    args: argparse.Namespace,
+    args: argparse.Namespace, reranker: Optional[Reranker] = None
 ) -> Tuple[str, Dict[str, Tuple[List[float], List[int]]]]:
     """The data's name and split, and per judged query the raw logits and 0/1 labels of its
-    BM25 top-N candidates (unjudged candidates count as not relevant)."""
+    BM25 top-N candidates (unjudged candidates count as not relevant).
+
+    ``reranker`` scores them; by default the one the model options of ``args`` describe.
+    """
     from ..evaluation.reranking import BM25, load_beir, rerank
-    from .commands import _reranker
 
     if args.top_n < 1:
         raise ValueError(f"--top-n must be >= 1, got {args.top_n}")
     data = load_beir(args.data, args.split).subset(args.max_queries)
     candidates = BM25(data).search(data.queries, args.top_n)
-    logits = rerank(_reranker(args), data, candidates, show_progress=not args.no_progress)
+    reranker = reranker if reranker is not None else reranker_from_args(args)
+    logits = rerank(reranker, data, candidates, show_progress=not args.no_progress)
     per_query = {}
     for query_id, scores in logits.items():
         judged = data.qrels[query_id]
@@ -179,11 +192,19 @@ def _suggestion_line(threshold, target, rows, basis) -> str:
 
 
 def _output_path(args: argparse.Namespace) -> str:
+    """Where the fitted calibration goes: ``-o``, else next to a local model.
+
+    Asked once the model has loaded, so that a model path that does not exist is reported as
+    such, not as a missing ``-o``.
+    """
     if args.output:
         return args.output
     if os.path.isdir(args.model):
         return os.path.join(args.model, CALIBRATION_FILE)
-    raise ValueError(f"--model {args.model!r} is not a local directory: say where to save with -o")
+    raise ValueError(
+        f"--model {args.model!r} is a hub id, not a local directory, so the calibration cannot be "
+        "saved next to it: say where to save it with -o"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,13 +214,15 @@ def run(args: argparse.Namespace) -> int:
     target = args.target_precision
     if target is not None and not 0.0 < target <= 1.0:
         raise ValueError(f"--target-precision must be in (0, 1], got {target}")
-    # Fail on bad options, a bad file or nowhere to save before the minutes of scoring.
-    saved = Calibration.load(args.calibration) if args.calibration is not None else None
+    # Fail on bad options, a bad file, a bad model or nowhere to save before the minutes of scoring.
+    saved = args.saved_calibration and Calibration.load(args.saved_calibration)
+    if saved is None and not 0.0 < args.held_out < 1.0:
+        raise ValueError(f"--held-out must be between 0 and 1, got {args.held_out}")
+    require_data_directory(args.data)
+    reranker = reranker_from_args(args)
     if saved is None:
         output = _output_path(args)
-        if not 0.0 < args.held_out < 1.0:
-            raise ValueError(f"--held-out must be between 0 and 1, got {args.held_out}")
-    name, per_query = score_candidates(args)
+    name, per_query = score_candidates(args, reranker)
     if saved is not None:
         calibration, measured_ids = saved, list(per_query)
         threshold, basis = saved.suggested_threshold, "calibration queries"

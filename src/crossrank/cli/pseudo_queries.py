@@ -14,18 +14,18 @@ import argparse
 import json
 import sys
 
+HELP = "make training data (queries + qrels) from a corpus alone, for crossrank train"
+DESCRIPTION = (
+    "Write a BEIR-format training directory (corpus.jsonl, queries.jsonl, "
+    "qrels/train.tsv, pseudo.json) whose queries are made from DATA_DIR's documents: its title "
+    "(--kind title) or a sentence taken out of it (--kind ict, inverse cloze task), the rest of "
+    "the document being the positive. Only the corpus is read: DATA_DIR's queries and qrels "
+    "(its test queries) never are. Then: crossrank train OUTPUT --model BASE --output RUN."
+)
 
-def add_parser(subcommands) -> argparse.ArgumentParser:
-    """Add the ``pseudo-queries`` subcommand to ``crossrank``'s subparsers; returns its parser."""
-    parser = subcommands.add_parser(
-        "pseudo-queries",
-        help="make training data (queries + qrels) from a corpus alone, for crossrank train",
-        description="Write a BEIR-format training directory (corpus.jsonl, queries.jsonl, "
-        "qrels/train.tsv, pseudo.json) whose queries are made from DATA_DIR's documents: its title "
-        "(--kind title) or a sentence taken out of it (--kind ict, inverse cloze task), the rest of "
-        "the document being the positive. Only the corpus is read: DATA_DIR's queries and qrels "
-        "(its test queries) never are. Then: crossrank train OUTPUT --model BASE --output RUN.",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``crossrank pseudo-queries``."""
     parser.add_argument("data", help="directory with corpus.jsonl[.gz] (BEIR format)")
     parser.add_argument("--output", "-o", required=True, help="directory to write")
     parser.add_argument(
@@ -53,7 +53,6 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", help="delete --output's contents first")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    return parser
 
 
 def _table(summary: dict) -> str:

@@ -17,6 +17,9 @@ import sys
 import time
 from typing import Optional
 
+from .arguments import check_model
+from .options import add_model_options, reranker_options
+
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -30,18 +33,17 @@ def table_format(path: str, argument: str) -> str:
     return FORMATS[extension]
 
 
-def add_parser(subcommands) -> argparse.ArgumentParser:
-    """Add the ``rerank-table`` subcommand to ``crossrank``'s subparsers."""
-    from crossrank.cli.commands import _add_model_options
+HELP = "score a Parquet/JSONL table of (query, text) rows on Ray (local or a cluster)"
+DESCRIPTION = (
+    "Score every row of INPUT (Parquet or JSONL, one (query, passage) pair per "
+    "row) with --model on Ray Data actors and write OUTPUT (Parquet or JSONL) with a 'score' "
+    "column, rows in input order. With --top-k (and --group-column) keep the best rows per "
+    "query, with a 'rank' column. Needs pip install 'crossrank[ray]'."
+)
 
-    parser = subcommands.add_parser(
-        "rerank-table",
-        help="score a Parquet/JSONL table of (query, text) rows on Ray (local or a cluster)",
-        description="Score every row of INPUT (Parquet or JSONL, one (query, passage) pair per "
-        "row) with --model on Ray Data actors and write OUTPUT (Parquet or JSONL) with a 'score' "
-        "column, rows in input order. With --top-k (and --group-column) keep the best rows per "
-        "query, with a 'rank' column. Needs pip install 'crossrank[ray]'.",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``crossrank rerank-table``."""
     parser.add_argument("input", help="INPUT.parquet | INPUT.jsonl (read on this machine)")
     parser.add_argument("--output", "-o", required=True, help="OUTPUT.parquet | OUTPUT.jsonl")
     parser.add_argument("--query-column", default="query")
@@ -71,8 +73,7 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
         help="tries of a block after the first when its actor dies scoring it; a block that "
         "crashes every time then stops the job (default 3)",
     )
-    _add_model_options(parser)
-    return parser
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,11 +86,16 @@ def run(args: argparse.Namespace) -> int:
         import ray
         import ray.data
     except ImportError:
-        from crossrank.ray import RAY_INSTALL
+        from ..ray import RAY_INSTALL
 
         raise ImportError(f"crossrank rerank-table needs Ray Data: {RAY_INSTALL}") from None
-    from crossrank.ray import rerank_dataset
+    from ..ray import rerank_dataset
 
+    options = reranker_options(args)
+    # A model that cannot load fails here, once, in one line: in the actors it would fail in each
+    # of them, on every retry, inside Ray's tracebacks. GPU actors may hold devices this machine
+    # lacks: their device options are checked where they run.
+    check_model(args.model, options, devices_here=not args.gpus_per_actor)
     started_here = not ray.is_initialized()
     if started_here and args.ray_address:
         ray.init(address=args.ray_address)
@@ -107,12 +113,7 @@ def run(args: argparse.Namespace) -> int:
             num_gpus_per_actor=args.gpus_per_actor,
             num_cpus_per_actor=args.cpus_per_actor,
             batch_size=args.block_size,
-            reranker_kwargs={
-                "device": args.device,
-                "dtype": args.dtype,
-                "max_length": args.max_length,
-                "batch_size": args.batch_size,
-            },
+            reranker_kwargs=options,
             normalize=not args.raw,
             group_column=args.group_column,
             top_k=args.top_k,
