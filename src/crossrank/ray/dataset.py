@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
-from crossrank.inputs import check_count, check_min_keep, check_threshold, check_top_k
+from crossrank.inputs import check_count
 from crossrank.loading import DEFAULT_MODEL
 from crossrank.ray.retries import RunGuard, start_block_runs
-from crossrank.results import select, sigmoid
+from crossrank.ray.workers import check_model, check_shares, cpu_threads, load_reranker
+from crossrank.results import Selection, select
 
 # Hidden columns while ranking (removed from the output): the input order inside a group and the
 # raw logit, select's tie-breaks after the score.
@@ -55,9 +56,9 @@ def _strings(table, column: str) -> list:
 class BlockScorer:
     """Ray Data actor: loads one Reranker, then adds a score column to each block of pairs.
 
-    The block is scored once, as raw logits; ``score_column`` gets them normalized as
-    ``Reranker.compute_score(normalize=True)`` gives them (or raw), and with ``keep_logits`` a
-    hidden logit column follows for the ranking step.
+    The block is scored once, as raw logits; ``score_column`` gets the scores the
+    :class:`~crossrank.results.Selection` gives them (normalized with the reranker's calibration
+    if any, or raw), and with ``keep_logits`` a hidden logit column follows for the ranking step.
     """
 
     def __init__(
@@ -67,22 +68,16 @@ class BlockScorer:
         query_column: str,
         text_column: str,
         score_column: str,
-        normalize: bool,
+        selection: Selection,
         threads: Optional[int],
         block_runs=None,
         max_retries: int = 3,
         keep_logits: bool = False,
     ) -> None:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        from crossrank import Reranker
-
-        self.reranker = Reranker(model, **reranker_kwargs)
+        self.reranker = load_reranker(model, reranker_kwargs, threads)
         self.columns = (query_column, text_column)
         self.score_column = score_column
-        self.normalize = normalize
+        self.selection = selection
         self.keep_logits = keep_logits
         self.guard = RunGuard(block_runs, max_retries) if block_runs is not None else None
 
@@ -92,7 +87,7 @@ class BlockScorer:
         queries, texts = (_strings(table, column) for column in self.columns)
         run = self.guard.begin(table, queries, texts, _describe_row) if self.guard else None
         logits = self.reranker.compute_score(list(zip(queries, texts)))
-        scores = _normalized(self.reranker, logits) if self.normalize else logits
+        scores = self.selection.scores(logits, self.reranker.calibration)
         scored = table.append_column(self.score_column, pa.array(scores, type=pa.float64()))
         if self.keep_logits:
             scored = scored.append_column(_LOGIT, pa.array(logits, type=pa.float64()))
@@ -101,26 +96,12 @@ class BlockScorer:
         return scored
 
 
-def _normalized(reranker, logits: List[float]) -> List[float]:
-    """The scores ``reranker.compute_score(..., normalize=True)`` gives, from its raw logits."""
-    if reranker.calibration is not None:
-        return [float(p) for p in reranker.calibration.probabilities(logits)]
-    return [sigmoid(logit) for logit in logits]
-
-
-def rank_group(
-    table,
-    score_column: str,
-    text_column: str,
-    rank_column: str,
-    top_k: Optional[int] = None,
-    threshold: Optional[float] = None,
-    min_keep: int = 0,
-):
+def rank_group(table, selection: Selection, score_column: str, text_column: str, rank_column: str):
     """One group's rows selected and ordered as ``Reranker.rank`` does, ranked 1, 2, ...
 
-    :func:`crossrank.results.select` itself orders them (score, then raw logit, then input order)
-    and applies ``threshold``, ``min_keep`` and ``top_k``; the hidden columns are dropped.
+    The scores were made by ``selection`` in the actors; :func:`crossrank.results.select`, the
+    step :meth:`Selection.apply` ends with, orders them (score, then raw logit, then input order)
+    and applies the selection's ``threshold``, ``min_keep`` and ``top_k``. The hidden columns go.
     """
     import pyarrow as pa
 
@@ -128,9 +109,9 @@ def rank_group(
     hits = select(
         table.column(score_column).to_pylist(),
         table.column(text_column).to_pylist(),
-        top_k=top_k,
-        threshold=threshold,
-        min_keep=min_keep,
+        selection.top_k,
+        selection.threshold,
+        selection.min_keep,
         logits=table.column(_LOGIT).to_pylist(),
     )
     order = pa.array([hit.index for hit in hits], type=pa.int64())
@@ -203,14 +184,11 @@ def rerank_dataset(
     ray = _import_ray()
     if not isinstance(ds, ray.data.Dataset):
         raise TypeError(f"ds must be a ray.data.Dataset, got {type(ds).__name__}")
-    model = os.fspath(model) if isinstance(model, os.PathLike) else model
-    if not isinstance(model, str) or not model:
-        raise ValueError(f"model must be a hub id or a checkpoint directory, got {model!r}")
+    model = check_model(model)
     check_count(num_actors, "num_actors", 1)
     check_count(batch_size, "batch_size", 1)
     check_count(max_retries, "max_retries", 0)
-    top_k, threshold = check_top_k(top_k), check_threshold(threshold)
-    min_keep = check_min_keep(min_keep)
+    selection = Selection(top_k, threshold, min_keep, normalize)
     remote_args = dict(ray_remote_args or {})
     for option in ("max_task_retries", "max_restarts"):
         if option in remote_args:
@@ -218,12 +196,7 @@ def rerank_dataset(
                 f"ray_remote_args sets {option!r}, which rerank_dataset manages: pass "
                 "max_retries= (tries of a block after the first) instead"
             )
-    for name, value in (
-        ("num_gpus_per_actor", num_gpus_per_actor),
-        ("num_cpus_per_actor", num_cpus_per_actor),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    check_shares(num_gpus_per_actor=num_gpus_per_actor, num_cpus_per_actor=num_cpus_per_actor)
     kwargs = dict(reranker_kwargs or {})
     schema = ds.schema()
     if schema is None:  # no rows and no columns: nothing to score
@@ -238,7 +211,7 @@ def rerank_dataset(
         rank_column,
         ranking,
     )
-    threads = None if num_gpus_per_actor else max(1, int(num_cpus_per_actor))
+    threads = cpu_threads(num_gpus_per_actor, num_cpus_per_actor)
     # Retries: Ray Data restarts a dead actor and retries its blocks (max_restarts and
     # max_task_retries default to -1 for actor pools); the RunGuard in each actor bounds a block
     # to 1 + max_retries tries. No retry options are passed here: any remote option the upstream
@@ -255,7 +228,7 @@ def rerank_dataset(
                 "query_column": query_column,
                 "text_column": text_column,
                 "score_column": score_column,
-                "normalize": normalize,
+                "selection": selection,
                 "threads": threads,
                 "block_runs": start_block_runs(ray),
                 "max_retries": max_retries,
@@ -280,12 +253,10 @@ def rerank_dataset(
     ranked = scored.groupby(group_column or query_column).map_groups(
         rank_group,
         fn_kwargs={
+            "selection": selection,
             "score_column": score_column,
             "text_column": text_column,
             "rank_column": rank_column,
-            "top_k": top_k,
-            "threshold": threshold,
-            "min_keep": min_keep,
         },
         batch_format="pyarrow",
     )

@@ -20,7 +20,9 @@ import socket
 import threading
 from typing import Any, Dict, Optional, Union
 
+from crossrank.inputs import check_count
 from crossrank.loading import DEFAULT_MODEL
+from crossrank.ray.workers import check_model, check_shares, cpu_threads, load_reranker
 
 REPLICA_HEADER = "X-Crossrank-Replica"
 
@@ -67,32 +69,21 @@ def serve_deployment(
     serve = _import_serve()
     from crossrank.serve import ServeSettings
 
-    model = os.fspath(model) if isinstance(model, os.PathLike) else model
-    if not isinstance(model, str) or not model:
-        raise ValueError(f"model must be a hub id or a checkpoint directory, got {model!r}")
-    if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
-        raise ValueError(f"num_replicas must be an int >= 1, got {num_replicas!r}")
-    for label, value in (
-        ("num_gpus_per_replica", num_gpus_per_replica),
-        ("num_cpus_per_replica", num_cpus_per_replica),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{label} must be a number >= 0, got {value!r}")
+    model = check_model(model)
+    check_count(num_replicas, "num_replicas", 1)
+    check_shares(
+        num_gpus_per_replica=num_gpus_per_replica, num_cpus_per_replica=num_cpus_per_replica
+    )
     settings = settings if settings is not None else ServeSettings.from_env()
     if not isinstance(settings, ServeSettings):
         raise TypeError(f"settings must be a ServeSettings, got {type(settings).__name__}")
     kwargs = dict(reranker_kwargs or {})
-    threads = None if num_gpus_per_replica else max(1, int(num_cpus_per_replica))
+    threads = cpu_threads(num_gpus_per_replica, num_cpus_per_replica)
 
     def build_app():  # runs in each replica: the model loads before the replica takes traffic
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        from crossrank import Reranker
         from crossrank.serve import create_app
 
-        app = create_app(Reranker(model, **kwargs), settings)
+        app = create_app(load_reranker(model, kwargs, threads), settings)
         replica = f"{socket.gethostname()}:{os.getpid()}"
 
         @app.middleware("http")
