@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         "--dropout",
         type=float,
         default=None,
-        help="the model's own (default) or P for every dropout while training (0: 20-30% cheaper steps)",
+        help="the model's own (default) or P for every dropout while training (0: 20-30%% cheaper steps)",
     )
     parser.add_argument(
         "--bf16",

@@ -1,0 +1,144 @@
+"""The maintained benchmarks start, write a result the docs can read, and the stored results hold.
+
+A benchmark runs tiny here (a random model from ``crossrank.testing``, ``--synthetic`` word lists,
+no data): this proves it runs and writes valid JSON, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAINTAINED = (
+    "throughput",
+    "contenders",
+    "rag_latency",
+    "serve_load",
+    "rank_many",
+    "memory",
+    "ray_scale",
+    "quality",
+    "int8_quality",
+    "check_checkpoint_peers",
+    "gpu_check",
+    "gpu_real_set",
+)
+
+
+@pytest.fixture
+def benchmarks(monkeypatch):
+    """The ``benchmarks`` package, importable as from the repository root."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import benchmarks.common
+
+    return benchmarks
+
+
+def test_rank_many_writes_a_result_that_load_results_accepts(benchmarks, bert_dir, tmp_path):
+    from benchmarks import rank_many
+
+    argv = ["--model", bert_dir, "--synthetic", "--queries", "2", "--docs", "3", "--repeat", "1"]
+    argv += ["--max-length", "128"]  # the tiny model's own limit
+    rank_many.main([*argv, "--output", str(tmp_path / "rank_many.json")])
+
+    [record] = benchmarks.common.load_results(tmp_path)
+    assert record["file"] == "rank_many.json"
+    assert record["benchmark"] == "rank_many"
+    assert record["source"] == "measured"
+    assert record["command"].startswith("python -m benchmarks.rank_many --model ")
+    assert record["settings"]["pairs"] == 6
+    assert record["machine"]["logical_cpus"] == os.cpu_count()
+    assert {"python", "torch", "transformers", "crossrank"} <= set(record["versions"])
+    rows = {row["call"]: row for row in record["figures"]["rows"]}
+    assert set(rows) == {"rank x N", "rank_many"}
+    assert rows["rank x N"]["forward_passes"] == 2  # one per query
+    assert rows["rank_many"]["forward_passes"] == 1  # both queries share one batch
+    assert record["figures"]["same_order"] is True
+
+
+def test_load_results_names_the_file_and_the_missing_key(benchmarks, tmp_path):
+    (tmp_path / "good.json").write_text(json.dumps(_record()))
+    broken = _record()
+    del broken["date"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=r"broken\.json: missing 'date'"):
+        benchmarks.common.load_results(tmp_path)
+
+
+def test_load_results_wants_one_newest_record_per_series(benchmarks, tmp_path):
+    for name in ("a", "b"):
+        record = {**_record(), "series": "one thing", "newest": True}
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="series 'one thing' has 2 newest records"):
+        benchmarks.common.load_results(tmp_path)
+    (tmp_path / "a.json").write_text(
+        json.dumps({**_record(), "series": "one thing", "newest": False})
+    )
+    assert [r["file"] for r in benchmarks.common.load_results(tmp_path)] == ["a.json", "b.json"]
+
+
+def test_write_result_refuses_figures_without_a_table(benchmarks, tmp_path):
+    with pytest.raises(ValueError, match="figures has no table"):
+        benchmarks.common.write_result("demo", "nothing", {}, {"pairs_per_s": 1.0}, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_stored_results_are_valid_and_results_md_names_only_stored_files(benchmarks):
+    records = benchmarks.common.load_results()
+    assert len(records) >= 40
+    stored = {record["file"] for record in records}
+    named = set(re.findall(r"`([\w.-]+\.json)`", (ROOT / "benchmarks" / "RESULTS.md").read_text()))
+    assert named <= stored, named - stored
+
+
+def test_no_benchmark_edits_sys_path():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "benchmarks").rglob("*.py")
+        if "sys.path" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.slow
+def test_throughput_runs_a_contender_in_its_own_process(bert_dir, tmp_path):
+    output = tmp_path / "throughput.json"
+    command = [sys.executable, "-m", "benchmarks.throughput", "--model", bert_dir, "--synthetic"]
+    command += ["--pairs", "4", "--contenders", "crossrank-torch", "--output", str(output)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [row] = json.loads(output.read_text())["figures"]["rows"]
+    assert row["contender"] == "crossrank-torch" and "error" not in row
+    assert row["pairs"] == 4 and row["pairs_per_s"] > 0
+
+
+@pytest.mark.parametrize("name", MAINTAINED)
+def test_every_maintained_benchmark_parses_its_options(benchmarks, name, capsys):
+    module = importlib.import_module(f"benchmarks.{name}")
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--help"])
+    assert exit_.value.code == 0
+    assert "--output" in capsys.readouterr().out or name in ("contenders", "gpu_real_set")
+
+
+def _record() -> dict:
+    return {
+        "schema": "crossrank-benchmark/1",
+        "benchmark": "demo",
+        "title": "a demo",
+        "command": "python -m benchmarks.demo",
+        "date": "2026-12-06T00:00:00Z",
+        "machine": {"cpu": "x", "cpu_flags": [], "logical_cpus": 2, "memory_gib": 1.0, "gpu": None},
+        "versions": {"python": "3.11"},
+        "settings": {},
+        "figures": {"rows": [{"x": 1}]},
+        "source": "measured",
+    }
