@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from crossrank import Reranker
+from crossrank.client.remote import RemoteReranker, RemoteRerankError
 from crossrank.errors import ArgumentError
-from crossrank.sharing import RemoteReranker, RemoteRerankError
 
 pytest.importorskip("fastapi", reason="needs a crossrank server: crossrank[serve]")
 pytest.importorskip("uvicorn", reason="needs a crossrank server: crossrank[serve]")

@@ -1,4 +1,5 @@
-"""crossrank.sharing: the wrappers' one construction rule, safe copies, the remote client's errors.
+"""The wrappers' one construction rule (crossrank.sources), safe copies (crossrank.integration),
+the remote client's errors (crossrank.client.remote), and the old crossrank.sharing names.
 
 The remote client's agreement with a real ``crossrank serve`` is tested in both integration suites;
 here a stdlib HTTP server plays a broken or busy service, so every error path runs over real HTTP.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.server
 import io
 import json
@@ -16,17 +18,16 @@ import threading
 
 import pytest
 
+import crossrank.client.remote
+import crossrank.integration
+import crossrank.reranker
 import crossrank.sharing
+import crossrank.sources
 from crossrank import Reranker
-from crossrank.sharing import (
-    RemoteReranker,
-    RemoteRerankError,
-    check_sources,
-    copy_shareable,
-    dtype_name,
-    resolve_reranker,
-    split_reranker_kwargs,
-)
+from crossrank.client.remote import RemoteReranker, RemoteRerankError
+from crossrank.integration import copy_shareable
+from crossrank.sharing import dtype_name
+from crossrank.sources import check_sources, resolve_reranker, split_reranker_kwargs
 
 pytest.importorskip("httpx", reason="the remote client needs httpx")
 
@@ -68,10 +69,11 @@ def test_default_model_when_nothing_is_given(monkeypatch):
     seen = []
 
     class Recording(Reranker):
+        @functools.wraps(Reranker.__init__)  # the option check reads Reranker's signature
         def __init__(self, model, **kwargs):  # records what would be loaded, loads nothing
             seen.append((model, kwargs))
 
-    monkeypatch.setattr(crossrank.sharing, "Reranker", Recording)
+    monkeypatch.setattr(crossrank.reranker, "Reranker", Recording)
     resolve_reranker(reranker_kwargs={"backend": "torch"}, max_length=None, dtype="bfloat16")
     assert seen == [(crossrank.DEFAULT_MODEL, {"dtype": "bfloat16", "backend": "torch"})]
 
@@ -149,13 +151,23 @@ def test_load_options_in_reranker_kwargs_are_accepted_once(bert_dir):
 
 
 def test_base_url_gives_a_remote_reranker_and_loads_nothing(monkeypatch):
-    monkeypatch.setattr(crossrank.sharing, "Reranker", None)  # any load attempt would fail
+    monkeypatch.setattr(crossrank.reranker, "Reranker", None)  # any load attempt would fail
     remote = resolve_reranker(
         "served-model", base_url="http://127.0.0.1:9/", api_key="k", timeout=5
     )
     assert isinstance(remote, RemoteReranker)
     assert remote.url == "http://127.0.0.1:9/v1/rerank" and remote.model_name == "served-model"
     assert remote.timeout == 5.0
+
+
+def test_the_old_sharing_names_are_the_new_ones():
+    for module, names in (
+        (crossrank.sources, ("check_sources", "resolve_reranker", "split_reranker_kwargs")),
+        (crossrank.integration, ("copy_shareable", "rank_options")),
+        (crossrank.client.remote, ("RemoteReranker", "RemoteRerankError", "API_KEY_ENV")),
+    ):
+        for name in names:
+            assert getattr(crossrank.sharing, name) is getattr(module, name)
 
 
 def test_dtype_name_reports_the_precision_in_use(bert_dir, reranker):

@@ -1,6 +1,6 @@
 """LangChain integration for crossrank: rerank retrieved documents with a cross-encoder."""
 
-from crossrank.sharing import RemoteRerankError
+from crossrank.client.remote import RemoteRerankError
 
 from .cross_encoder import CrossRankCrossEncoder
 from .rerank import CrossRankRerank

@@ -199,7 +199,7 @@ def test_default_model_when_neither_is_given(monkeypatch):
             raise RuntimeError("stop before loading")
 
     # The wrappers build their Reranker through the core's one construction rule.
-    monkeypatch.setattr("crossrank.sharing.Reranker", Recording)
+    monkeypatch.setattr("crossrank.reranker.Reranker", Recording)
     with pytest.raises(RuntimeError, match="stop before loading"):
         CrossRankRerank()
     assert seen == [(crossrank.DEFAULT_MODEL, {})]  # Reranker's own defaults for the rest

@@ -2,6 +2,6 @@
 
 from llama_index.postprocessor.crossrank.base import CrossRankRerank
 
-from crossrank.sharing import RemoteRerankError
+from crossrank.client.remote import RemoteRerankError
 
 __all__ = ["CrossRankRerank", "RemoteRerankError"]
