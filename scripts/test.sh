@@ -62,3 +62,6 @@ run_pytest .venv-test-tf4 -q -p no:cacheprovider tests
 
 echo "== README install lines, as written, each block in a new venv with its own pip"
 bash scripts/readme_install.sh
+
+echo "== docs: strict build, every Python block of README.md and docs/, the site in headless Chromium"
+bash scripts/docs/check.sh

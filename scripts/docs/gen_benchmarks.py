@@ -35,9 +35,9 @@ PERCENTILES = ("p50", "p90", "p95", "p99")
 
 def _numeric(rows: List[Dict[str, Any]], key: str) -> bool:
     values = [row.get(key) for row in rows]
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None) and any(
-        v is not None for v in values
-    )
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None
+    ) and any(v is not None for v in values)
 
 
 def _label_key(rows: List[Dict[str, Any]]) -> Optional[str]:
@@ -57,7 +57,11 @@ def _value_key(rows: List[Dict[str, Any]], label: Optional[str]) -> Optional[str
 
 
 def _percentile_keys(rows: List[Dict[str, Any]]) -> List[str]:
-    return [k for k in rows[0] if any(k.lower().startswith(p) for p in PERCENTILES) and _numeric(rows, k)]
+    return [
+        k
+        for k in rows[0]
+        if any(k.lower().startswith(p) for p in PERCENTILES) and _numeric(rows, k)
+    ]
 
 
 def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optional[bytes]:
@@ -68,7 +72,9 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
     import matplotlib.pyplot as plt
 
     label = _label_key(rows)
-    concurrency = next((k for k in rows[0] if "concurrency" in k.lower() and _numeric(rows, k)), None)
+    concurrency = next(
+        (k for k in rows[0] if "concurrency" in k.lower() and _numeric(rows, k)), None
+    )
     percentiles = _percentile_keys(rows)
     value = _value_key(rows, label)
     if value is None and not percentiles:
@@ -78,7 +84,9 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
         groups: Dict[str, List[Tuple[float, float]]] = defaultdict(list)
         for row in rows:
             if row.get(value) is not None:
-                groups[str(row.get(label, "")) if label else value].append((row[concurrency], row[value]))
+                groups[str(row.get(label, "")) if label else value].append(
+                    (row[concurrency], row[value])
+                )
         for group, points in groups.items():
             points.sort()
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=group)
@@ -88,8 +96,17 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
     elif percentiles and label:
         height = 0.8 / len(percentiles)
         for i, key in enumerate(percentiles):
-            ax.barh([j + i * height for j in range(len(rows))], [row.get(key) or 0 for row in rows], height, label=key)
-        ax.set_yticks([j + 0.4 - height / 2 for j in range(len(rows))], [str(row[label]) for row in rows], fontsize=8)
+            ax.barh(
+                [j + i * height for j in range(len(rows))],
+                [row.get(key) or 0 for row in rows],
+                height,
+                label=key,
+            )
+        ax.set_yticks(
+            [j + 0.4 - height / 2 for j in range(len(rows))],
+            [str(row[label]) for row in rows],
+            fontsize=8,
+        )
         ax.invert_yaxis()
         ax.legend(fontsize=8)
         ax.set_xlabel("latency")
@@ -103,7 +120,10 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:g}", va="center", fontsize=7)
     machine = record["machine"]
-    ax.set_title(f"{record['title']}\n{machine.get('cpu') or ''} {machine.get('gpu') or ''} · {record['date'][:10]}", fontsize=8)
+    ax.set_title(
+        f"{record['title']}\n{machine.get('cpu') or ''} {machine.get('gpu') or ''} · {record['date'][:10]}",
+        fontsize=8,
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -128,7 +148,9 @@ def table(rows: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
-def record_section(record: Dict[str, Any], images: Dict[str, bytes], level: str = "##") -> List[str]:
+def record_section(
+    record: Dict[str, Any], images: Dict[str, bytes], level: str = "##"
+) -> List[str]:
     machine = record["machine"]
     stem = Path(record["file"]).stem
     flags = ", ".join(machine.get("cpu_flags") or []) or "none of the listed ones"
@@ -139,13 +161,24 @@ def record_section(record: Dict[str, Any], images: Dict[str, bytes], level: str 
         f"- **Date**: {record['date']}",
         f"- **Machine**: {machine.get('cpu')}; CPU flags: {flags}; "
         f"{machine.get('logical_cpus')} logical CPUs; GPU: {machine.get('gpu') or 'none'}",
-        f"- **Command**: `{record['command']}`" if record["command"] else "- **Command**: not recorded",
-        "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items() if k != "git_commit"),
+        f"- **Command**: `{record['command']}`"
+        if record["command"]
+        else "- **Command**: not recorded",
+        "- **Versions**: "
+        + (
+            ", ".join(f"{k} {v}" for k, v in record["versions"].items() if k != "git_commit")
+            or "not recorded"
+        ),
     ]
     if record.get("series"):
-        lines.append(f"- **Series**: {record['series']}" + (" (newest)" if record.get("newest") else " (superseded)"))
+        lines.append(
+            f"- **Series**: {record['series']}"
+            + (" (newest)" if record.get("newest") else " (superseded)")
+        )
     if record.get("settings"):
-        lines.append("- **Settings**: " + ", ".join(f"`{k}={v}`" for k, v in record["settings"].items()))
+        lines.append(
+            "- **Settings**: " + ", ".join(f"`{k}={v}`" for k, v in record["settings"].items())
+        )
     lines.append("")
     scalars = {k: v for k, v in record["figures"].items() if not isinstance(v, list)}
     for name, rows in record["figures"].items():
@@ -185,9 +218,14 @@ def pages(records: List[Dict[str, Any]]) -> Tuple[Dict[str, str], Dict[str, byte
         "",
     ]
     if not records:
-        index.append("No result files yet: run a maintained benchmark (`python -m benchmarks.NAME`).")
+        index.append(
+            "No result files yet: run a maintained benchmark (`python -m benchmarks.NAME`)."
+        )
     else:
-        index += ["| benchmark | what | date | machine | source |", "| --- | --- | --- | --- | --- |"]
+        index += [
+            "| benchmark | what | date | machine | source |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for record in sorted(records, key=lambda r: r["date"], reverse=True):
             machine = record["machine"]
             where = machine.get("gpu") or machine.get("cpu") or "?"

@@ -32,7 +32,8 @@ def find_parser() -> argparse.ArgumentParser:
     import crossrank.cli as cli
 
     names = ["crossrank.cli"] + [
-        f"crossrank.cli.{info.name}" for info in pkgutil.iter_modules(cli.__path__)
+        f"crossrank.cli.{info.name}"
+        for info in pkgutil.iter_modules(cli.__path__)
         if not info.name.startswith("__")  # __main__ would run the command
     ]
     for name in names:

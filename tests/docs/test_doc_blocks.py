@@ -37,7 +37,9 @@ def test_skip_marks_sit_on_python_blocks_and_say_hub_or_gpu():
         fenced = [m for m in SKIP_MARK.finditer(text)]
         assert marks == len(fenced), f"{path}: a skip mark is not right above a code fence"
         for match in fenced:
-            assert match.group("lang") == "python", f"{path}: skip mark on a {match.group('lang')} block"
+            assert match.group("lang") == "python", (
+                f"{path}: skip mark on a {match.group('lang')} block"
+            )
     for file, line, reason in skipped_blocks():
         assert ALLOWED_REASON.search(reason), f"{file}:{line}: skipped for {reason!r}, not hub/GPU"
 
