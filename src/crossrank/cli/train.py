@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import json
 
-from .arguments import add_data_argument, add_no_progress_option
+from .arguments import add_data_argument, add_no_progress_option, require_data_directory
 
 # Help of the TrainConfig fields whose flag says too little by itself (a % is written %%: argparse
 # formats help strings when --help is asked for).
@@ -115,6 +115,7 @@ def _value_type(field: dataclasses.Field):
 
 def run(args: argparse.Namespace) -> int:
     """Train; prints a one-line JSON summary (output, steps, minutes, held-out nDCG@10, ...)."""
+    from ..loading import open_checkpoint
     from ..training.loop import TrainConfig, train
 
     options = {
@@ -129,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         **options,
     )
+    # Bad options, data or base model fail here, in one line, before anything heavy loads.
+    config.check()
+    require_data_directory(args.data)
+    open_checkpoint(args.model)
     result = train(config)
     summary = {
         "output": result.output_dir,
