@@ -13,8 +13,10 @@ import functools
 import http.server
 import io
 import json
+import pathlib
 import socket
 import threading
+import types
 
 import pytest
 
@@ -387,3 +389,48 @@ def test_slow_service_times_out_with_the_url():
     with stub_service(200, {"results": []}, delay=30) as (url, _):
         for error in both_paths(RemoteReranker(url, timeout=0.3), QUERY, DOCS):
             assert f"{url}/v1/rerank did not answer within 0.3 s" in str(error)
+
+
+# ---------------------------------------------------------------------- the rule, for wrappers
+
+
+def test_wrapper_fields_move_load_options_and_leave_the_arguments_alone():
+    given = {"model": pathlib.Path("m"), "reranker_kwargs": {"dtype": "bfloat16", "cache_size": 8}}
+    fields = crossrank.sources.wrapper_fields(given)
+    assert fields == {"model": "m", "reranker_kwargs": {"cache_size": 8}, "dtype": "bfloat16"}
+    assert given["reranker_kwargs"] == {"dtype": "bfloat16", "cache_size": 8}
+    with pytest.raises(TypeError, match="reranker_kwargs must be a dict .* got list"):
+        crossrank.sources.wrapper_fields({"reranker_kwargs": ["cache_size"]})
+
+
+class Secret:
+    """What pydantic's SecretStr offers, without pydantic."""
+
+    def get_secret_value(self):
+        return "k"
+
+
+def test_open_scorer_reports_what_it_opened(bert_dir, reranker):
+    open_scorer, Wrapper = crossrank.sources.open_scorer, types.SimpleNamespace
+    loaded = open_scorer(Wrapper(model=bert_dir, device="cpu", max_length=64))
+    assert loaded.reranker is loaded.scorer and loaded.scorer.max_length == 64
+    assert loaded.fields == {
+        "model": bert_dir,
+        "device": "cpu",
+        "max_length": 64,
+        "dtype": "float32",
+    }
+    assert open_scorer(Wrapper(model=bert_dir, max_length=64), describe_loaded=False).fields == {}
+    shared = open_scorer(Wrapper(), reranker, describe_loaded=False)
+    assert shared.scorer is reranker and shared.fields["max_length"] == 128
+    remote = RemoteReranker("http://127.0.0.1:9", model="m", timeout=5)
+    assert open_scorer(Wrapper(reranker=remote)) == (
+        remote,
+        remote,
+        {"base_url": "http://127.0.0.1:9", "model": "m", "timeout": 5.0},
+    )
+    by_url = open_scorer(Wrapper(base_url="http://127.0.0.1:9", api_key=Secret(), timeout=5))
+    assert by_url.reranker is None and by_url.fields == {}
+    assert by_url.scorer._headers == {"Authorization": "Bearer k"} and by_url.scorer.timeout == 5
+    with pytest.raises(ValueError, match="batch_size is chosen by the server"):
+        open_scorer(Wrapper(base_url="http://127.0.0.1:9", batch_size=4))

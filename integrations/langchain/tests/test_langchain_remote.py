@@ -170,3 +170,32 @@ def test_reranker_and_base_url_together_are_refused(reranker):
         CrossRankRerank(reranker=reranker, base_url="http://127.0.0.1:9")
     with pytest.raises(ValidationError, match="api_key is only used with base_url="):
         CrossRankRerank(reranker=reranker, api_key="k")
+
+
+def test_a_shared_remote_scorer_works_like_base_url(server_url, reranker, documents, monkeypatch):
+    from crossrank.client.remote import RemoteReranker
+
+    shared = RemoteReranker(server_url, api_key=KEY)
+    compressor = CrossRankRerank(reranker=shared, top_n=3)
+    assert compressor.reranker is shared and compressor.base_url == server_url.rstrip("/")
+    expected = CrossRankRerank(reranker=reranker, top_n=3).compress_documents(documents, QUERY)
+    assert_same(compressor.compress_documents(documents, QUERY), expected)
+    assert_same(asyncio.run(compressor.acompress_documents(documents, QUERY)), expected)
+    monkeypatch.setenv("CROSSRANK_API_KEY", KEY)  # the key is never dumped: a rebuilt one reads it
+    rebuilt = CrossRankRerank(**compressor.model_dump())
+    assert rebuilt.reranker is None and rebuilt.base_url == compressor.base_url
+    assert_same(rebuilt.compress_documents(documents, QUERY), expected)
+
+
+def test_cross_encoder_scores_on_the_server(server_url, reranker):
+    from langchain_crossrank import CrossRankCrossEncoder
+
+    pairs = [(QUERY, "giant pandas eat bamboo"), ("paris", "paris is in france"), (QUERY, "rain")]
+    local = CrossRankCrossEncoder(reranker=reranker)
+    for normalize in (False, True):
+        remote = CrossRankCrossEncoder(base_url=server_url, api_key=KEY, normalize=normalize)
+        local.normalize = normalize
+        assert remote.reranker is None
+        assert remote.score(pairs) == pytest.approx(local.score(pairs), abs=1e-5)
+    with pytest.raises(ValidationError, match="batch_size is chosen by the server"):
+        CrossRankCrossEncoder(base_url=server_url, batch_size=4)

@@ -153,3 +153,15 @@ def test_remote_configuration_errors_name_the_argument(kwargs, message):
         CrossRankRerank(**{"base_url": "http://127.0.0.1:9", **kwargs})
     with pytest.raises(ValidationError, match="timeout"):
         CrossRankRerank(base_url="http://127.0.0.1:9", timeout=0)
+
+
+def test_a_shared_remote_scorer_works_like_base_url(server_url, reranker):
+    from crossrank.client.remote import RemoteReranker
+
+    shared = RemoteReranker(server_url, api_key=KEY)
+    post = CrossRankRerank(reranker=shared, top_n=3, fusion="rrf")
+    assert post.reranker is shared and post.base_url == server_url.rstrip("/")
+    local = CrossRankRerank(reranker=reranker, top_n=3, fusion="rrf")
+    expected = local.postprocess_nodes(make_nodes(), query_str=QUERY)
+    assert_same(post.postprocess_nodes(make_nodes(), query_str=QUERY), expected)
+    assert_same(asyncio.run(post.apostprocess_nodes(make_nodes(), query_str=QUERY)), expected)
