@@ -393,7 +393,7 @@ def test_cli_measures_a_saved_calibration_and_writes_json(tiny_setup, tmp_path, 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (("--model", "BAAI/bge-reranker-base"), "not a local directory: say where to save with -o"),
+        (("--model", "runs/missing"), r"runs/missing.*no such directory .* hub"),
         (("--target-precision", "1.5"), "--target-precision must be in"),
         (("--held-out", "0"), "--held-out must be between 0 and 1"),
         (("--split", "dev"), r"dev.tsv does not exist \(splits here: \['test', 'train'\]\)"),

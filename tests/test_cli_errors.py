@@ -201,3 +201,16 @@ def test_warnings_are_one_line_each(bert_dir, tmp_path):
         "crossrank: warning: max_length=512 is more than this model accepts (128 tokens); "
         "using 128."
     ]
+
+
+def test_calibrate_asks_for_o_only_where_the_model_is_no_directory(tmp_path):
+    from argparse import Namespace
+
+    from crossrank.cli.calibrate import _output_path
+
+    hub_model = Namespace(output=None, model="BAAI/bge-reranker-base")
+    with pytest.raises(ValueError, match="is a hub id, not a local directory.* with -o"):
+        _output_path(hub_model)
+    assert _output_path(Namespace(output="c.json", model="BAAI/bge-reranker-base")) == "c.json"
+    local = Namespace(output=None, model=str(tmp_path))
+    assert _output_path(local) == str(tmp_path / "crossrank_calibration.json")
