@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -41,10 +42,14 @@ def _numeric(rows: List[Dict[str, Any]], key: str) -> bool:
 
 
 def _label_key(rows: List[Dict[str, Any]]) -> Optional[str]:
-    for key in rows[0]:
-        if all(isinstance(row.get(key), str) for row in rows):
-            return key
-    return None
+    """The text column(s) that tell rows apart (joined into a ``_label`` column when several)."""
+    text = [k for k in rows[0] if all(isinstance(row.get(k), str) for row in rows)]
+    varying = [k for k in text if len({row[k] for row in rows}) > 1]
+    if len(varying) > 1:
+        for row in rows:
+            row.setdefault("_label", " · ".join(row[k] for k in varying))
+        return "_label"
+    return (varying or text or [None])[0]
 
 
 def _value_key(rows: List[Dict[str, Any]], label: Optional[str]) -> Optional[str]:
@@ -81,18 +86,21 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
         return None
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.8 if not concurrency else 4))
     if concurrency and value:
-        groups: Dict[str, List[Tuple[float, float]]] = defaultdict(list)
+        speeds = [k for k in rows[0] if re.search(PREFERRED[1], k, re.I) and _numeric(rows, k)]
+        groups: Dict[str, Dict[float, List[float]]] = defaultdict(lambda: defaultdict(list))
         for row in rows:
-            if row.get(value) is not None:
-                groups[str(row.get(label, "")) if label else value].append(
-                    (row[concurrency], row[value])
-                )
-        for group, points in groups.items():
-            points.sort()
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=group)
+            for key in speeds or [value]:
+                if row.get(key) is not None:
+                    name = f"{row[label]} · {key}" if label else key
+                    groups[name][row[concurrency]].append(row[key])
+        for group, points in groups.items():  # the median of the rounds at each concurrency
+            xs = sorted(points)
+            ys = [sorted(points[x])[len(points[x]) // 2] for x in xs]
+            ax.plot(xs, ys, marker="o", label=group)
         ax.set_xlabel(concurrency)
-        ax.set_ylabel(value)
-        ax.legend(fontsize=8)
+        ax.set_ylabel("pairs/s" if speeds else value)
+        ax.legend(fontsize=7)
+        ax.set_ylim(bottom=0)
     elif percentiles and label:
         height = 0.8 / len(percentiles)
         for i, key in enumerate(percentiles):
@@ -109,7 +117,7 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
         )
         ax.invert_yaxis()
         ax.legend(fontsize=8)
-        ax.set_xlabel("latency")
+        ax.set_xlabel("latency (ms)" if all(k.endswith("_ms") for k in percentiles) else "latency")
     else:
         labels = [str(row[label]) if label else str(i + 1) for i, row in enumerate(rows)]
         values = [row.get(value) or 0 for row in rows]
@@ -120,8 +128,9 @@ def plot(record: Dict[str, Any], name: str, rows: List[Dict[str, Any]]) -> Optio
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:g}", va="center", fontsize=7)
     machine = record["machine"]
+    title = "\n".join(textwrap.wrap(record["title"], 90))
     ax.set_title(
-        f"{record['title']}\n{machine.get('cpu') or ''} {machine.get('gpu') or ''} · {record['date'][:10]}",
+        f"{title}\n{machine.get('cpu') or ''} {machine.get('gpu') or ''} · {record['date'][:10]}",
         fontsize=8,
     )
     fig.tight_layout()
@@ -142,7 +151,7 @@ def _cell(value: Any) -> str:
 def table(rows: List[Dict[str, Any]]) -> List[str]:
     keys: List[str] = []
     for row in rows:
-        keys += [k for k in row if k not in keys]
+        keys += [k for k in row if k not in keys and k != "_label"]
     lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
     lines += ["| " + " | ".join(_cell(row.get(k)) for k in keys) + " |" for row in rows]
     return lines
