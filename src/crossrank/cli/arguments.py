@@ -50,16 +50,27 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="dataset directory in BEIR format")
 
 
-def add_split_option(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--split", default=default, help=f"qrels split (default: {default})")
-
-
-def add_max_queries_option(parser: argparse.ArgumentParser) -> None:
+def add_judged_data_options(parser: argparse.ArgumentParser, split: str, top_n: int) -> None:
+    """The judged data a model is measured on (``eval``, ``calibrate``): DATA, ``--split``, the BM25
+    candidates per query (``--top-n``) and ``--max-queries``."""
+    add_data_argument(parser)
+    parser.add_argument("--split", default=split, help=f"qrels split (default: {split})")
+    parser.add_argument("--top-n", type=int, default=top_n, help="BM25 candidates per query")
     parser.add_argument("--max-queries", type=int, default=None, help="only the first N queries")
 
 
 def add_no_progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_output_option(parser: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    """``--output``/``-o``: where the subcommand writes (a file or a directory, as ``help`` says)."""
+    parser.add_argument("--output", "-o", required=required, default=None, help=help)
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str = "the report") -> None:
+    """``--json``: print ``what`` as one JSON object instead of a table."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 
 
 def require_data_directory(path: str) -> None:

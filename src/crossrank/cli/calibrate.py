@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ..calibration.names import CALIBRATION_FILE, METHODS
 from .arguments import (
-    add_data_argument,
-    add_max_queries_option,
+    add_json_option,
+    add_judged_data_options,
     add_no_progress_option,
-    add_split_option,
+    add_output_option,
     require_data_directory,
 )
 from .options import add_model_options, reranker_from_args
@@ -49,9 +49,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``crossrank calibrate``."""
-    add_data_argument(parser)
-    add_split_option(parser, "dev")
-    parser.add_argument("--top-n", type=int, default=20, help="BM25 candidates per query")
+    add_judged_data_options(parser, split="dev", top_n=20)
     parser.add_argument("--method", choices=METHODS[:2], default="platt")
     parser.add_argument(
         "--target-precision",
@@ -63,7 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--held-out", type=float, default=0.3, help="share of queries to measure on (0.3)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the query split")
-    add_max_queries_option(parser)
     parser.add_argument(
         "--calibration",
         dest="saved_calibration",  # not the model option of that name: see add_model_options below
@@ -71,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="measure this saved calibration on every query of the split instead of fitting one",
     )
-    parser.add_argument("--output", "-o", default=None, help=f"where to save ({CALIBRATION_FILE})")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_output_option(parser, f"where to save ({CALIBRATION_FILE})")
+    add_json_option(parser)
     add_no_progress_option(parser)
     # Every model option but the Reranker's --calibration (calibrated probabilities): this command
     # fits on raw logits, and its own --calibration names a saved calibration to measure.

@@ -15,10 +15,10 @@ import json
 import os
 
 from .arguments import (
-    add_data_argument,
-    add_max_queries_option,
+    add_json_option,
+    add_judged_data_options,
     add_no_progress_option,
-    add_split_option,
+    add_output_option,
     require_data_directory,
 )
 from .options import add_model_options, reranker_from_args
@@ -33,10 +33,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``crossrank eval``."""
-    add_data_argument(parser)
-    add_split_option(parser, "test")
-    parser.add_argument("--top-n", type=int, default=100, help="BM25 candidates per query")
-    add_max_queries_option(parser)
+    add_judged_data_options(parser, split="test", top_n=100)
     parser.add_argument(
         "--fuse-weight",
         type=float,
@@ -44,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also report W x BM25 + (1 - W) x reranker, both min-max normalized per query",
     )
     parser.add_argument("--bm25-only", action="store_true", help="no reranking, BM25 alone")
-    parser.add_argument("--output", "-o", default=None, help="write the report as JSON here")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    add_output_option(parser, "write the report as JSON here")
+    add_json_option(parser)
     add_no_progress_option(parser)
     add_model_options(parser)
 

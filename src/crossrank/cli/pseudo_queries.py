@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from .arguments import add_json_option, add_output_option
+
 HELP = "make training data (queries + qrels) from a corpus alone, for crossrank train"
 DESCRIPTION = (
     "Write a BEIR-format training directory (corpus.jsonl, queries.jsonl, "
@@ -27,7 +29,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``crossrank pseudo-queries``."""
     parser.add_argument("data", help="directory with corpus.jsonl[.gz] (BEIR format)")
-    parser.add_argument("--output", "-o", required=True, help="directory to write")
+    add_output_option(parser, "directory to write", required=True)
     parser.add_argument(
         "--kind",
         default="title",
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most N queries of each --mix (sampled)",
     )
     parser.add_argument("--overwrite", action="store_true", help="delete --output's contents first")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_option(parser, "the summary")
 
 
 def _table(summary: dict) -> str:

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Optional
 
-from .arguments import check_model
+from .arguments import add_output_option, check_model
 from .options import add_model_options, reranker_options
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -45,7 +45,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``crossrank rerank-table``."""
     parser.add_argument("input", help="INPUT.parquet | INPUT.jsonl (read on this machine)")
-    parser.add_argument("--output", "-o", required=True, help="OUTPUT.parquet | OUTPUT.jsonl")
+    add_output_option(parser, "OUTPUT.parquet | OUTPUT.jsonl", required=True)
     parser.add_argument("--query-column", default="query")
     parser.add_argument("--text-column", default="text")
     parser.add_argument(

@@ -16,7 +16,12 @@ import argparse
 import dataclasses
 import json
 
-from .arguments import add_data_argument, add_no_progress_option, require_data_directory
+from .arguments import (
+    add_data_argument,
+    add_no_progress_option,
+    add_output_option,
+    require_data_directory,
+)
 
 # Help of the TrainConfig fields whose flag says too little by itself (a % is written %%: argparse
 # formats help strings when --help is asked for).
@@ -78,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_data_argument(parser)
     parser.add_argument("--model", required=True, help="base model: hub id or local directory")
-    parser.add_argument("--output", "-o", required=True, help="directory to save the checkpoint")
+    add_output_option(parser, "directory to save the checkpoint", required=True)
     choices = {
         "loss": config.LOSSES,
         "budget_clock": config.CLOCKS,
