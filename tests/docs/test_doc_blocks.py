@@ -61,6 +61,11 @@ def test_python_blocks_use_only_hub_ids_that_have_a_stand_in():
                     assert name in HUB_STAND_INS, f"{path.name}: {name!r} has no stand-in"
 
 
+def test_readme_is_a_front_page_of_at_most_300_lines():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 300, f"README.md has {lines} lines; move detail into docs/"
+
+
 if __name__ == "__main__":
     for file, line, reason in skipped_blocks():
         print(f"{file}:{line}: {reason}")
