@@ -75,7 +75,7 @@ def test_settings_record_what_runs(bert_dir):
         ({"batch_size": 0}, "batch_size must be an int >= 1"),
         ({"show_progress_bar": "yes"}, "show_progress_bar must be True or False"),
         ({"backend": "tensorrt"}, "backend must be 'torch', 'onnx' or 'openvino'"),
-        ({"quantize": "int8"}, "quantize='int8' needs backend='openvino'"),
+        ({"quantize": "int8"}, r"quantize='int8' needs backend='onnx'.* or backend='openvino'"),
         ({"use_fp16": "yes"}, "use_fp16 must be True, False or None"),
         ({"calibration": 3}, "calibration must be None, 'auto' or the path"),
     ],

@@ -158,7 +158,7 @@ class Backend:
         )
 
     def _device_words(self) -> str:
-        return " or ".join(t.upper() if t != "cuda" else "CUDA" for t in self.device_types)
+        return " or ".join(t.upper() for t in self.device_types)
 
     def _dtype_refusal(self, got: str) -> str:
         quantized = [q for q in self.quantizations if q]
