@@ -2,8 +2,8 @@
 
 It speaks HTTP (httpx) and imports no torch: a process that only asks a server loads no model
 code. Its ``rank``/``arank`` take the same arguments as :meth:`crossrank.Reranker.rank`, check
-them with the same words before any request is sent, and return the same
-:class:`~crossrank.RankedDocument` list.
+them with the same words before any request is sent (:mod:`crossrank.client.calls`), and return
+the same :class:`~crossrank.RankedDocument` list.
 
 Example:
     >>> from crossrank.client.remote import RemoteReranker
@@ -17,28 +17,14 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..inputs import (
-    as_pairs,
-    check_batch_size,
-    check_documents,
-    check_fusion,
-    check_fusion_weight,
-    check_min_keep,
-    check_normalize,
-    check_query,
-    check_threshold,
-    check_top_k,
-)
-from ..results import RankedDocument
-from .fusion import ROUTE as RAW_ROUTE
-from .fusion import FusedCall
+from ..inputs import as_pairs, check_batch_size, check_normalize
+from ..results import RankedDocument, sigmoid
+from ..scorer import Scorer
+from .calls import COHERE_ROUTE, RAW_ROUTE, RerankCall
 
 API_KEY_ENV = "CROSSRANK_API_KEY"
-COHERE_ROUTE = "/v1/rerank"  # sigmoid (or the server's calibrated) scores, selected there
-# What a prepared call is: where to send what (body None: nothing to ask), and the answer's reader.
-Prepared = Tuple[str, Optional[Dict[str, Any]], Callable[[Any], List[RankedDocument]]]
 
 
 class RemoteRerankError(RuntimeError):
@@ -57,7 +43,7 @@ class RemoteReranker:
     Cohere-v1-shaped ``POST {base_url}/v1/rerank``: the server applies the threshold, then
     ``top_k``, on its sigmoid (or calibrated) scores. ``normalize=False`` and fusion
     (``first_stage_scores``/``fusion``/``fusion_weight``) ask the server's raw logits
-    (``POST /rerank``) and select here with the core's own code (:mod:`crossrank.client.fusion`),
+    (``POST /rerank``) and select here with the core's own code (:mod:`crossrank.client.calls`),
     as ``Reranker.rank`` does. ``batch_size`` is checked and otherwise left to the server, which
     batches by its token budget. No request is sent for no documents or ``top_k=0``. A server
     that is down, slow (``timeout`` seconds) or answers anything but 200 raises
@@ -107,25 +93,22 @@ class RemoteReranker:
         return {"base_url": self.base_url, "model": self.model_name, "timeout": self.timeout}
 
     def rank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_k: Optional[int] = None,
-        threshold: Optional[float] = None,
-        normalize: bool = True,
-        batch_size: Optional[int] = None,
-        min_keep: int = 0,
-        first_stage_scores: Optional[Sequence[float]] = None,
-        fusion: str = "minmax",
-        fusion_weight: float = 0.5,
+        self, query: str, documents: Sequence[str], *args: Any, **options: Any
     ) -> List[RankedDocument]:
         """Rerank ``documents`` for ``query`` on the server, best first (see the class docs).
 
+        The arguments are :meth:`crossrank.scorer.Scorer.rank`'s, in the same order.
+
         >>> remote.rank("what is panda?", docs, top_k=3, threshold=0.5)  # doctest: +SKIP
         """
-        check_batch_size(batch_size)  # checked as Reranker.rank does; the server batches
-        options = (top_k, threshold, normalize, min_keep, first_stage_scores, fusion, fusion_weight)
-        return self._send(self._prepare(query, documents, *options))
+        call, url, body = self._request(query, documents, *args, **options)
+        if body is None:
+            return []
+        try:
+            response = self._client.post(url, json=body)
+        except _httpx().HTTPError as exc:
+            raise self._unreachable(exc, url) from exc
+        return self._read(response, url, call)
 
     async def arank(
         self, query: str, documents: Sequence[str], *args: Any, **options: Any
@@ -135,12 +118,7 @@ class RemoteReranker:
         >>> await remote.arank("what is panda?", docs, top_k=3)  # doctest: +SKIP
         """
         httpx = _httpx()
-        bound = _RANK.bind(self, query, documents, *args, **options)  # rank's own TypeErrors
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        del arguments["self"]
-        check_batch_size(arguments.pop("batch_size"))
-        url, body, finish = self._prepare(*arguments.values())
+        call, url, body = self._request(query, documents, *args, **options)
         if body is None:
             return []
         try:
@@ -148,7 +126,7 @@ class RemoteReranker:
                 response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc, url) from exc
-        return finish(response)
+        return self._read(response, url, call)
 
     def compute_score(
         self, sentence_pairs: Any, normalize: bool = False, batch_size: Optional[int] = None
@@ -169,56 +147,14 @@ class RemoteReranker:
         scores = [0.0] * len(pairs)
         for query, where in positions.items():
             texts = [pairs[i][1] for i in where]
-            for hit in self._send(self._prepare(query, texts, None, None, normalize, 0, None)):
-                scores[where[hit.index]] = hit.score
+            # the raw logits (normalize=False), so their sigmoid is taken here when asked
+            for hit in self.rank(query, texts, normalize=False):
+                scores[where[hit.index]] = sigmoid(hit.score) if normalize else hit.score
         return scores[0] if single else scores
 
     def close(self) -> None:
         """Close the pooled connections of the sync client."""
         self._client.close()
-
-    def _send(self, prepared: Prepared) -> List[RankedDocument]:
-        url, body, finish = prepared
-        if body is None:
-            return []
-        try:
-            response = self._client.post(url, json=body)
-        except _httpx().HTTPError as exc:
-            raise self._unreachable(exc, url) from exc
-        return finish(response)
-
-    def _prepare(
-        self, query, documents, top_k, threshold, normalize, min_keep, first_stage, *fusion
-    ) -> Prepared:
-        """What to ask which route; the raw-logit route where the selection happens here."""
-        method, weight = fusion or ("minmax", 0.5)  # compute_score: no fusion
-        if first_stage is not None or normalize is not True:
-            options = (top_k, threshold, min_keep, normalize)
-            call = FusedCall.create(query, documents, first_stage, method, weight, *options)
-            body = call.body(self.model_name)
-            return self.fused_url, body, lambda response: self._fused_results(response, call)
-        check_fusion(method), check_fusion_weight(weight)  # checked as Reranker.rank does
-        documents, body = self._body(query, documents, top_k, threshold, min_keep)
-        return self.url, body, lambda response: self._results(response, documents)
-
-    def _body(self, query, documents, top_k, threshold, min_keep) -> Tuple[List[str], Any]:
-        # The core's own checks: both scorers reject the same arguments with the same words,
-        # before any request is sent.
-        query = check_query(query)
-        documents = check_documents(documents)
-        top_k, threshold = check_top_k(top_k), check_threshold(threshold)
-        min_keep = check_min_keep(min_keep)
-        if not documents or top_k == 0:
-            return documents, None
-        body: Dict[str, Any] = {"query": query, "documents": documents, "return_documents": False}
-        optional = {
-            "model": self.model_name,
-            "top_n": top_k,
-            "score_threshold": threshold,
-            "min_keep": min_keep or None,  # only sent when it asks for something
-        }
-        body.update({key: value for key, value in optional.items() if value is not None})
-        return documents, body
 
     def _unreachable(self, exc: Exception, url: str) -> RemoteRerankError:
         if isinstance(exc, _httpx().TimeoutException):
@@ -230,38 +166,21 @@ class RemoteReranker:
             )
         return RemoteRerankError(message, url)
 
-    def _fused_results(self, response: Any, call: FusedCall) -> List[RankedDocument]:
-        return self._read(response, self.fused_url, "/rerank", call.results)
+    def _request(self, *args: Any, **options: Any) -> Tuple[RerankCall, str, Any]:
+        """The checked call, its URL and its body (None: nothing to ask)."""
+        call = RerankCall.create(*args, **options)
+        return call, self.base_url + call.route, call.body(self.model_name)
 
-    def _results(self, response: Any, documents: List[str]) -> List[RankedDocument]:
-        def hits(payload: Any) -> List[RankedDocument]:
-            found = [
-                RankedDocument(
-                    index=item["index"],
-                    score=float(item["relevance_score"]),
-                    text=documents[item["index"]],
-                )
-                for item in payload["results"]
-            ]
-            if any(
-                isinstance(h.index, bool) or not isinstance(h.index, int) or h.index < 0
-                for h in found
-            ):
-                raise ValueError("an index is not a document position")
-            return found
-
-        return self._read(response, self.url, COHERE_ROUTE, hits)
-
-    def _read(self, response: Any, url: str, route: str, parse: Callable) -> List[RankedDocument]:
-        """``parse(answer)``, or a :class:`RemoteRerankError` for a refusal or another shape."""
+    def _read(self, response: Any, url: str, call: RerankCall) -> List[RankedDocument]:
+        """The call's results, or a :class:`RemoteRerankError` for a refusal or another shape."""
         status = response.status_code
         if status != 200:
             raise RemoteRerankError(self._refusal(response, url), url, status)
         try:
-            return parse(response.json())
+            return call.results(response.json())
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise RemoteRerankError(
-                f"the server at {url} did not answer like a crossrank {route}: {exc!r:.200}",
+                f"the server at {url} did not answer like a crossrank {call.route}: {exc!r:.200}",
                 url,
                 status,
             ) from None
@@ -282,7 +201,10 @@ class RemoteReranker:
         return message
 
 
-_RANK = inspect.signature(RemoteReranker.rank)
+# rank's one signature is the Protocol's: help(), IDEs and inspect show it.
+_SIGNATURE = inspect.signature(Scorer.rank)
+RemoteReranker.rank.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
+RemoteReranker.arank.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
 
 
 def check_base_url(base_url: Any) -> str:
