@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -116,6 +117,7 @@ def render(parser: argparse.ArgumentParser) -> str:
 
 
 def main() -> None:
+    os.environ["COLUMNS"] = "100"  # argparse wraps usage lines at the terminal width
     text = render(find_parser())
     if "--stdout" in sys.argv:  # by hand: python scripts/docs/gen_cli_reference.py --stdout
         print(text)
