@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 
 from .batching import collate, plan_batches, restore_order
 from .families.base import ModelFamily
+from .inputs import check_batch_size, check_lengths
+from .loading import cap_max_length
 from .windows import max_per_document
 
 # (query, passage), or (query, passage, passage_token_limit) for a passage capped at that many
@@ -51,6 +53,81 @@ class Request:
     long_documents: str = "truncate"
     stride: int = 128
     show_progress_bar: bool = False
+
+    @classmethod
+    def for_call(
+        cls,
+        settings,
+        batch_size=None,
+        max_length=None,
+        query_max_length=None,
+        tokenizer=None,
+        model=None,
+    ) -> Request:
+        """A reranker's ``settings`` with one call's overrides, each checked; a ``max_length``
+        override is capped by the model's own limit (``tokenizer``, ``model.config``)."""
+        batch_size = check_batch_size(batch_size) or settings.batch_size
+        if max_length is not None or query_max_length is not None:
+            max_length, query_max_length = check_lengths(max_length, query_max_length)
+            if max_length is not None:
+                max_length = cap_max_length(max_length, tokenizer, model.config)
+            max_length = max_length or settings.max_length
+            if query_max_length is None and (settings.query_max_length or 0) < max_length:
+                query_max_length = settings.query_max_length  # FlagReranker keeps its own
+            check_lengths(max_length, query_max_length)
+        else:
+            max_length, query_max_length = settings.max_length, settings.query_max_length
+        return cls(
+            batch_size=batch_size,
+            max_length=max_length,
+            query_max_length=query_max_length,
+            long_documents=settings.long_documents,
+            stride=settings.stride,
+            show_progress_bar=settings.show_progress_bar,
+        )
+
+
+def query_pairs(
+    queries: Sequence[str],
+    texts_per_query: Sequence[Sequence[str]],
+    limits: Optional[Sequence[Optional[int]]],
+    request: Request,
+) -> List[Pair]:
+    """Every query's pairs in one list, in order; a query's passage token limit rides along
+    on its pairs where it can cut something.
+
+    A truncated passage keeps fewer than ``max_length`` tokens anyway, so a larger limit is
+    dropped (those pairs share score-cache entries with unlimited ones); with
+    ``long_documents="maxp"`` a limit bounds the windows at any size.
+
+    >>> query_pairs(["q"], [["a", "b"]], [3], Request(batch_size=1, max_length=16))
+    [('q', 'a', 3), ('q', 'b', 3)]
+    """
+    pairs: List[Pair] = []
+    for i, (query, texts) in enumerate(zip(queries, texts_per_query)):
+        limit = limits[i] if limits else None
+        if limit is not None and request.long_documents == "truncate":
+            limit = None if limit >= request.max_length else limit
+        if limit is None:
+            pairs.extend((query, text) for text in texts)
+        else:
+            pairs.extend((query, text, limit) for text in texts)
+    return pairs
+
+
+def per_query(
+    scores: Sequence[float], texts_per_query: Sequence[Sequence[str]]
+) -> List[List[float]]:
+    """``scores`` of :func:`query_pairs`'s list, split back into one list per query.
+
+    >>> per_query([0.1, 0.2, 0.3], [["a", "b"], ["c"]])
+    [[0.1, 0.2], [0.3]]
+    """
+    result, start = [], 0
+    for texts in texts_per_query:
+        result.append(list(scores[start : start + len(texts)]))
+        start += len(texts)
+    return result
 
 
 class Pipeline:

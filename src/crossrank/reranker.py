@@ -14,18 +14,16 @@ from .errors import warn_once
 from .families import detect_family
 from .inputs import (
     as_pairs,
-    check_batch_size,
     check_documents,
     check_first_stage_lists,
     check_first_stage_scores,
-    check_lengths,
     check_normalize,
     check_passage_token_limits,
     check_query,
     sequence_of_queries,
 )
 from .loading import cap_max_length, open_checkpoint
-from .pipeline import Pipeline, Request, ScoringStats
+from .pipeline import Pipeline, Request, ScoringStats, per_query, query_pairs
 from .results import RankedDocument, Selection, activate
 from .settings import DEFAULTS, Settings, dtype_name
 
@@ -424,48 +422,12 @@ class Reranker:
 
     def _score_lists(self, queries, texts, limits, request: Request) -> List[List[float]]:
         """Raw scores of each query's texts from one pipeline call over all their pairs."""
-        pairs: List[tuple] = []
-        for i, (query, own) in enumerate(zip(queries, texts)):
-            limit = self._passage_limit(limits[i] if limits else None, request)
-            if limit is None:
-                pairs.extend((query, text) for text in own)
-            else:
-                pairs.extend((query, text, limit) for text in own)
-        raw = self._raw_scores(pairs, request)
-        scores, start = [], 0
-        for own in texts:
-            scores.append(raw[start : start + len(own)])
-            start += len(own)
-        return scores
-
-    def _passage_limit(self, limit: Optional[int], request: Request) -> Optional[int]:
-        """None where a limit cannot cut anything: a truncated passage keeps fewer than
-        ``max_length`` tokens anyway (so such pairs share cache entries with unlimited ones);
-        with ``long_documents="maxp"`` a limit bounds the windows at any size."""
-        if limit is None or (request.long_documents == "truncate" and limit >= request.max_length):
-            return None
-        return limit
+        pairs = query_pairs(queries, texts, limits, request)
+        return per_query(self._raw_scores(pairs, request), texts)
 
     def _request(self, batch_size, max_length, query_max_length) -> Request:
-        settings = self._settings
-        batch_size = check_batch_size(batch_size) or settings.batch_size
-        if max_length is not None or query_max_length is not None:
-            max_length, query_max_length = check_lengths(max_length, query_max_length)
-            if max_length is not None:
-                max_length = cap_max_length(max_length, self.tokenizer, self.model.config)
-            max_length = max_length or settings.max_length
-            if query_max_length is None and (settings.query_max_length or 0) < max_length:
-                query_max_length = settings.query_max_length  # FlagReranker keeps its own
-            check_lengths(max_length, query_max_length)
-        else:
-            max_length, query_max_length = settings.max_length, settings.query_max_length
-        return Request(
-            batch_size=batch_size,
-            max_length=max_length,
-            query_max_length=query_max_length,
-            long_documents=settings.long_documents,
-            stride=settings.stride,
-            show_progress_bar=settings.show_progress_bar,
+        return Request.for_call(
+            self._settings, batch_size, max_length, query_max_length, self.tokenizer, self.model
         )
 
     def _raw_scores(self, pairs: List[tuple], request: Request) -> List[float]:
