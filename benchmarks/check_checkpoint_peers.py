@@ -64,6 +64,8 @@ def main(argv=None) -> int:
         and len(tokenizer(p[0])["input_ids"]) - 2 <= args.max_length * 3 // 4
     ]
 
+    if not fits:
+        parser.error(f"none of the {len(pairs)} pairs fits in --max-length {args.max_length}")
     ours_all = crossrank.compute_score(pairs)
     flag_all = flag.compute_score(pairs, max_length=args.max_length)
     ours_fit = crossrank.compute_score(fits)

@@ -67,7 +67,9 @@ def evaluate(report_path: Path, bundle: Path) -> tuple:
     """nDCG@10 of BM25 and of each dtype's ranking: (Markdown, rows, the report's real part)."""
     from crossrank.evaluation import compute_metrics
 
-    real = json.loads(report_path.read_text())["real"]
+    real = json.loads(report_path.read_text()).get("real")
+    if not real or "error" in real:
+        raise SystemExit(f"{report_path}: no real-checkpoint scores ({(real or {}).get('error')})")
     pairs = json.loads((bundle / "pairs.json").read_text())
     bm25 = {q: {d: s for d, _, s in docs} for q, docs in pairs["candidates"].items()}
     rows = [("BM25", compute_metrics(pairs["qrels"], bm25, ("nDCG@10",))["nDCG@10"])]

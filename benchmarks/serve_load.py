@@ -49,10 +49,10 @@ def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: 
         "contender": name,
         "concurrency": level,
         "requests": len(latencies),
-        "pairs_per_s": pairs / seconds if seconds else 0.0,
+        "pairs_per_s": round(pairs / seconds, 3) if seconds else 0.0,
         # nearest rank, as the recorded runs (0 when no request finished)
-        "p50_ms": 1000 * percentile(latencies, 50, "nearest") if latencies else 0.0,
-        "p99_ms": 1000 * percentile(latencies, 99, "nearest") if latencies else 0.0,
+        "p50_ms": round(1000 * percentile(latencies, 50, "nearest"), 1) if latencies else 0.0,
+        "p99_ms": round(1000 * percentile(latencies, 99, "nearest"), 1) if latencies else 0.0,
         **counts,
     }
 
