@@ -65,7 +65,7 @@ class Batcher:
     ``submit`` is cheap and never blocks on the model: it returns a future of the documents' raw
     logits in input order, or raises :class:`QueueFull`.
 
-    >>> batcher = Batcher(reranker, max_batch_tokens=16384, max_wait_ms=2, max_queued_pairs=8192)
+    >>> batcher = Batcher(rr, max_batch_tokens=16384, max_wait_ms=2, max_queued_pairs=8192)  # doctest: +SKIP
     >>> batcher.start()                                                   # doctest: +SKIP
     >>> batcher.submit("what is panda?", ["hi", "a bear"]).result()       # doctest: +SKIP
     [-7.26, 6.27]
