@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import http.server
 import io
 import json
@@ -71,7 +70,6 @@ def test_default_model_when_nothing_is_given(monkeypatch):
     seen = []
 
     class Recording(Reranker):
-        @functools.wraps(Reranker.__init__)  # the option check reads Reranker's signature
         def __init__(self, model, **kwargs):  # records what would be loaded, loads nothing
             seen.append((model, kwargs))
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple
 
 from .loading import DEFAULT_MODEL
 from .scorer import Scorer
+from .settings import model_options
 
 T = TypeVar("T")
 
@@ -41,6 +42,12 @@ class Option:
     frozen: bool = False
     exclude: bool = False  # never serialized (a live object, a secret)
     secret: bool = False  # shown and dumped masked (pydantic's SecretStr)
+
+
+def _load_help(name: str) -> str:
+    """A load option's help from :func:`crossrank.settings.model_options`, for a wrapper field."""
+    text = next(option.help for option in model_options() if option.name == name)
+    return f"{text}; None: the default. It chooses the model, so it is frozen."
 
 
 OPTIONS: Dict[str, Option] = {
@@ -68,27 +75,11 @@ OPTIONS: Dict[str, Option] = {
         "use_fp16) move to their own fields.",
         frozen=True,
     ),
-    "max_length": Option(
-        Optional[int], None, "Tokens per (query, text) pair; None = 512.", {"ge": 16}, True
-    ),
-    "device": Option(
-        Optional[str],
-        None,
-        '"auto" (None: CUDA, then MPS, then CPU), "cpu", "cuda[:N]", "mps"; the device in use.',
-        frozen=True,
-    ),
-    "use_fp16": Option(
-        Optional[bool],
-        None,
-        "Half precision as asked (None: yes on CUDA/MPS only); see dtype for what is used.",
-        frozen=True,
-    ),
-    "dtype": Option(
-        Optional[str],
-        None,
-        'Force "float32", "float16" or "bfloat16"; after construction, the precision in use.',
-        frozen=True,
-    ),
+    # The load options: their help is the one option table's (crossrank.settings).
+    "max_length": Option(Optional[int], None, _load_help("max_length"), {"ge": 16}, True),
+    "device": Option(Optional[str], None, _load_help("device"), frozen=True),
+    "use_fp16": Option(Optional[bool], None, _load_help("use_fp16"), frozen=True),
+    "dtype": Option(Optional[str], None, _load_help("dtype"), frozen=True),
     "top_n": Option(
         Optional[int], 3, "{Items} to return, best first (0: none); None keeps all.", {"ge": 0}
     ),

@@ -24,11 +24,11 @@ Example:
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .scorer import Scorer
+from .settings import model_options
 
 # Load options that the wrappers expose as fields of their own; given in ``reranker_kwargs`` they
 # are moved to those fields (split_reranker_kwargs), so a wrapper's dump holds each option once.
@@ -39,11 +39,12 @@ REMOTE_DESCRIPTION = ("base_url", "model", "timeout")
 
 
 def reranker_options() -> Tuple[str, ...]:
-    """Every keyword ``Reranker`` accepts, read from its signature (imports torch: called only
-    when a model is about to be loaded)."""
-    from .reranker import Reranker
+    """Every keyword ``Reranker`` accepts: the one option table's names (no torch import).
 
-    return tuple(inspect.signature(Reranker.__init__).parameters)[1:]
+    >>> reranker_options()[:4]
+    ('model', 'device', 'use_fp16', 'dtype')
+    """
+    return tuple(option.name for option in model_options())
 
 
 def check_sources(
