@@ -312,5 +312,5 @@ def test_crossrank_serve_reports_a_model_that_fails_to_load(tmp_path):
     command = [sys.executable, "-m", "crossrank.cli", "serve", "--model", str(tmp_path / "none")]
     command += ["--port", "0", "--log-level", "warning"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 2
-    assert "failed to load" in done.stdout + done.stderr
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and "no such directory" in done.stderr
