@@ -61,7 +61,9 @@ def test_install_hints():
         ("openvino", "int8", "nncf", r"backend='openvino' with quantize='int8' needs nncf"),
     ],
 )
-def test_require_names_the_missing_module_and_the_extra(monkeypatch, name, quantize, module, message):
+def test_require_names_the_missing_module_and_the_extra(
+    monkeypatch, name, quantize, module, message
+):
     backend = get_backend(name)
     monkeypatch.setitem(sys.modules, module, None)  # import module → ImportError
     with pytest.raises(ImportError, match=message) as caught:
@@ -139,7 +141,10 @@ def _settings(**options):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"backend": "onnx", "dtype": torch.float16}, "backend='onnx' runs float32 .*got dtype=float16"),
+        (
+            {"backend": "onnx", "dtype": torch.float16},
+            "backend='onnx' runs float32 .*got dtype=float16",
+        ),
         (
             {"backend": "openvino", "dtype": torch.float16},
             r"backend='openvino' runs float32 or bfloat16 .*got dtype=float16",

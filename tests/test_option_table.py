@@ -185,9 +185,9 @@ def test_default_flags_give_the_default_settings(tmp_path):
 def test_reranker_from_args_builds_the_reranker_the_flags_describe(bert_dir):
     args = _parser().parse_args(["--model", bert_dir, "--max-length", "48", "--cache-size", "5"])
     reranker = reranker_from_args(args, batch_size=3)
-    assert reranker.settings == Reranker(
-        bert_dir, max_length=48, cache_size=5, batch_size=3
-    ).settings
+    assert (
+        reranker.settings == Reranker(bert_dir, max_length=48, cache_size=5, batch_size=3).settings
+    )
 
 
 def test_the_table_and_the_flags_import_no_torch():

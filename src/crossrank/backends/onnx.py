@@ -48,14 +48,6 @@ _OPSET = 17
 CHUNK_TOKENS = 2048
 
 
-def require_onnxruntime():
-    """Import onnxruntime, or fail with the install command (the registry's ``onnx`` backend
-    declares the dependency and its hint)."""
-    from .registry import get_backend
-
-    return get_backend("onnx").import_dependency("onnxruntime")
-
-
 class OnnxBackend:
     """An onnxruntime session behind the runtime interface (CPU, float32 or int8 weights)."""
 
@@ -102,7 +94,8 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path, num_threads: Optional[int] = None) -> None:
-        ort = require_onnxruntime()
+        import onnxruntime as ort  # checked with its install hint by Backend.require
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -260,7 +253,6 @@ def quantize_int8(source: Path, target: Path) -> None:
     and cost nothing on VNNI CPUs beyond one bit of precision (MiniLM scores: 0.004 from fp32).
     See https://github.com/microsoft/onnxruntime/issues/6004.
     """
-    require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
@@ -352,5 +344,4 @@ __all__: List[str] = [
     "exported_model",
     "onnx_file",
     "quantize_int8",
-    "require_onnxruntime",
 ]

@@ -37,20 +37,6 @@ _CALIBRATION_BATCH = 4
 _PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
-def require_openvino():
-    """Import openvino, or fail with the install command (declared by the registry's backend)."""
-    from .registry import get_backend
-
-    return get_backend("openvino").import_dependency("openvino")
-
-
-def require_nncf():
-    """Import nncf (OpenVINO's quantizer), or fail with the install command."""
-    from .registry import get_backend
-
-    return get_backend("openvino").import_dependency("nncf")
-
-
 def openvino_int8_file(
     onnx_path: Path, encoder, pad_id: int = 0, show_progress_bar: bool = False
 ) -> Path:
@@ -98,8 +84,9 @@ def quantize_int8(
 
     >>> quantize_int8(Path("m/crossrank-onnx/model.onnx"), Path("m/int8.xml"), encoder)  # doctest: +SKIP
     """
-    ov = require_openvino()
-    nncf = require_nncf()
+    import nncf
+    import openvino as ov
+
     from ..batching import collate
     from .int8_pairs import calibration_pairs
 
@@ -157,7 +144,8 @@ class OpenVinoModel:
     def __init__(
         self, path: Path, dtype: torch.dtype = torch.float32, num_threads: Optional[int] = None
     ) -> None:
-        ov = require_openvino()
+        import openvino as ov  # checked with its install hint by Backend.require
+
         self.path = Path(path)
         config = {
             "INFERENCE_NUM_THREADS": num_threads or torch.get_num_threads(),
@@ -242,6 +230,4 @@ __all__ = [
     "OpenVinoModel",
     "openvino_int8_file",
     "quantize_int8",
-    "require_nncf",
-    "require_openvino",
 ]
