@@ -89,17 +89,20 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
             pairs, batch_size=batch_size, show_progress_bar=False
         ).tolist()
     if name == "transformers-loop":
-        return _transformers_loop(model, batch_size, max_length)
+        return transformers_loop(model, batch_size, max_length)
     raise SystemExit(f"unknown contender {name!r}; one of {', '.join(CONTENDERS + EXTRA)}")
 
 
-def _transformers_loop(model_dir: str, batch_size: int, max_length: int) -> Scorer:
+def transformers_loop(
+    model_dir: str, batch_size: int, max_length: int, device: str = "cpu", dtype=None
+) -> Scorer:
     """What a user writes by hand: batches in input order, padded, passage truncated."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    model = model.to(device=device, dtype=dtype).eval()
 
     def score(pairs: List[List[str]]) -> List[float]:
         scores: List[float] = []
@@ -114,7 +117,7 @@ def _transformers_loop(model_dir: str, batch_size: int, max_length: int) -> Scor
                 return_tensors="pt",
             )
             with torch.inference_mode():
-                scores.extend(model(**inputs).logits[:, 0].float().tolist())
+                scores.extend(model(**inputs.to(device)).logits[:, 0].float().tolist())
         return scores
 
     return score

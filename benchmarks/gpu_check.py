@@ -43,6 +43,7 @@ from typing import Callable, Dict, List
 import torch
 
 from benchmarks.common import add_output_argument, write_result
+from benchmarks.contenders import transformers_loop
 
 SIZES = {  # name: (layers, hidden, heads, intermediate)
     "bge-base-sized": (12, 768, 12, 3072),
@@ -167,8 +168,6 @@ def empty_cache(device: str) -> None:
 
 def contenders(model: str, device: str, dtype: torch.dtype, max_length: int, batch_size: int):
     """name → function scoring a list of [query, passage] pairs (raw logits)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from crossrank import Reranker
 
     rr = Reranker(model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size)
@@ -185,27 +184,10 @@ def contenders(model: str, device: str, dtype: torch.dtype, max_length: int, bat
         ).tolist()
     except ImportError:
         print("sentence-transformers is not installed: its row is left out", file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    hf = AutoModelForSequenceClassification.from_pretrained(model).to(device=device, dtype=dtype)
-    hf.eval()
-
-    def plain_loop(pairs):  # what a user writes: input order, padded batches, passage truncated
-        scores = []
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start : start + batch_size]
-            inputs = tokenizer(
-                [q for q, _ in batch],
-                [p for _, p in batch],
-                padding=True,
-                truncation="only_second",
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            with torch.inference_mode():
-                scores.extend(hf(**inputs.to(device)).logits[:, 0].float().tolist())
-        return scores
-
-    found["plain transformers loop"] = plain_loop
+    # what a user writes: input order, padded batches, passage truncated
+    found["plain transformers loop"] = transformers_loop(
+        model, batch_size, max_length, device, dtype
+    )
     return found
 
 
