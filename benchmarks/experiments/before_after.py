@@ -8,6 +8,7 @@ of the two trees are compared (a refactor must not move them).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -21,12 +22,15 @@ BEFORE = os.environ.get("BEFORE_SRC", "/tmp/wt-old/src")
 AFTER = str(ROOT / "src")
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help="the old tree's src/ (env BEFORE_SRC)")
+    args = parser.parse_args(argv)
     model = str(minilm_cross_encoder())
     path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "before_after_workload.json")
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(build_workload(64, 2, 0), handle)
-    versions = {"before": BEFORE, "after": AFTER}
+    versions = {"before": args.before, "after": AFTER}
     rows = {}
     for round_ in range(2):
         for contender in ("crossrank-torch", "crossrank-onnx"):
