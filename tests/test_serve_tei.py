@@ -186,3 +186,23 @@ def test_truncate_false_on_a_reranker_that_cannot_count_is_a_clear_422(reranker)
         error = assert_tei_error(post(f"{url}/rerank", body), 422, "Validation")["error"]
         assert "truncate" in error and "cannot count tokens" in error
         assert post(f"{url}/rerank", dict(body, truncate=True)).status_code == 200
+
+
+def test_a_calibrated_model_serves_calibrated_scores_and_raw_logits(bert_dir, tmp_path):
+    from crossrank.calibration import Calibration
+
+    platt = Calibration("platt", a=0.5, b=-1.0, source="test")
+    path = tmp_path / "calibration.json"
+    platt.save(path)
+    calibrated = Reranker(bert_dir, device="cpu", max_length=MAX_LENGTH, calibration=path)
+    logits = calibrated.compute_score([[QUERY, d] for d in DOCS])
+    with running_server(create_app(calibrated, ServeSettings())) as url:
+        cohere = post(f"{url}/v1/rerank", {"query": QUERY, "documents": DOCS}).json()["results"]
+        raw = post(f"{url}/rerank", {"query": QUERY, "texts": DOCS, "raw_scores": True}).json()
+    probabilities = platt.probabilities(logits)
+    for item in cohere:
+        assert item["relevance_score"] == pytest.approx(probabilities[item["index"]], abs=1e-5)
+    for item in raw:
+        assert item["score"] == pytest.approx(logits[item["index"]], abs=1e-5)
+    assert_same([(r["index"], r["relevance_score"]) for r in cohere], expected(calibrated))
+    assert [r["index"] for r in cohere] == [r["index"] for r in raw]  # one order either way
