@@ -30,7 +30,7 @@ run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests col
 echo "== transformers 5.x: core, integrations, notebooks"
 venv .venv-test
 extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino]")
-for pkg in integrations/langchain integrations/llama-index; do
+for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
 # Third-party clients that tests/test_serve_clients.py points at `crossrank serve`, resolved in
@@ -43,7 +43,7 @@ serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-re
 # One pytest run per suite: each suite has its own conftest.py, and pytest keeps only one module
 # named "conftest" per session.
 run_pytest .venv-test -q -p no:cacheprovider tests
-for pkg in integrations/langchain integrations/llama-index; do
+for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   if [ -d "$pkg/tests" ]; then
     echo "== $pkg"
     run_pytest .venv-test -q -p no:cacheprovider "$pkg/tests"
