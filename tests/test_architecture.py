@@ -17,7 +17,10 @@ import crossrank
 PACKAGE = Path(crossrank.__file__).parent
 MAX_LINES = 400
 # Modules allowed over MAX_LINES, each with the reason it is not split
-LONG_MODULES: Dict[str, str] = {}
+LONG_MODULES: Dict[str, str] = {
+    "crossrank.reranker": "the public front: about half of it is the docstrings the API "
+    "reference is generated from (every constructor option, an example per method)",
+}
 # The subcommands that load a model, and so take cli/options.py's model options
 MODEL_SUBCOMMANDS = ("rank", "eval", "calibrate", "serve", "rerank-table")
 # Model options a subcommand leaves out, with the reason

@@ -247,7 +247,7 @@ def test_dropout_zero_turns_every_dropout_off_and_keeps_the_saved_config(
 ):
     from transformers import AutoModelForSequenceClassification
 
-    from crossrank.training.loop import _set_dropout
+    from crossrank.training.layers import set_dropout as _set_dropout
 
     model = AutoModelForSequenceClassification.from_pretrained(base_dir).train()
     ids = torch.randint(5, 90, (4, 24))

@@ -154,3 +154,16 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, oom_type):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def share_cpu_threads(replicas: int) -> None:
+    """Give each CPU replica its share of torch's threads (a process-wide setting, noted once)."""
+    threads = max(1, torch.get_num_threads() // replicas)
+    if threads != torch.get_num_threads():
+        warn_once(
+            f"cpu-threads-{replicas}",
+            f"{replicas} CPU replicas: torch.set_num_threads({threads}) for this process, so the "
+            "replicas share the cores instead of fighting over them.",
+        )
+        torch.set_num_threads(threads)
+

@@ -9,8 +9,8 @@ import torch
 
 from .backends import get_backend
 from .cache import ScoreCache
-from .devices import DeviceLike, DTypeLike
-from .errors import warn_once
+from .calibration.model import load_calibration
+from .devices import DeviceLike, DTypeLike, share_cpu_threads
 from .families import detect_family
 from .inputs import (
     as_pairs,
@@ -144,13 +144,13 @@ class Reranker:
             prompt_format=getattr(family, "prompt_format", None),
         )
         family.encoder(settings.max_length, settings.query_max_length)  # lengths fit the prompt?
-        self._calibration = _load_calibration(settings.calibration, settings.model)
+        self._calibration = load_calibration(settings.calibration, settings.model)
         self._settings = settings
         self._family = family
         self._backends = runtime.build(settings, family, checkpoint, self._on_dtype_change)
         self._backend = self._backends[0]
         if len(self._backends) > 1 and settings.device.type == "cpu":
-            _share_cpu_threads(len(self._backends))
+            share_cpu_threads(len(self._backends))
         self._pipeline = Pipeline(family, self._backends)
         self._cache = ScoreCache(settings.cache_size) if settings.cache_size else None
 
@@ -438,33 +438,3 @@ class Reranker:
         key = self._settings.score_key(request.max_length, request.query_max_length)
         return self._cache.scores(key, pairs, lambda todo: self._pipeline.score(todo, request))
 
-
-def _share_cpu_threads(replicas: int) -> None:
-    """Give each CPU replica its share of torch's threads (a process-wide setting, noted once)."""
-    threads = max(1, torch.get_num_threads() // replicas)
-    if threads != torch.get_num_threads():
-        warn_once(
-            f"cpu-threads-{replicas}",
-            f"{replicas} CPU replicas: torch.set_num_threads({threads}) for this process, so the "
-            "replicas share the cores instead of fighting over them.",
-        )
-        torch.set_num_threads(threads)
-
-
-def _load_calibration(spec: Optional[str], model: str):
-    """The calibration ``spec`` names: None, ``"auto"`` (the model directory's file) or a path."""
-    if spec is None:
-        return None
-    from .calibration.model import Calibration, find_calibration
-
-    if spec == "auto":
-        path = find_calibration(model)
-        if path is None:
-            warn_once(
-                f"no-calibration-{model}",
-                f"calibration='auto' found no crossrank_calibration.json in model={model!r}; "
-                "scores are plain sigmoids. Make one with `crossrank calibrate`.",
-            )
-            return None
-        return Calibration.load(path)
-    return Calibration.load(spec)

@@ -23,6 +23,7 @@ __getattr__, __dir__ = lazy_exports(
         "brier_score": _MODEL,
         "expected_calibration_error": _MODEL,
         "find_calibration": _MODEL,
+        "load_calibration": _MODEL,
         "suggest_threshold": ".thresholds",
         "threshold_table": ".thresholds",
     },
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
         brier_score,
         expected_calibration_error,
         find_calibration,
+        load_calibration,
     )
     from .thresholds import suggest_threshold, threshold_table
 
@@ -47,6 +49,7 @@ __all__ = [
     "brier_score",
     "expected_calibration_error",
     "find_calibration",
+    "load_calibration",
     "suggest_threshold",
     "threshold_table",
 ]

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import warn_once
 from .names import CALIBRATION_FILE, METHODS
 
 FORMAT_VERSION = 1
@@ -298,3 +299,20 @@ def brier_score(probabilities: Sequence[float], labels: Sequence[int]) -> float:
     if len(p) != len(y):
         raise ValueError(f"probabilities and labels differ in length: {len(p)} vs {len(y)}")
     return float(np.mean((p - y) ** 2)) if len(p) else 0.0
+
+
+def load_calibration(spec: Optional[str], model: str) -> Optional[Calibration]:
+    """The calibration ``spec`` names: None, ``"auto"`` (the model directory's file) or a path."""
+    if spec is None:
+        return None
+    if spec == "auto":
+        path = find_calibration(model)
+        if path is None:
+            warn_once(
+                f"no-calibration-{model}",
+                f"calibration='auto' found no crossrank_calibration.json in model={model!r}; "
+                "scores are plain sigmoids. Make one with `crossrank calibrate`.",
+            )
+            return None
+        return Calibration.load(path)
+    return Calibration.load(spec)

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         import ray
         import ray.data
     except ImportError:
-        from ..ray import RAY_INSTALL
+        from ..ray.extra import RAY_INSTALL
 
         raise ImportError(f"crossrank rerank-table needs Ray Data: {RAY_INSTALL}") from None
     from ..ray import rerank_dataset

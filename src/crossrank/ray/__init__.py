@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from crossrank.ray.extra import RAY_INSTALL
+
 # This package is named like the real ``ray``; every module in it imports ``ray`` absolutely
 # (``from __future__ import annotations`` + ``import ray``), which always means the top-level one.
 __all__ = ["rerank_dataset", "serve_deployment", "RAY_INSTALL"]
-
-RAY_INSTALL = "pip install 'crossrank[ray]'"
 
 
 def __getattr__(name: str) -> Any:

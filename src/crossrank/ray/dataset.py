@@ -30,7 +30,7 @@ def _import_ray():
     try:
         import ray.data  # the real Ray: absolute import, never this package
     except ImportError:
-        from crossrank.ray import RAY_INSTALL
+        from crossrank.ray.extra import RAY_INSTALL
 
         raise ImportError(f"crossrank.ray needs Ray Data: {RAY_INSTALL}") from None
     return ray

@@ -33,7 +33,7 @@ def _import_serve():
 
         import crossrank.serve.app  # noqa: F401  (FastAPI, uvicorn: the serve extra)
     except ImportError as error:
-        from crossrank.ray import RAY_INSTALL
+        from crossrank.ray.extra import RAY_INSTALL
 
         raise ImportError(
             f"crossrank.ray.serve_deployment needs Ray Serve and FastAPI: {RAY_INSTALL} ({error})"

@@ -40,6 +40,7 @@ from ..families.cross_encoder import CrossEncoderFamily, PairEncoder
 from ..pipeline import Pipeline, Request
 from . import state as train_state
 from .config import TrainConfig
+from .layers import check_freeze, freeze, set_dropout
 from .selection import Selection
 
 
@@ -116,91 +117,6 @@ def _load(config: TrainConfig):
     finally:
         transformers.logging.set_verbosity(verbosity)
     return tokenizer, model
-
-
-_LAYER_PATHS = ("encoder.layer", "encoder.layers", "transformer.layer", "layers", "layer", "h")
-_EMBEDDING_PATHS = ("embeddings", "embed_tokens", "wte", "word_embeddings")
-
-
-def _attribute(root, path: str):
-    for name in path.split("."):
-        root = getattr(root, name, None)
-        if root is None:
-            return None
-    return root
-
-
-def _check_freeze(config: TrainConfig) -> None:
-    """Refuse freeze_layers >= the base model's layer count, from its config alone."""
-    from transformers import AutoConfig
-
-    model_config = AutoConfig.from_pretrained(config.model)
-    count = getattr(model_config, "num_hidden_layers", None) or getattr(
-        model_config, "n_layer", None
-    )
-    if isinstance(count, int) and config.freeze_layers >= count:
-        raise ArgumentError(
-            f"freeze_layers={config.freeze_layers} would freeze every block: {config.model} has "
-            f"{count}; pick at most {count - 1}"
-        )
-
-
-def _freeze(model, layers: int) -> int:
-    """Stop gradients at the embeddings and the lowest ``layers`` blocks; the parameters frozen.
-
-    The head and the upper blocks still train; the backward pass ends at block ``layers``, which is
-    where the time goes (a backward step costs about twice a forward one).
-    """
-    if layers == 0:
-        return 0
-    base = model.base_model
-    blocks = next(
-        (
-            b
-            for b in (_attribute(base, p) for p in _LAYER_PATHS)
-            if isinstance(b, torch.nn.ModuleList)
-        ),
-        None,
-    )
-    if blocks is None:
-        raise ArgumentError(
-            f"freeze_layers={layers}: cannot find the transformer blocks of "
-            f"{type(model).__name__}; use freeze_layers=0"
-        )
-    if layers >= len(blocks):
-        raise ArgumentError(
-            f"freeze_layers={layers} would freeze every block: {type(model).__name__} has "
-            f"{len(blocks)}; pick at most {len(blocks) - 1}"
-        )
-    frozen = [m for m in (_attribute(base, p) for p in _EMBEDDING_PATHS) if m is not None]
-    frozen += list(blocks[:layers])
-    count = 0
-    for module in frozen:
-        for parameter in module.parameters():
-            if parameter.requires_grad:
-                parameter.requires_grad_(False)
-                count += parameter.numel()
-    return count
-
-
-def _set_dropout(model, probability: Optional[float]) -> int:
-    """Set every dropout in ``model`` to ``probability`` (None: leave them); the modules changed.
-
-    Modules, not the config: attention reads its probability from its ``nn.Dropout`` (BERT-likes)
-    or a float ``attention_dropout`` (decoder LLMs), so this reaches both, and the config saved with
-    the checkpoint keeps the model's own values.
-    """
-    if probability is None:
-        return 0
-    changed = 0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = float(probability)
-            changed += 1
-        elif isinstance(getattr(module, "attention_dropout", None), float):
-            module.attention_dropout = float(probability)
-            changed += 1
-    return changed
 
 
 def _device(model) -> torch.device:
@@ -298,7 +214,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.teacher and config.teacher != BM25_TEACHER:
         teacher = Teacher(config)  # loaded first: a bad --teacher leaves --output as it is
     if config.freeze_layers:  # too many layers is refused before --output is touched
-        _check_freeze(config)
+        check_freeze(config.model, config.freeze_layers)
     resume = train_state.prepare_output(config)
     from transformers import set_seed
 
@@ -325,8 +241,8 @@ def train(config: TrainConfig) -> TrainResult:
     eval_run = bm25.search({q: eval_data.queries[q] for q in held_out}, config.eval_top_n)
 
     tokenizer, model = _load(config)
-    _freeze(model, config.freeze_layers)
-    _set_dropout(model, config.dropout)
+    freeze(model, config.freeze_layers)
+    set_dropout(model, config.dropout)
     model.to(device)
     encoder = PairEncoder(tokenizer, config.max_length)
     pad_id = tokenizer.pad_token_id or 0
