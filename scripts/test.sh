@@ -65,3 +65,6 @@ bash scripts/readme_install.sh
 
 echo "== docs: strict build, every Python block of README.md and docs/, the site in headless Chromium"
 bash scripts/docs/check.sh
+
+echo "== packages: wheels + sdists built, twine check, the three wheels in a fresh venv, smoke tests"
+bash scripts/package_check.sh
