@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+from dataclasses import replace
 
 import pytest
 from haystack import Document
@@ -146,7 +147,7 @@ def test_documents_without_content_are_scored_as_empty_text(reranker):
 def test_caller_documents_are_never_modified(reranker):
     docs = make_docs()
     docs[0].meta["lock"] = threading.Lock()  # cannot be deep-copied: shared, the rest copied
-    docs[1] = Document(content=docs[1].content, meta=docs[1].meta, embedding=[0.1, 0.2])
+    docs[1] = replace(docs[1], embedding=[0.1, 0.2])
     before = [(d.id, d.content, d.score, d.embedding, dict(d.meta)) for d in docs]
     tags_before = copy.deepcopy([d.meta["tags"] for d in docs])
     ranker = CrossRankRanker(reranker=reranker, top_k=None, fusion="minmax")
@@ -276,3 +277,28 @@ def test_api_key_is_a_secret_never_written_out(monkeypatch):
     assert "s3cret" not in repr(token.api_key)
     no_key = CrossRankRanker(base_url=url, api_key=None)
     assert CrossRankRanker.from_dict(no_key.to_dict()).api_key is None
+
+
+def test_calibration_scores_and_thresholds_on_the_calibrated_scale(cross_encoder_dir, tmp_path):
+    from crossrank import Reranker
+    from crossrank.calibration import Calibration
+
+    platt = Calibration("platt", a=0.5, b=-1.0, source="test")
+    path = str(tmp_path / "calibration.json")
+    platt.save(path)
+    ranker = CrossRankRanker(
+        cross_encoder_dir, max_length=128, top_k=None, reranker_kwargs={"calibration": path}
+    )
+    assert ranker.to_dict()["init_parameters"]["reranker_kwargs"] == {"calibration": path}
+    docs = make_docs()
+    out = ranker.run(query=PANDA_QUERY, documents=docs)["documents"]
+    logits = Reranker(cross_encoder_dir, max_length=128).compute_score(
+        [[PANDA_QUERY, text] for text in PANDA_DOCS]
+    )
+    probabilities = platt.probabilities(logits)
+    want = sorted(range(len(docs)), key=lambda i: -probabilities[i])
+    assert [doc.id for doc in out] == [docs[i].id for i in want]
+    assert [doc.score for doc in out] == pytest.approx([probabilities[i] for i in want], abs=1e-5)
+    cut = sorted(probabilities)[len(docs) // 2]
+    kept = ranker.run(query=PANDA_QUERY, documents=docs, score_threshold=float(cut))["documents"]
+    assert len(kept) == sum(p >= cut for p in probabilities)
