@@ -209,6 +209,8 @@ def test_bad_input_names_the_argument(reranker):
         CrossRankRanker(base_url="http://127.0.0.1:8080", api_key="plain")
     with pytest.raises(ValueError, match="not both"):
         CrossRankRanker("some/model", reranker=reranker)
+    with pytest.raises(ValueError, match="api_key is only used with base_url"):
+        CrossRankRanker("some/model", api_key=Secret.from_token("k"))
     with pytest.raises(ValueError, match="batch_size"):
         CrossRankRanker(base_url="http://127.0.0.1:8080", batch_size=8)
 

@@ -78,15 +78,13 @@ class CrossRankRanker:
         given = {name: value for name, value in locals().items() if name in _fields}
         self._options = _Options(**wrapper_fields(given))  # checked before anything loads
         if api_key is not None and not isinstance(api_key, Secret):
-            raise TypeError(
-                "api_key must be a haystack Secret (Secret.from_env_var(...) or "
-                f"Secret.from_token(...)), got {type(api_key).__name__}"
-            )
+            raise TypeError(f"api_key must be a haystack Secret, got {type(api_key).__name__}")
         self.meta_fields_to_embed = list(self._options.meta_fields_to_embed or [])
         self.embedding_separator, self.api_key = self._options.embedding_separator, api_key
         source = {name: getattr(self._options, name) for name in _SOURCE}
         load = {name: source[name] for name in ("max_length", "device", "use_fp16", "dtype")}
-        check_sources(source["model"], reranker, source["reranker_kwargs"], base_url, None, load)
+        key = None if api_key == DEFAULT_API_KEY else api_key  # a key given without base_url
+        check_sources(source["model"], reranker, source["reranker_kwargs"], base_url, key, load)
         self._source, self._lock = SimpleNamespace(**source), threading.Lock()
         self._scorer: Optional[Scorer] = None  # opened now when there is nothing to load
         if reranker is not None or base_url is not None:
