@@ -146,17 +146,15 @@ def main(argv=None) -> int:
         box = driver.find_element(By.CSS_SELECTOR, "input.md-search__input")
         wait.until(lambda d: box.is_displayed())
         box.send_keys("calibration")
-        results = wait.until(
-            lambda d: [
-                r
-                for r in d.find_elements(By.CSS_SELECTOR, ".md-search-result__item")
-                if r.text.strip()
-            ]
+        # read the results in one script call: the list re-renders while the index answers
+        read = (
+            "return [...document.querySelectorAll('.md-search-result__item')].map(e => e.innerText)"
         )
-        titles = [r.text.splitlines()[0] for r in results[:4]]
+        results = wait.until(lambda d: [t for t in d.execute_script(read) if t.strip()])
+        titles = [text.splitlines()[0] for text in results[:4]]
         check(
             "search",
-            any("alibration" in r.text for r in results),
+            any("alibration" in text for text in results),
             f"{len(results)} results shown for 'calibration', first: {titles}",
         )
         shot("search-calibration")
