@@ -107,8 +107,17 @@ class _FlagBase:
 
     _cls_name = "FlagReranker"
 
-    def _setup(self, model_name_or_path, devices, batch_size, max_length, query_max_length,
-               normalize, extra: Dict[str, Any], **core) -> None:  # fmt: skip
+    def _set_instructions(self, query: Optional[str], query_format: str,
+                          passage: Optional[str], passage_format: str) -> None:  # fmt: skip
+        """Keep the instructions under FlagEmbedding's attribute names."""
+        self.query_instruction_for_rerank = query
+        self.query_instruction_format = query_format
+        self.passage_instruction_for_rerank = passage
+        self.passage_instruction_format = passage_format
+
+    def _setup(self, model_name_or_path, cache_dir, devices, batch_size, max_length,
+               query_max_length, normalize, extra: Dict[str, Any], **core) -> None:  # fmt: skip
+        model_name_or_path = resolve_cache_dir(model_name_or_path, cache_dir)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(normalize, bool):
@@ -247,21 +256,11 @@ class FlagReranker(_FlagBase):
         **kwargs: Any,
     ) -> None:
         self.use_fp16 = use_fp16
-        self.query_instruction_for_rerank = query_instruction_for_rerank
-        self.query_instruction_format = query_instruction_format
-        self.passage_instruction_for_rerank = passage_instruction_for_rerank
-        self.passage_instruction_format = passage_instruction_format
-        self._setup(
-            resolve_cache_dir(model_name_or_path, cache_dir),
-            devices,
-            batch_size,
-            max_length,
-            query_max_length,
-            normalize,
-            kwargs,
-            use_fp16=bool(use_fp16),
-            trust_remote_code=trust_remote_code,
-        )
+        self._set_instructions(query_instruction_for_rerank, query_instruction_format,
+                               passage_instruction_for_rerank, passage_instruction_format)  # fmt: skip
+        self._setup(model_name_or_path, cache_dir, devices, batch_size, max_length,
+                    query_max_length, normalize, kwargs, use_fp16=bool(use_fp16),
+                    trust_remote_code=trust_remote_code)  # fmt: skip
         self.model_name_or_path = model_name_or_path
         if self.reranker.prompt_format is not None:
             raise ValueError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 from ..errors import warn_once
-from .flag import Devices, Scores, _FlagBase, _instruct, resolve_cache_dir
+from .flag import Devices, Scores, _FlagBase, _instruct
 
 
 class FlagLLMReranker(_FlagBase):
@@ -73,19 +73,12 @@ class FlagLLMReranker(_FlagBase):
                     "other instructions are not supported"
                 )
         self.peft_path, self.use_fp16, self.use_bf16, self.prompt = None, use_fp16, use_bf16, prompt
-        self.query_instruction_for_rerank = query_instruction_for_rerank
-        self.query_instruction_format = query_instruction_format
-        self.passage_instruction_for_rerank = passage_instruction_for_rerank
-        self.passage_instruction_format = passage_instruction_format
+        self._set_instructions(query_instruction_for_rerank, query_instruction_format,
+                               passage_instruction_for_rerank, passage_instruction_format)  # fmt: skip
         try:
             self._setup(
-                resolve_cache_dir(model_name_or_path, cache_dir),
-                devices,
-                batch_size,
-                max_length,
-                query_max_length,
-                normalize,
-                kwargs,
+                model_name_or_path, cache_dir, devices, batch_size, max_length, query_max_length,
+                normalize, kwargs,
                 use_fp16=bool(use_fp16),
                 # FlagEmbedding loads bf16 weights and halves them only where use_fp16 applies
                 dtype="bfloat16" if use_bf16 and not use_fp16 else None,

@@ -21,44 +21,31 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = registry = CollectorRegistry()
         self.requests = Counter(
-            "crossrank_requests",
-            "HTTP requests by route and status code",
-            ["route", "status"],
-            registry=self.registry,
-        )
+            "crossrank_requests", "HTTP requests by route and status code", ["route", "status"],
+            registry=registry,
+        )  # fmt: skip
         self.duration = Histogram(
-            "crossrank_request_duration_seconds",
-            "Time from request received to response sent",
-            ["route"],
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self.pairs = Counter(
-            "crossrank_pairs", "Query-document pairs scored", registry=self.registry
-        )
+            "crossrank_request_duration_seconds", "Time from request received to response sent",
+            ["route"], buckets=DURATION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.pairs = Counter("crossrank_pairs", "Query-document pairs scored", registry=registry)
         self.batches = Counter(
-            "crossrank_batches",
-            "Scoring rounds of the worker (one score_many call each)",
-            registry=self.registry,
-        )
+            "crossrank_batches", "Scoring rounds of the worker (one score_many call each)",
+            registry=registry,
+        )  # fmt: skip
         self.batch_pairs = Histogram(
-            "crossrank_batch_pairs",
-            "Pairs scored per worker round",
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        )
+            "crossrank_batch_pairs", "Pairs scored per worker round", buckets=BATCH_BUCKETS,
+            registry=registry,
+        )  # fmt: skip
         self.queue_pairs = Gauge(
-            "crossrank_queue_pairs",
-            "Accepted pairs not yet scored",
-            registry=self.registry,
+            "crossrank_queue_pairs", "Accepted pairs not yet scored", registry=registry
         )
         self.rejected = Counter(
-            "crossrank_rejected",
-            "Requests refused because the queue was full (429)",
-            registry=self.registry,
-        )
+            "crossrank_rejected", "Requests refused because the queue was full (429)",
+            registry=registry,
+        )  # fmt: skip
 
     def render(self) -> tuple:
         """(body, content type) of the Prometheus text exposition."""
