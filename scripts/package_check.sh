@@ -31,8 +31,8 @@ done
 echo "installed: $("$work/venv/bin/crossrank" --version)"
 # Run from a copy of the tests only, so nothing from the checkout shadows the installed packages.
 mkdir -p "$work/smoke/tests" "$work/smoke/integrations"
-cp "$root"/tests/conftest.py "$root"/tests/test_rank.py "$root"/tests/test_selection.py \
-  "$root"/tests/test_inputs.py "$work/smoke/tests/"
+cp "$root"/tests/conftest.py "$root"/tests/core/test_rank.py "$root"/tests/core/test_selection.py \
+  "$root"/tests/core/test_inputs.py "$work/smoke/tests/"
 cp -r "$root/integrations/langchain/tests" "$work/smoke/integrations/langchain"
 cp -r "$root/integrations/llama-index/tests" "$work/smoke/integrations/llama-index"
 cp -r "$root/integrations/haystack/tests" "$work/smoke/integrations/haystack"

@@ -33,7 +33,7 @@ extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino]")
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
-# Third-party clients that tests/test_serve_clients.py points at `crossrank serve`, resolved in
+# Third-party clients that tests/serve/test_serve_clients.py points at `crossrank serve`, resolved in
 # the same pip run as everything else so their langchain-core / llama-index-core pins agree.
 serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-rerank
   llama-index-postprocessor-tei-rerank llama-index-postprocessor-jinaai-rerank)

@@ -1,4 +1,4 @@
-"""A crash injected into Ray Data scoring actors from outside crossrank, for tests/test_ray_data.py.
+"""A crash injected into Ray Data scoring actors from outside crossrank, for tests/ray/test_ray_data.py.
 
 Python runs ``sitecustomize`` at start-up in every process that has this directory on its
 ``PYTHONPATH``: the tests put it there for Ray's workers (a ``runtime_env``, or the environment

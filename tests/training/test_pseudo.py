@@ -17,7 +17,7 @@ from crossrank.testing import write_tiny_beir
 from crossrank.training.pseudo_queries import _key, _norm, make_pseudo_dataset, split_sentences
 
 DATA = Path(
-    os.environ.get("CROSSRANK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    os.environ.get("CROSSRANK_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
 )
 WORDS = ["wing", "shock", "plate", "nozzle", "vortex", "rotor", "flutter", "panel", "jet", "cone"]
 SPECIAL = {  # id → (title, text): documents that must give no title query, or a fixed ICT one

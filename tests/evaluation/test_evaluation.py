@@ -27,7 +27,7 @@ from crossrank.evaluation import (  # noqa: E402
 from crossrank.testing import write_tiny_beir  # noqa: E402
 
 DATA = Path(
-    os.environ.get("CROSSRANK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    os.environ.get("CROSSRANK_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
 )
 
 
