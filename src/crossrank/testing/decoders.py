@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from .models import WORDS, _tokenizer_class
+from .models import TINY_SIZES, WORDS, _tokenizer_class
 
 DECODER_KINDS = ("qwen3", "qwen2", "gemma", "gemma2", "llama-qwen", "llama-gemma", "qwen3-seqcls")
 
@@ -105,10 +105,7 @@ def build_decoder(kind: str, seed: int = 0):
     tokenizer = gemma_tokenizer() if "gemma" in kind else qwen_tokenizer()
     common = dict(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **TINY_SIZES,
         num_key_value_heads=2,
         max_position_embeddings=2048,
         initializer_range=0.2,

@@ -26,6 +26,10 @@ WORDS = (
 ).split()
 
 
+# The size of every tiny random model the tests build (encoders here, decoders in .decoders)
+TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+
 def _vocab(special):
     tokens = list(special) + WORDS + list(string.ascii_lowercase) + list(string.digits)
     tokens += ["##" + c for c in string.ascii_lowercase + string.digits]
@@ -106,10 +110,7 @@ def build_model(kind: str, num_labels: int = 1, seed: int = 0):
     tokenizer = build_tokenizer("roberta" if kind == "xlm-roberta" else "bert")
     common = dict(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+        **TINY_SIZES,
         num_labels=num_labels,
         pad_token_id=tokenizer.pad_token_id,
         initializer_range=0.3,
