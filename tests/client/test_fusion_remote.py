@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.server
-import json
-import threading
 
 import pytest
 
 from crossrank import Reranker
 from crossrank.client.remote import RemoteReranker, RemoteRerankError
 from crossrank.errors import ArgumentError
+from crossrank.testing import stub_service
 
 pytest.importorskip("fastapi", reason="needs a crossrank server: crossrank[serve]")
 pytest.importorskip("uvicorn", reason="needs a crossrank server: crossrank[serve]")
@@ -71,36 +68,6 @@ def test_remote_fusion_equals_local(server_url, reranker, options):
     assert first == FIRST_STAGE
 
 
-@contextlib.contextmanager
-def stub_service(body):
-    """A loopback HTTP server answering every POST with 200 and ``body``; records requests."""
-    seen = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length", 0))
-            seen.append((self.path, json.loads(self.rfile.read(length))))
-            payload = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
 def test_the_request_asks_raw_scores_of_every_document():
     answer = [{"index": 1, "score": 2.0}, {"index": 0, "score": -1.0}, {"index": 2, "score": 0.5}]
     with stub_service(answer) as (url, seen):
@@ -108,7 +75,7 @@ def test_the_request_asks_raw_scores_of_every_document():
         hits = remote.rank(
             QUERY, DOCS[:3], top_k=1, threshold=0.2, first_stage_scores=[9.0, 1.0, 5.0]
         )
-    assert seen == [
+    assert [(path, body) for path, _, body in seen] == [
         ("/rerank", {"query": QUERY, "texts": DOCS[:3], "raw_scores": True, "model": "m"})
     ]
     # minmax 0.5: doc0 .5*1 + .5*0 = .5, doc1 .5*0 + .5*1 = .5, doc2 .5*.5 + .5*.5 = .5: a tie of

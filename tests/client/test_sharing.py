@@ -8,10 +8,7 @@ here a stdlib HTTP server plays a broken or busy service, so every error path ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.server
 import io
-import json
 import pathlib
 import socket
 import threading
@@ -29,6 +26,7 @@ from crossrank.client.remote import RemoteReranker, RemoteRerankError
 from crossrank.integration import copy_shareable
 from crossrank.sharing import dtype_name
 from crossrank.sources import check_sources, resolve_reranker, split_reranker_kwargs
+from crossrank.testing import stub_service
 
 pytest.importorskip("httpx", reason="the remote client needs httpx")
 
@@ -254,41 +252,6 @@ def test_remote_timeout_must_be_positive_seconds(timeout):
 # ---------------------------------------------------------------------- remote: a broken service
 
 
-@contextlib.contextmanager
-def stub_service(status: int, body, headers=None, delay: float = 0.0):
-    """A real HTTP server on a free loopback port answering every POST with ``status``/``body``."""
-    seen = []
-    stop = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length", 0))
-            seen.append((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
-            stop.wait(delay)  # a slow service: answers after `delay` or when the test ends
-            payload = (body if isinstance(body, str) else json.dumps(body)).encode()
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
 def both_paths(remote, *args, **kwargs):
     """The sync and the async call's exceptions, for the same arguments."""
     errors = []
@@ -306,7 +269,7 @@ def test_request_is_the_cohere_v1_shape_and_results_map_back():
     answer = {
         "results": [{"index": 2, "relevance_score": 0.75}, {"index": 0, "relevance_score": 0.25}]
     }
-    with stub_service(200, answer) as (url, seen):
+    with stub_service(status=200, body=answer) as (url, seen):
         remote = RemoteReranker(url + "/", api_key="secret", model="m")
         hits = remote.rank(QUERY, DOCS, top_k=2, threshold=0.1)
         assert asyncio.run(remote.arank(QUERY, DOCS, top_k=2, threshold=0.1)) == hits
@@ -326,13 +289,16 @@ def test_request_is_the_cohere_v1_shape_and_results_map_back():
 
 def test_api_key_defaults_to_the_environment(monkeypatch):
     monkeypatch.setenv("CROSSRANK_API_KEY", "from-env")
-    with stub_service(200, {"results": []}) as (url, seen):
+    with stub_service(status=200, body={"results": []}) as (url, seen):
         RemoteReranker(url).rank(QUERY, DOCS)
     assert seen[0][1]["Authorization"] == "Bearer from-env"
 
 
 def test_busy_service_429_names_the_url_and_retry_after():
-    with stub_service(429, {"message": "queue full"}, {"Retry-After": "3"}) as (url, _):
+    with stub_service(status=429, body={"message": "queue full"}, headers={"Retry-After": "3"}) as (
+        url,
+        _,
+    ):
         for error in both_paths(RemoteReranker(url), QUERY, DOCS):
             assert error.status_code == 429 and error.url == f"{url}/v1/rerank"
             assert f"{url}/v1/rerank answered 429 Too Many Requests: queue full" in str(error)
@@ -341,7 +307,7 @@ def test_busy_service_429_names_the_url_and_retry_after():
 
 @pytest.mark.parametrize("status, body", [(500, {"detail": "boom"}), (503, "not json")])
 def test_server_errors_name_the_url_and_status(status, body):
-    with stub_service(status, body) as (url, _):
+    with stub_service(status=status, body=body) as (url, _):
         for error in both_paths(RemoteReranker(url), QUERY, DOCS):
             assert error.status_code == status and f"{url}/v1/rerank answered {status}" in str(
                 error
@@ -350,7 +316,7 @@ def test_server_errors_name_the_url_and_status(status, body):
 
 
 def test_wrong_key_401_says_how_to_pass_it():
-    with stub_service(401, {"message": "invalid API key"}) as (url, _):
+    with stub_service(status=401, body={"message": "invalid API key"}) as (url, _):
         (error, _) = both_paths(RemoteReranker(url, api_key="wrong"), QUERY, DOCS)
     assert "401" in str(error) and "api_key=" in str(error) and "CROSSRANK_API_KEY" in str(error)
 
@@ -365,7 +331,7 @@ def test_wrong_key_401_says_how_to_pass_it():
     ],
 )
 def test_an_answer_of_another_shape_is_a_clear_error(answer):
-    with stub_service(200, answer) as (url, _):
+    with stub_service(status=200, body=answer) as (url, _):
         for error in both_paths(RemoteReranker(url), QUERY, DOCS):
             assert "did not answer like a crossrank /v1/rerank" in str(error)
 
@@ -384,7 +350,7 @@ def test_service_down_names_the_url():
 
 
 def test_slow_service_times_out_with_the_url():
-    with stub_service(200, {"results": []}, delay=30) as (url, _):
+    with stub_service(status=200, body={"results": []}, delay=30) as (url, _):
         for error in both_paths(RemoteReranker(url, timeout=0.3), QUERY, DOCS):
             assert f"{url}/v1/rerank did not answer within 0.3 s" in str(error)
 

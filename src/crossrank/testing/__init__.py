@@ -49,7 +49,7 @@ from .models import (
     reference_scores,
     save_model,
 )
-from .server import metric, post_json, serving
+from .server import metric, post_json, serving, stub_service
 
 __all__ = [
     "BACKEND_PAIRS",
@@ -82,6 +82,7 @@ __all__ = [
     "save_decoder",
     "save_model",
     "serving",
+    "stub_service",
     "tiny_train_config",
     "write_tiny_beir",
 ]

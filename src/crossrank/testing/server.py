@@ -11,7 +11,10 @@ Needs crossrank's ``serve`` extra (fastapi, uvicorn, httpx); nothing is imported
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import http.server
+import json
+import threading
+from typing import Iterator, Tuple
 
 # Long enough for a first request that loads a model or compiles on a loaded CI machine.
 REQUEST_TIMEOUT_S = 60
@@ -78,3 +81,46 @@ def metric(base_url: str, name: str, headers=None) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise KeyError(name)
+
+
+@contextlib.contextmanager
+def stub_service(
+    body, status: int = 200, headers=None, delay: float = 0.0
+) -> Iterator[Tuple[str, list]]:
+    """A real HTTP server on a free loopback port answering every POST with ``status``/``body``
+    (JSON, or a str as is) after ``delay`` seconds; yields its URL and the requests it saw, as
+    ``(path, headers, json body)``. For the remote client's tests: a service that misbehaves.
+
+    >>> with stub_service({"results": []}) as (url, seen):  # doctest: +SKIP
+    ...     httpx.post(url + "/v1/rerank", json={"query": "q"})
+    """
+    seen = []
+    stop = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            seen.append((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
+            stop.wait(delay)  # a slow service: answers after `delay` or when the test ends
+            payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
