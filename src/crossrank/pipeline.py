@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
@@ -41,6 +42,7 @@ class ScoringStats:
     forward_passes: int = 0
     pairs_scored: int = 0
     features_scored: int = 0  # pairs, or windows of pairs with long_documents="maxp"
+    tokenize_seconds: float = 0.0  # time spent encoding (the service's x-tokenization-time)
 
 
 @dataclass(frozen=True)
@@ -195,10 +197,12 @@ class Pipeline:
         if all(limit is None for limit in limits):
             limits = None
         owners = None
+        started = time.perf_counter()
         if request.long_documents == "maxp":
             features, owners = encoder.encode_windows(queries, passages, request.stride, limits)
         else:
             features = encoder.encode(queries, passages, limits)
+        encoded_in = time.perf_counter() - started
         batches = plan_batches([len(f["input_ids"]) for f in features], request.batch_size)
         batch_scores = self._run([[features[i] for i in batch] for batch in batches])
         scores = restore_order(batches, batch_scores)
@@ -208,6 +212,7 @@ class Pipeline:
                 old.forward_passes + len(batches),
                 old.pairs_scored + len(pairs),
                 old.features_scored + len(features),
+                old.tokenize_seconds + encoded_in,
             )
         if owners is not None:
             scores = max_per_document(scores, owners, len(pairs))

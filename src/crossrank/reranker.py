@@ -258,6 +258,7 @@ class Reranker:
             "forward_passes_per_device": list(self._pipeline.batches_per_backend),
             "pairs_scored": pipeline.pairs_scored,
             "features_scored": pipeline.features_scored,
+            "tokenize_seconds": pipeline.tokenize_seconds,
             "cache_hits": cache.hits if cache else 0,
             "cache_misses": cache.misses if cache else 0,
             "cache_entries": len(cache) if cache else 0,
