@@ -5,25 +5,50 @@ from __future__ import annotations
 import copy
 import threading
 from abc import ABC, abstractmethod
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+
+from ..windows import split_windows, window_overlap
 
 # One encoded (query, passage) pair: token ids (and token types) as compact int arrays, unpadded.
 Feature = Dict[str, Sequence[int]]
 # Per passage, the most of its tokens to keep (None: no cap of its own); None for the whole list.
 Limits = Optional[Sequence[Optional[int]]]
+# A pair's passage for windowing: (its tokens, the room a window has, window tokens -> feature).
+WindowParts = Tuple[Any, int, Callable[[Any], Feature]]
 
 
-class Encoder(Protocol):
-    """Turns (query, passage) pairs into unpadded features for one max_length/query_max_length."""
+class Encoder(ABC):
+    """Turns (query, passage) pairs into unpadded features for one max_length/query_max_length.
+
+    A family's encoder implements :meth:`encode` and :meth:`_window_parts`; cutting long passages
+    into overlapping windows (:meth:`encode_windows`) is the same for every family.
+    """
 
     max_length: int
     query_max_length: int
 
+    @abstractmethod
     def encode(
         self, queries: Sequence[str], passages: Sequence[str], passage_limits: Limits = None
-    ) -> List[Feature]: ...
+    ) -> List[Feature]:
+        """One feature per pair, the passage cut to what fits (and to its limit, if any).
+
+        ``passage_limits[i]`` (None: no cap) keeps at most that many of passage ``i``'s tokens,
+        as if the passage had been cut after them (Cohere's ``max_tokens_per_doc``).
+        """
+
+    @abstractmethod
+    def _window_parts(
+        self, queries: Sequence[str], passages: Sequence[str], passage_limits: Limits
+    ) -> Iterable[WindowParts]:
+        """Per pair, in order: its whole passage's tokens (cut to its limit), the room a window
+        has beside the query and the prompt, and how one window becomes a feature."""
+
+    def _split(self, tokens, room: int, overlap: int) -> list:
+        """``tokens`` as windows of ``room`` sharing ``overlap`` (see :mod:`crossrank.windows`)."""
+        return split_windows(tokens, room, overlap)
 
     def encode_windows(
         self,
@@ -31,7 +56,21 @@ class Encoder(Protocol):
         passages: Sequence[str],
         stride: int,
         passage_limits: Limits = None,
-    ) -> Tuple[List[Feature], List[int]]: ...
+    ) -> Tuple[List[Feature], List[int]]:
+        """Like :meth:`encode`, but a passage that does not fit is split into overlapping windows.
+
+        Returns the features and, for each, the index of its pair. A passage that fits gives the
+        same single feature as :meth:`encode`; a longer one gives windows sharing
+        ``min(stride, room // 2)`` tokens (see :mod:`crossrank.windows`).
+        """
+        features: List[Feature] = []
+        owners: List[int] = []
+        parts = self._window_parts(queries, passages, passage_limits)
+        for index, (tokens, room, feature_of) in enumerate(parts):
+            for window in self._split(tokens, room, window_overlap(stride, room)):
+                features.append(feature_of(window))
+                owners.append(index)
+        return features, owners
 
 
 class ModelFamily(ABC):

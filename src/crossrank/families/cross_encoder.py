@@ -10,23 +10,23 @@ route for slow (Python) tokenizers.
 
 from __future__ import annotations
 
+import functools
 import threading
 from array import array
 from itertools import zip_longest
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 
 from ..errors import ModelLoadError
-from ..windows import split_windows, window_overlap
-from .base import Feature, Limits, ModelFamily
+from .base import Encoder, Feature, Limits, ModelFamily
 
 # Passages are tokenized this many at a time, so that the tokenizer's full Encoding objects
 # (tokens, offsets, masks) never exist for more than a slice of the input at once.
 TOKENIZE_SLICE = 64
 
 
-class PairEncoder:
+class PairEncoder(Encoder):
     """Encode (query, passage) pairs into model inputs without padding.
 
     >>> encoder = PairEncoder(tokenizer, max_length=512)          # doctest: +SKIP
@@ -65,29 +65,12 @@ class PairEncoder:
             )
         ]
 
-    def encode_windows(
-        self,
-        queries: Sequence[str],
-        passages: Sequence[str],
-        stride: int,
-        passage_limits: Limits = None,
-    ) -> Tuple[List[Feature], List[int]]:
-        """Like :meth:`encode`, but a passage that does not fit is split into overlapping windows.
-
-        Returns the features and, for each, the index of its pair. A passage that fits gives the
-        same single feature as :meth:`encode`; a longer one gives windows sharing
-        ``min(stride, room // 2)`` tokens (see :mod:`crossrank.windows`).
-        """
-        features: List[Feature] = []
-        owners: List[int] = []
+    def _window_parts(self, queries, passages, passage_limits):
         pairs = self._tokenized(queries, passages, None, passage_limits)
-        for index, (query, passage) in enumerate(pairs):
+        for query, passage in pairs:
             query_length = len(query.ids) if self._fast else len(query)
             room = max(self.max_length - query_length - self.num_special, 1)
-            for window in self._windows(passage, room, window_overlap(stride, room)):
-                features.append(self._pair(query, window))
-                owners.append(index)
-        return features, owners
+            yield passage, room, functools.partial(self._pair, query)
 
     def _tokenized(
         self,
@@ -117,12 +100,12 @@ class PairEncoder:
             passage.truncate(limit)  # a fresh encoding each: in place is safe
         return passage
 
-    def _windows(self, passage, room: int, overlap: int) -> list:
+    def _split(self, passage, room: int, overlap: int) -> list:
         if not self._fast:
-            return split_windows(passage, room, overlap)
+            return super()._split(passage, room, overlap)
         if len(passage.ids) <= room:
             return [passage]  # overflowing may hold what a passage limit cut off
-        # the tokenizers library's own windows: the same rule as split_windows
+        # the tokenizers library's own windows: the same rule as crossrank.windows
         passage.truncate(room, stride=overlap)
         return [passage, *passage.overflowing]
 

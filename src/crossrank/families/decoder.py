@@ -25,8 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..settings import PROMPT_FORMATS
-from ..windows import split_windows, window_overlap
-from .base import Feature, Limits, ModelFamily
+from .base import Encoder, Feature, Limits, ModelFamily
 
 _FORMAT_OF_MODEL_TYPE = {"qwen2": "qwen3", "qwen3": "qwen3", "gemma": "bge", "gemma2": "bge"}
 
@@ -81,7 +80,7 @@ def detect_prompt_format(config, tokenizer, prompt_format: Optional[str], name: 
     )
 
 
-class PromptEncoder:
+class PromptEncoder(Encoder):
     """Encode (query, passage) pairs into decoder prompts, without padding.
 
     ``label_token_ids`` are the next-token ids the score reads: ``[no, yes]`` for ``"qwen3"``
@@ -148,22 +147,10 @@ class PromptEncoder:
             for head, body, tail, room in self._parts(queries, passages, self.max_length)
         ]
 
-    def encode_windows(
-        self,
-        queries: Sequence[str],
-        passages: Sequence[str],
-        stride: int,
-        passage_limits: Limits = None,
-    ) -> Tuple[List[Feature], List[int]]:
-        """One prompt per passage window; the second list names each window's pair."""
+    def _window_parts(self, queries, passages, passage_limits):
         passages = self._cut_passages(passages, passage_limits)
-        features: List[Feature] = []
-        owners: List[int] = []
-        for index, (head, body, tail, room) in enumerate(self._parts(queries, passages, None)):
-            for window in split_windows(body, room, window_overlap(stride, room)):
-                features.append({"input_ids": head + window + tail})
-                owners.append(index)
-        return features, owners
+        for head, body, tail, room in self._parts(queries, passages, None):
+            yield body, room, functools.partial(_prompt_feature, head, tail)
 
     def _cut_passages(self, passages: Sequence[str], limits: Limits) -> Sequence[str]:
         """Each passage cut after its first ``limits[i]`` tokens, counted on the passage alone.
@@ -251,6 +238,10 @@ class PromptEncoder:
     def _ids(self, text: str) -> List[int]:
         with self._lock:
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _prompt_feature(head: List[int], tail: List[int], window: List[int]) -> Feature:
+    return {"input_ids": head + window + tail}
 
 
 def label_token_ids(tokenizer, prompt_format: str) -> List[int]:
