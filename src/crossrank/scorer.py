@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -25,43 +26,53 @@ from typing import (
     Optional,
     Protocol,
     Sequence,
+    TypedDict,
     Union,
+    get_type_hints,
     runtime_checkable,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack
+
     from .results import RankedDocument
+
+
+class RankOptions(TypedDict, total=False):
+    """The options of :meth:`Scorer.rank`, in order after ``query`` and ``documents``; their
+    defaults are :data:`RANK_DEFAULTS`."""
+
+    top_k: Optional[int]  # keep the best k; 0 none, None all
+    threshold: Optional[float]  # drop scores below it, on the score as returned
+    normalize: bool  # scores in (0, 1); False gives raw logits
+    batch_size: Optional[int]  # pairs per forward pass; a server chooses its own
+    min_keep: int  # the threshold never leaves fewer
+    first_stage_scores: Optional[Sequence[float]]  # the retriever's score of each document
+    fusion: str  # "minmax" or "rrf"
+    fusion_weight: float  # the retriever's weight in the fusion
+
+
+RANK_DEFAULTS: Dict[str, Any] = dict(
+    top_k=None, threshold=None, normalize=True, batch_size=None, min_keep=0,
+    first_stage_scores=None, fusion="minmax", fusion_weight=0.5,
+)  # fmt: skip
 
 
 @runtime_checkable
 class Scorer(Protocol):
     """Rerank documents for a query, synchronously or awaited, with the same options.
 
-    ``rank``'s options, in this order: ``top_k`` (keep the best k; ``0`` none, ``None`` all),
-    ``threshold`` (drop scores below it, on the score as returned), ``normalize`` (scores in
-    (0, 1); ``False`` gives raw logits), ``batch_size`` (pairs per forward pass; a server
-    chooses its own), ``min_keep`` (the threshold never leaves fewer), ``first_stage_scores``
-    (the retriever's score of each document, fused with ``fusion`` = ``"minmax"`` or ``"rrf"``,
-    ``fusion_weight`` being the retriever's weight). ``arank`` takes the same arguments and does
-    not block the event loop. ``compute_score`` scores pairs in input order (FlagReranker's
-    call); ``info`` says what scores (JSON-ready).
+    ``rank``'s keyword options are :class:`RankOptions`, accepted and checked alike by every
+    scorer; ``arank`` takes the same arguments and does not block the event loop.
+    ``compute_score`` scores pairs in input order (FlagReranker's call); ``info`` says what
+    scores (JSON-ready).
 
     >>> async def best(scorer: Scorer, query, docs):
     ...     return (await scorer.arank(query, docs, top_k=1))[0]
     """
 
     def rank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_k: Optional[int] = None,
-        threshold: Optional[float] = None,
-        normalize: bool = True,
-        batch_size: Optional[int] = None,
-        min_keep: int = 0,
-        first_stage_scores: Optional[Sequence[float]] = None,
-        fusion: str = "minmax",
-        fusion_weight: float = 0.5,
+        self, query: str, documents: Sequence[str], **options: Unpack[RankOptions]
     ) -> List[RankedDocument]:
         """``documents`` reranked for ``query``, best first, selected as the options say."""
         ...
@@ -83,3 +94,24 @@ class Scorer(Protocol):
         """What scores: at least ``"model"`` (a local scorer adds ``device``, ``dtype``,
         ``max_length``, ...; a remote one ``base_url`` and ``timeout``)."""
         ...
+
+
+def _rank_signature() -> inspect.Signature:
+    """``rank(self, query, documents, top_k=None, ...)`` spelled out from :class:`RankOptions`,
+    so that ``help()``, IDEs and positional calls see every option where a scorer forwards
+    ``**options`` (the remote scorer binds its arguments to this signature)."""
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    head = [
+        inspect.Parameter("self", positional),
+        inspect.Parameter("query", positional, annotation=str),
+        inspect.Parameter("documents", positional, annotation=Sequence[str]),
+    ]
+    types = get_type_hints(RankOptions)
+    options = [
+        inspect.Parameter(name, positional, default=default, annotation=types[name])
+        for name, default in RANK_DEFAULTS.items()
+    ]
+    return inspect.Signature(head + options, return_annotation="List[RankedDocument]")
+
+
+Scorer.rank.__signature__ = _rank_signature()  # type: ignore[attr-defined]
