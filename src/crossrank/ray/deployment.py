@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 from crossrank.inputs import check_count
 from crossrank.loading import DEFAULT_MODEL
@@ -42,7 +42,7 @@ def _import_serve():
 
 
 def serve_deployment(
-    model: Union[str, os.PathLike] = DEFAULT_MODEL,
+    model: Union[str, os.PathLike, Mapping[str, Union[str, os.PathLike]]] = DEFAULT_MODEL,
     *,
     settings=None,
     reranker_kwargs: Optional[Dict[str, Any]] = None,
@@ -55,7 +55,8 @@ def serve_deployment(
     """A Ray Serve application (``serve.run`` it) of ``num_replicas`` copies of the rerank service.
 
     Args:
-        model: hub id or checkpoint directory, loadable on every node.
+        model: hub id or checkpoint directory, loadable on every node; or a dict name → path
+            to serve several models (requests pick one by their ``model`` field).
         settings: :class:`crossrank.serve.ServeSettings` (limits, batching, API key); default:
             its defaults with ``CROSSRANK_API_KEY``.
         reranker_kwargs: passed to :class:`crossrank.Reranker` in each replica.
@@ -69,7 +70,11 @@ def serve_deployment(
     serve = _import_serve()
     from crossrank.serve import ServeSettings
 
-    model = check_model(model)
+    models = (
+        {name: check_model(path) for name, path in model.items()}
+        if isinstance(model, Mapping)
+        else {None: check_model(model)}
+    )
     check_count(num_replicas, "num_replicas", 1)
     check_shares(
         num_gpus_per_replica=num_gpus_per_replica, num_cpus_per_replica=num_cpus_per_replica
@@ -83,7 +88,8 @@ def serve_deployment(
     def build_app():  # runs in each replica: the model loads before the replica takes traffic
         from crossrank.serve import create_app
 
-        app = create_app(load_reranker(model, kwargs, threads), settings)
+        loaded = {name: load_reranker(path, kwargs, threads) for name, path in models.items()}
+        app = create_app(loaded[None] if None in loaded else loaded, settings)
         replica = f"{socket.gethostname()}:{os.getpid()}"
 
         @app.middleware("http")
@@ -116,13 +122,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, settings, reranker_kwargs: Dict[str, Any]) -> int:
-    """Deploy on Ray Serve at --host:--port; on SIGTERM/SIGINT remove it and exit 0."""
+def run(args: argparse.Namespace, settings, reranker_kwargs: Dict[str, Any], specs=None) -> int:
+    """Deploy on Ray Serve at --host:--port; on SIGTERM/SIGINT remove it and exit 0.
+
+    ``specs``: ``[(name or None, path), ...]`` of several ``--model NAME=PATH`` options."""
     serve = _import_serve()
     import ray
 
+    model = args.model if not specs or specs[0][0] is None else dict(specs)
     app = serve_deployment(
-        args.model,
+        model,
         settings=settings,
         reranker_kwargs=reranker_kwargs,
         num_replicas=args.replicas,

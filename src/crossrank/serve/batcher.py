@@ -43,13 +43,29 @@ class BatcherStopped(Exception):
     """The service is shutting down and accepts no new work (answer 503)."""
 
 
+class Ticket(concurrent.futures.Future):
+    """A queued request's future (its raw logits) and where its time went, in seconds.
+
+    ``queue_s``: from submit until the worker first took any of its pairs; ``tokenize_s`` and
+    ``inference_s``: of the rounds it was scored in (a round's times count for every request in
+    it, as TEI counts a batch's inference for each of its requests).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.submitted = time.perf_counter()
+        self.queue_s = 0.0
+        self.tokenize_s = 0.0
+        self.inference_s = 0.0
+
+
 @dataclass(eq=False)
 class _Job:
     query: str
     texts: List[str]
     passage_token_limit: Optional[int]
     costs: List[int]
-    future: concurrent.futures.Future
+    future: Ticket
     logits: List[Optional[float]] = field(default_factory=list)
     next: int = 0  # first document not yet taken by the worker
     scored: int = 0
@@ -78,12 +94,15 @@ class Batcher:
         max_wait_ms: float,
         max_queued_pairs: int,
         metrics: Optional[Metrics] = None,
+        model: str = "",
     ) -> None:
         self.reranker = reranker
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queued_pairs = max_queued_pairs
         self.metrics = metrics or Metrics()
+        self.model = model  # the metrics' model label
+        self._model_metrics = self.metrics.for_model(model)
         self.max_pair_tokens = int(getattr(reranker, "max_length", 512))
         self._pending: Deque[_Job] = collections.deque()
         self._queued_pairs = 0  # accepted and not yet scored (taken or not)
@@ -116,13 +135,13 @@ class Batcher:
 
     def submit(
         self, query: str, texts: List[str], passage_token_limit: Optional[int] = None
-    ) -> concurrent.futures.Future:
+    ) -> Ticket:
         """Queue one request; the future's result is the raw logits of ``texts``, in input order.
 
         ``passage_token_limit`` keeps at most that many tokens of each document (Cohere's
         ``max_tokens_per_doc``); the served ``max_length`` applies in any case.
         """
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future = Ticket()
         if not texts:
             future.set_result([])
             return future
@@ -137,10 +156,25 @@ class Batcher:
                     f"max_queued_pairs={self.max_queued_pairs}"
                 )
             self._queued_pairs += len(texts)
-            self.metrics.queue_pairs.set(self._queued_pairs)
+            self._count_queued(len(texts))
             self._pending.append(job)
             self._cond.notify_all()
         return future
+
+    def cancel(self, future: concurrent.futures.Future) -> int:
+        """Drop a request nobody waits for (deadline passed, client gone): its pairs the worker
+        has not taken leave the queue now; pairs of a round already running are scored anyway.
+        Returns how many pairs were dropped."""
+        with self._cond:
+            future.cancel()
+            for job in self._pending:
+                if job.future is future:
+                    self._pending.remove(job)
+                    dropped = job.untaken
+                    job.next = len(job.texts)
+                    self._release(dropped)
+                    return dropped
+        return 0
 
     # ------------------------------------------------------------------ worker side
 
@@ -203,11 +237,21 @@ class Batcher:
 
     def _release(self, pairs: int) -> None:
         self._queued_pairs -= pairs
-        self.metrics.queue_pairs.set(self._queued_pairs)
+        self._count_queued(-pairs)
+
+    def _count_queued(self, pairs: int) -> None:
+        # inc/dec, not set: several models' batchers share the unlabelled gauge
+        self.metrics.queue_pairs.inc(pairs)
+        self._model_metrics.queue_pairs.inc(pairs)
 
     def _score(self, pieces: List[Tuple[_Job, int, int]]) -> None:
         pairs = sum(end - start for _, start, end in pieces)
         limits = [job.passage_token_limit for job, _, _ in pieces]
+        started = time.perf_counter()
+        for job in {job for job, _, _ in pieces}:
+            if job.future.queue_s == 0.0:
+                job.future.queue_s = started - job.future.submitted
+        tokenized_before = _tokenize_seconds(self.reranker)
         try:
             logits = self.reranker.score_many(
                 [job.query for job, _, _ in pieces],
@@ -220,9 +264,16 @@ class Batcher:
             logger.exception("scoring failed")
             self._fail({job for job, _, _ in pieces}, error)
             return
+        took = time.perf_counter() - started
+        tokenize_s = min(took, max(0.0, _tokenize_seconds(self.reranker) - tokenized_before))
+        for job in {job for job, _, _ in pieces}:
+            job.future.tokenize_s += tokenize_s
+            job.future.inference_s += took - tokenize_s
         self.metrics.batches.inc()
         self.metrics.batch_pairs.observe(pairs)
         self.metrics.pairs.inc(pairs)
+        self._model_metrics.batches.inc()
+        self._model_metrics.pairs.inc(pairs)
         with self._cond:
             self._release(pairs)
         for job, start, end in pieces:
@@ -239,6 +290,14 @@ class Batcher:
                 job.scored = len(job.texts)
         for job in jobs:
             _resolve(job.future, error=error)
+
+
+def _tokenize_seconds(reranker) -> float:
+    """Seconds the reranker has spent tokenizing so far (0 when it does not say)."""
+    stats = getattr(reranker, "stats", None)
+    if not callable(stats):
+        return 0.0
+    return float(stats().get("tokenize_seconds", 0.0))
 
 
 def pair_costs(

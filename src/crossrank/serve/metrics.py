@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -10,7 +12,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class Metrics:
-    """The service's counters: requests, durations, pairs, batches, queue depth.
+    """The service's counters: requests, durations, pairs, batches, queue depth (in total and
+    per served model), timeouts, disconnects and the pairs they dropped.
 
     >>> metrics = Metrics()
     >>> metrics.requests.labels(route="/v1/rerank", status="200").inc()
@@ -46,6 +49,43 @@ class Metrics:
             "crossrank_rejected", "Requests refused because the queue was full (429)",
             registry=registry,
         )  # fmt: skip
+
+        # per served model (label "model"): several models in one server each count apart
+        self.model_requests = Counter(
+            "crossrank_model_requests", "Rerank requests by served model and status code",
+            ["model", "status"], registry=registry,
+        )  # fmt: skip
+        self.model_pairs = Counter(
+            "crossrank_model_pairs", "Pairs scored, by model", ["model"], registry=registry
+        )
+        self.model_batches = Counter(
+            "crossrank_model_batches", "Scoring rounds, by model", ["model"], registry=registry
+        )
+        self.model_queue_pairs = Gauge(
+            "crossrank_model_queue_pairs", "Accepted pairs not yet scored, by model", ["model"],
+            registry=registry,
+        )  # fmt: skip
+        self.timeouts = Counter(
+            "crossrank_timeouts", "Requests answered 504 after --request-timeout, by model",
+            ["model"], registry=registry,
+        )  # fmt: skip
+        self.disconnects = Counter(
+            "crossrank_disconnects", "Requests whose client went away before the answer, by model",
+            ["model"], registry=registry,
+        )  # fmt: skip
+        self.dropped_pairs = Counter(
+            "crossrank_dropped_pairs",
+            "Queued pairs dropped unscored, by model and reason (timeout, disconnect)",
+            ["model", "reason"], registry=registry,
+        )  # fmt: skip
+
+    def for_model(self, model: str) -> SimpleNamespace:
+        """The labelled series of one served model."""
+        return SimpleNamespace(
+            pairs=self.model_pairs.labels(model=model),
+            batches=self.model_batches.labels(model=model),
+            queue_pairs=self.model_queue_pairs.labels(model=model),
+        )
 
     def render(self) -> tuple:
         """(body, content type) of the Prometheus text exposition."""

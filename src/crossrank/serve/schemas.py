@@ -37,7 +37,7 @@ class _Common(BaseModel):
 
     query: str = Field(description="the search query")
     model: Optional[str] = Field(
-        None, description="accepted and ignored: the service scores with the model it serves"
+        None, description="the served model to score with (several served); ignored with one"
     )
     score_threshold: Optional[float] = Field(
         None, description="crossrank: drop results scoring below this (before top_n)"

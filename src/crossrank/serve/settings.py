@@ -24,6 +24,8 @@ class ServeSettings:
     max_wait_ms: float = 2.0  # how long an idle worker waits for more requests to merge
     retry_after_s: int = 1  # Retry-After of a 429
     api_key: Optional[str] = field(default=None, repr=False)  # Bearer token; None = open
+    api_key_file: Optional[str] = None  # more keys, one a line; reread on SIGHUP
+    request_timeout_s: Optional[float] = None  # queue + scoring; past it -> 504, pairs dropped
 
     def __post_init__(self) -> None:
         for name in ("max_documents", "max_body_bytes", "max_queued_pairs", "max_batch_tokens"):
@@ -43,6 +45,14 @@ class ServeSettings:
             raise ValueError(f"retry_after_s must be a positive int, got {retry!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty str or None")
+        timeout = self.request_timeout_s
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise ValueError(f"request_timeout_s must be a positive number or None, got {timeout!r}")
+        key_file = self.api_key_file
+        if key_file is not None and (not isinstance(key_file, str) or not key_file):
+            raise ValueError("api_key_file must be a non-empty path str or None")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServeSettings:
@@ -54,5 +64,5 @@ class ServeSettings:
     def public(self) -> Dict[str, Any]:
         """The limits as /info shows them (never the key itself)."""
         limits = asdict(self)
-        limits["api_key"] = self.api_key is not None
+        limits["api_key"] = self.api_key is not None or limits.pop("api_key_file") is not None
         return limits

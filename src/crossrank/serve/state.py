@@ -1,126 +1,151 @@
-"""What one app holds: the reranker (loaded now or in the background), its batcher, limits, metrics."""
+"""What one app holds: its served models (each loaded now or in the background, each with its own
+batcher), the limits, the API keys and the metrics."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
-from .batcher import Batcher
-from .lengths import LengthCheck, TooLong
+from .keys import ApiKeys
 from .limits import ServeError
 from .metrics import Metrics
+from .models import MODEL_HEADER, ModelState, unknown_model
 from .settings import ServeSettings
 
 logger = logging.getLogger("crossrank.serve")
 
 
 class ServiceState:
-    """The loaded reranker, its batcher, the limits and the metrics of one app.
+    """The served models, the limits, the keys and the metrics of one app.
+
+    ``reranker``: one reranker (or a function returning one), or a mapping name → reranker (or
+    function) for several models; the first is the default.
 
     >>> ServiceState(reranker, ServeSettings()).model_name                # doctest: +SKIP
     'BAAI/bge-reranker-base'
+    >>> ServiceState({"en": rr_en, "multi": rr_multi}, ServeSettings()).names  # doctest: +SKIP
+    ['en', 'multi']
     """
 
     def __init__(self, reranker, settings: ServeSettings, on_load_error=None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.loader: Optional[Callable[[], Any]] = None
-        self.reranker = None
-        if hasattr(reranker, "score_many"):
-            self.reranker = reranker
-        elif callable(reranker):
-            self.loader = reranker
-        else:
-            raise TypeError(
-                "reranker must be a Reranker (or anything with score_many) or a function that "
-                f"returns one, got {type(reranker).__name__}"
-            )
-        self.batcher: Optional[Batcher] = None
-        self.load_error: Optional[str] = None
+        self.keys = ApiKeys(settings.api_key, settings.api_key_file)
+        given = reranker if isinstance(reranker, Mapping) else {None: reranker}
+        if not given:
+            raise ValueError("reranker: give at least one model")
+        self.models: List[ModelState] = [
+            ModelState(name, rr, settings, self.metrics) for name, rr in given.items()
+        ]
         self.on_load_error = on_load_error
         self._loading: Optional[threading.Thread] = None
-        self._lengths: Optional[LengthCheck] = None
-        self._lengths_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the models
+
+    @property
+    def default(self) -> ModelState:
+        return self.models[0]
+
+    @property
+    def names(self) -> List[str]:
+        return [model.model_name for model in self.models]
+
+    def model_for(self, requested: Optional[str], header: Optional[str] = None) -> ModelState:
+        """The model a request asks for (its ``model`` field, else the model header), else the
+        default. With one model any name is accepted (clients must send one); with several an
+        unknown name is a 404 listing the served ones."""
+        if len(self.models) == 1:
+            return self.default
+        wanted = requested if requested is not None else header
+        if wanted is None:
+            return self.default
+        for model in self.models:
+            if model.model_name == wanted:
+                return model
+        raise unknown_model(wanted, self.names)
+
+    # compatibility: the default model's parts, as when a server had only one
+    reranker = property(lambda self: self.default.reranker)
+    batcher = property(lambda self: self.default.batcher)
+    calibration = property(lambda self: self.default.calibration)
+    model_name = property(lambda self: self.default.model_name)
+    load_error = property(lambda self: self.default.load_error)
+
+    def too_long(self, query, texts, field):
+        return self.default.too_long(query, texts, field)
+
+    @property
+    def ready(self) -> bool:
+        return all(model.batcher is not None for model in self.models)
+
+    # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        if self.reranker is not None:
-            self._start_batcher()
+        if all(model.reranker is not None for model in self.models):
+            self._load_all()
         else:  # load in the background: /health answers 503 meanwhile
-            self._loading = threading.Thread(target=self._load, name="crossrank-load", daemon=True)
+            self._loading = threading.Thread(
+                target=self._load_all, name="crossrank-load", daemon=True
+            )
             self._loading.start()
 
-    def _load(self) -> None:
-        try:
-            self.reranker = self.loader()
-            self._start_batcher()
-            logger.info("model loaded: %s", getattr(self.reranker, "model_name", "?"))
-        except Exception as error:  # the service stays up and says why on /health
-            self.load_error = f"{type(error).__name__}: {error}"
-            logger.error("model failed to load: %s", self.load_error)
-            if self.on_load_error is not None:
-                self.on_load_error(error)
-
-    def _start_batcher(self) -> None:
-        s = self.settings
-        batcher = Batcher(
-            self.reranker, s.max_batch_tokens, s.max_wait_ms, s.max_queued_pairs, self.metrics
-        )
-        batcher.start()
-        self.batcher = batcher
+    def _load_all(self) -> None:
+        for model in self.models:  # one after the other: one load's memory peak at a time
+            try:
+                model.load()
+            except Exception as error:  # the service stays up and says why on /health
+                logger.error("model failed to load: %s", model.load_error)
+                if self.on_load_error is not None:
+                    self.on_load_error(error)
+                return
 
     def stop(self) -> None:
-        """Finish every accepted request, then end the worker."""
+        """Finish every accepted request, then end the workers."""
         if self._loading is not None:
             self._loading.join()
-        if self.batcher is not None:
-            self.batcher.stop()
+        for model in self.models:
+            model.stop()
 
-    def too_long(self, query: str, texts: Sequence[str], field: str) -> Optional[TooLong]:
-        """The query or first text that scoring would cut (TEI's ``truncate: false``), or None.
+    # ------------------------------------------------------------------ descriptions
 
-        Tokenizes: call it off the event loop. The checker is built on first use.
-        """
-        with self._lengths_lock:
-            if self._lengths is None:
-                try:
-                    self._lengths = LengthCheck(self.reranker)
-                except ValueError as error:
-                    raise ServeError(422, f"truncate: {error}") from None
-        return self._lengths.check(query, texts, field)
-
-    @property
-    def calibration(self):
-        """The served reranker's calibration (normalized scores use it), or None."""
-        return getattr(self.reranker, "calibration", None)
-
-    @property
-    def model_name(self) -> str:
-        return str(getattr(self.reranker, "model_name", "unknown"))
+    def not_ready(self) -> str:
+        for model in self.models:
+            if model.batcher is None:
+                return model.not_ready()
+        return "ready"
 
     def info(self) -> Dict[str, Any]:
-        rr = self.reranker
-        described = rr.info() if hasattr(rr, "info") else {}
-        info = {
-            "model": self.model_name,
-            "device": str(getattr(rr, "device", "")),
-            "dtype": str(getattr(rr, "dtype", "")).replace("torch.", ""),
-            "backend": getattr(rr, "backend", "torch"),
-            "quantize": getattr(rr, "quantize", None),
-            "max_length": getattr(rr, "max_length", None),
-            "long_documents": getattr(rr, "long_documents", None),
-        }
-        info.update({k: _plain(v) for k, v in described.items()})
+        """/info: the default model's description at the top (as with one model), every served
+        model under ``models``, and the limits."""
+        info = self.default.info()
+        info["models"] = [model.info() if model.reranker is not None else
+                          {"name": model.model_name, "status": model.not_ready()}
+                          for model in self.models]  # fmt: skip
         info["limits"] = self.settings.public()
         return info
 
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+    def model_list(self) -> Dict[str, Any]:
+        """/v1/models: OpenAI's list shape, each entry with the model's settings."""
+        data = []
+        for model in self.models:
+            entry: Dict[str, Any] = {"id": model.model_name, "object": "model",
+                                     "owned_by": "crossrank"}  # fmt: skip
+            if model.reranker is not None:
+                entry.update({k: v for k, v in model.info().items() if k != "name"})
+            entry["ready"] = model.batcher is not None
+            data.append(entry)
+        return {"object": "list", "data": data}
 
 
 def not_ready(state: ServiceState) -> str:
     """Why the service cannot score yet."""
-    if state.load_error:
-        return f"the model failed to load: {state.load_error}"
-    return "the model is still loading"
+    return state.not_ready()
+
+
+def requested_model(state: ServiceState, model_field: Optional[str], headers) -> ModelState:
+    """The ModelState a request routes to; 404 (:class:`ServeError`) for an unknown one."""
+    return state.model_for(model_field, headers.get(MODEL_HEADER))
+
+
+__all__ = ["ServiceState", "ServeError", "not_ready", "requested_model"]
