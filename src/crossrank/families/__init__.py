@@ -2,6 +2,7 @@
 
 - :mod:`~crossrank.families.cross_encoder`: ``*ForSequenceClassification`` cross-encoders.
 - :mod:`~crossrank.families.decoder`: decoder LLM rerankers (Qwen3-Reranker, bge-reranker-v2-gemma).
+- :mod:`~crossrank.families.seq2seq`: seq2seq rerankers (monoT5): "true"/"false" at step one.
 
 :func:`detect_family` is the one place that decides, from the checkpoint's config.
 """
@@ -27,7 +28,16 @@ def detect_family(
     """
     from .cross_encoder import CrossEncoderFamily
     from .decoder import DecoderFamily, is_causal_lm
+    from .seq2seq import Seq2SeqFamily, is_seq2seq_lm
 
+    if is_seq2seq_lm(checkpoint.config):  # monoT5-style: refuses the decoders' options itself
+        return Seq2SeqFamily(
+            checkpoint.tokenizer,
+            checkpoint.config,
+            checkpoint.name,
+            prompt_format=prompt_format,
+            instruction=instruction,
+        )
     if is_causal_lm(checkpoint.config):
         return DecoderFamily(
             checkpoint.tokenizer,
