@@ -231,3 +231,13 @@ def test_bfloat16_on_cpu_scores_near_float32(t5_dirs):
     reference = monot5_reference(path, FITTING, max_length=512)
     assert all(math.isfinite(s) for s in scores)
     assert max(abs(a - b) for a, b in zip(scores, reference)) <= 0.1
+
+
+def test_a_passage_token_limit_keeps_that_many_passage_tokens(t5_dirs):
+    path = t5_dirs["t5"]
+    query = "which bear eats bamboo"
+    head, passage, tail = _prompt_pieces(path, query, LONG_PASSAGE)
+    encoder = Reranker(path, device="cpu")._family.encoder(512)
+    limited, whole = encoder.encode([query, query], [LONG_PASSAGE, "blue sky"], [7, None])
+    assert limited["input_ids"] == head + passage[:7] + tail
+    assert whole["input_ids"] == sum(_prompt_pieces(path, query, "blue sky"), [])
