@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .devices import DeviceLike, DTypeLike
 
-PROMPT_FORMATS = ("qwen3", "bge")
+PROMPT_FORMATS = ("qwen3", "bge", "mxbai")
 _OPTION = "crossrank_option"  # the key of a field's metadata that holds its option spec
 _UNSET: Any = object()
 

@@ -1,17 +1,23 @@
 """Decoder-LLM rerankers: each family's prompt and its next-token scoring rule.
 
 A decoder reranker reads one prompt per (query, passage) pair and answers with one token; the
-score comes from the next-token logits at the last position, without generating anything.
+score comes from the next-token logits at the last position, without generating anything. The
+prompt formats' texts, label tokens and detection live in :mod:`crossrank.families.prompts`.
 
-- ``"qwen3"`` (Qwen3-Reranker, any ``qwen2``/``qwen3`` checkpoint): the model card's chat prompt,
+- ``"qwen3"`` (Qwen3-Reranker, any ``qwen3`` checkpoint): the model card's chat prompt,
   ``<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {passage}`` between a fixed system
   prefix and an assistant suffix; score = logit("yes") − logit("no"), so its sigmoid is the model
   card's P(yes). ``max_length`` counts the whole prompt, as the model card's ``max_length`` does.
 - ``"bge"`` (bge-reranker-v2-gemma, any ``gemma``/``gemma2`` checkpoint): FlagEmbedding's
   ``FlagLLMReranker`` prompt, ``<bos>A: {query}\\nB: {passage}\\n{prompt}``; score = the "Yes"
   logit. ``max_length`` caps query and passage and the fixed prompt comes on top, as there.
+- ``"mxbai"`` (mxbai-rerank-base-v2 / -large-v2, ``qwen2`` checkpoints, chosen with
+  ``prompt_format="mxbai"``): the ``mxbai-rerank`` package's ``MxbaiRerankV2`` prompt, a chat
+  prefix, ``[instruction: {instruction}\\n]query: {query}\\ndocument: {passage}\\n{task}`` and
+  an assistant suffix; score = logit("1") − logit("0"). ``max_length`` caps query and passage
+  and the fixed prompt comes on top, as there.
 
-In both, the query keeps at most ``query_max_length`` tokens and the passage is cut to fill the
+In all, the query keeps at most ``query_max_length`` tokens and the passage is cut to fill the
 rest (or split into windows, see :mod:`crossrank.windows`).
 """
 
@@ -26,65 +32,26 @@ import torch
 
 from ..settings import PROMPT_FORMATS
 from .base import Encoder, Feature, Limits, ModelFamily
-
-_FORMAT_OF_MODEL_TYPE = {"qwen2": "qwen3", "qwen3": "qwen3", "gemma": "bge", "gemma2": "bge"}
-
-QWEN3_PREFIX = (
-    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and "
-    'the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
-    "<|im_start|>user\n"
+from .prompts import (  # noqa: F401 - the prompt texts and helpers are importable from here too
+    BGE_PROMPT,
+    MXBAI_PREFIX,
+    MXBAI_SUFFIX,
+    MXBAI_TASK,
+    QWEN3_INSTRUCTION,
+    QWEN3_PREFIX,
+    QWEN3_SUFFIX,
+    detect_prompt_format,
+    is_causal_lm,
+    label_token_ids,
 )
-QWEN3_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-QWEN3_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
-BGE_PROMPT = (
-    "Given a query A and a passage B, determine whether the passage contains an answer to the "
-    "query by providing a prediction of either 'Yes' or 'No'."
-)
-
-
-def is_causal_lm(config) -> bool:
-    """True when ``config`` describes a decoder LLM checkpoint (``*ForCausalLM``).
-
-    The declared architectures decide; a ``Qwen3ForSequenceClassification`` stays a classifier.
-    Without them, the model type does.
-    """
-    architectures = getattr(config, "architectures", None) or []
-    if architectures:
-        return any(name.endswith("ForCausalLM") for name in architectures)
-    return getattr(config, "model_type", None) in _FORMAT_OF_MODEL_TYPE
-
-
-def detect_prompt_format(config, tokenizer, prompt_format: Optional[str], name: str) -> str:
-    """The prompt family of a decoder checkpoint: ``prompt_format`` if given, else detected."""
-    if prompt_format is not None:
-        if prompt_format not in PROMPT_FORMATS:
-            raise ValueError(
-                f"prompt_format must be one of {PROMPT_FORMATS} or None, got {prompt_format!r}"
-            )
-        return prompt_format
-    model_type = getattr(config, "model_type", None)
-    if model_type in _FORMAT_OF_MODEL_TYPE:
-        return _FORMAT_OF_MODEL_TYPE[model_type]
-    # Qwen's chat markers are special tokens of its tokenizer, and the answers are single tokens
-    special, vocab = tokenizer.get_added_vocab(), tokenizer.get_vocab()
-    if (
-        all(t in special for t in ("<|im_start|>", "<|im_end|>"))
-        and "yes" in vocab
-        and "no" in vocab
-    ):
-        return "qwen3"
-    raise ValueError(
-        f"model={name!r} is a decoder LLM of type {model_type!r} whose prompt crossrank cannot "
-        "tell; pass prompt_format='qwen3' (Qwen3-Reranker style, yes/no) or 'bge' "
-        "(bge-reranker-v2-gemma style, 'Yes')."
-    )
 
 
 class PromptEncoder(Encoder):
     """Encode (query, passage) pairs into decoder prompts, without padding.
 
     ``label_token_ids`` are the next-token ids the score reads: ``[no, yes]`` for ``"qwen3"``
-    (scored ``yes − no`` like a 2-logit head), ``[Yes]`` for ``"bge"`` (like a 1-logit head).
+    (scored ``yes − no`` like a 2-logit head), ``[0, 1]`` for ``"mxbai"`` (``1 − 0``), ``[Yes]``
+    for ``"bge"`` (like a 1-logit head).
 
     >>> encoder = PromptEncoder(tokenizer, "qwen3", max_length=512)      # doctest: +SKIP
     >>> encoder.encode(["what is a panda?"], ["The giant panda ..."])     # doctest: +SKIP
@@ -125,7 +92,7 @@ class PromptEncoder(Encoder):
             room = max_length - fixed
             self.query_max_length = min(query_max_length or room * 3 // 4, room - 1)
             self.label_token_ids = label_token_ids(tokenizer, prompt_format)
-        else:
+        elif prompt_format == "bge":
             self.instruction = BGE_PROMPT if instruction is None else instruction
             self.query_max_length = min(query_max_length or max_length * 3 // 4, max_length - 1)
             self._sep = self._ids("\n")
@@ -133,6 +100,13 @@ class PromptEncoder(Encoder):
             bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
             # FlagLLMReranker puts <bos> first unless the tokenizer pads with it
             self._bos = [bos] if bos is not None and bos != pad else []
+            self.label_token_ids = label_token_ids(tokenizer, prompt_format)
+        else:  # "mxbai": MxbaiRerankV2 has no default instruction (None: no instruction line)
+            self.instruction = instruction
+            self.query_max_length = min(query_max_length or max_length * 3 // 4, max_length - 1)
+            self._sep = self._ids("\n")
+            self._prefix = self._ids(MXBAI_PREFIX)
+            self._tail = self._sep + self._ids(MXBAI_TASK) + self._ids(MXBAI_SUFFIX)
             self.label_token_ids = label_token_ids(tokenizer, prompt_format)
 
     # ------------------------------------------------------------------ public
@@ -178,7 +152,9 @@ class PromptEncoder(Encoder):
         """
         if self.prompt_format == "qwen3":
             return self._qwen3_parts(queries, passages, max_length)
-        return self._bge_parts(queries, passages, max_length)
+        if self.prompt_format == "bge":
+            return self._bge_parts(queries, passages, max_length)
+        return self._mxbai_parts(queries, passages, max_length)
 
     def _body(self, query: str, passage: str) -> str:
         return f"<Instruct>: {self.instruction}\n<Query>: {query}\n<Document>: {passage}"
@@ -196,26 +172,59 @@ class PromptEncoder(Encoder):
         return parts
 
     def _bge_parts(self, queries, passages, max_length):
+        def room(query_length: int, marker: int) -> int:
+            # FlagLLMReranker: the passage keeps max_length tokens, and query + passage together
+            # keep max_length + len(prompt) (its `encode_max_length` less the separator).
+            first = len(self._bos) + query_length
+            return min(self.max_length, self.max_length + len(self._prompt) - first) - marker
+
+        return self._marked_parts(
+            [("A: " + q) for q in queries],
+            "B: ",
+            passages,
+            max_length,
+            self._bos,
+            self._sep + self._prompt,
+            room,
+        )
+
+    def _mxbai_parts(self, queries, passages, max_length):
+        def room(query_length: int, marker: int) -> int:
+            # MxbaiRerankV2: query + "\n" + "document: " + passage keep max_length tokens (its
+            # prepare_for_model with truncation="only_second"); the fixed prompt comes on top.
+            return self.max_length - query_length - len(self._sep) - marker
+
+        line = f"instruction: {self.instruction}\n" if self.instruction else ""
+        return self._marked_parts(
+            [f"{line}query: {q}" for q in queries],
+            "document: ",
+            passages,
+            max_length,
+            self._prefix,
+            self._tail,
+            room,
+        )
+
+    def _marked_parts(self, queries, marker, passages, max_length, start, tail, room_of):
+        """Parts of ``start + query + \\n + marker + passage + tail`` prompts (bge, mxbai).
+
+        The query text is tokenized alone and capped at ``query_max_length``; the passage is
+        tokenized after its marker, which stays in the head so that every window carries it;
+        ``room_of(query tokens, marker tokens)`` is how many passage tokens fit.
+        """
         unique = list(dict.fromkeys(queries))
         with self._lock:
             query_ids = self.tokenizer(
-                ["A: " + q for q in unique],
-                add_special_tokens=False,
-                truncation=True,
-                max_length=self.query_max_length,
+                unique, add_special_tokens=False, truncation=True, max_length=self.query_max_length
             )["input_ids"]
-        heads = {q: self._bos + ids + self._sep for q, ids in zip(unique, query_ids)}
-        tail = self._sep + self._prompt
-        texts = ["B: " + p for p in passages]
+        heads = {q: ids for q, ids in zip(unique, query_ids)}
         parts = []
+        texts = [marker + p for p in passages]
         for query, (ids, offsets) in zip(queries, zip(*self._tokenize(texts, max_length))):
-            head = heads[query]
-            marker = _first_token_from(offsets, len("B:"))
-            first = len(head) - len(self._sep)  # <bos> + query
-            # FlagLLMReranker: the passage keeps max_length tokens, and query + passage together
-            # keep max_length + len(prompt) (its `encode_max_length` less the separator).
-            room = min(self.max_length, self.max_length + len(self._prompt) - first) - marker
-            parts.append((head + ids[:marker], ids[marker:], tail, max(room, 1)))
+            query_ids = heads[query]
+            cut = _first_token_from(offsets, len(marker.rstrip()))
+            head = start + query_ids + self._sep + ids[:cut]
+            parts.append((head, ids[cut:], tail, max(room_of(len(query_ids), cut), 1)))
         return parts
 
     def _cap_query(self, query: str) -> str:
@@ -242,22 +251,6 @@ class PromptEncoder(Encoder):
 
 def _prompt_feature(head: List[int], tail: List[int], window: List[int]) -> Feature:
     return {"input_ids": head + window + tail}
-
-
-def label_token_ids(tokenizer, prompt_format: str) -> List[int]:
-    """The next-token ids a score reads: ``[no, yes]`` for ``"qwen3"``, ``[Yes]`` for ``"bge"``."""
-    if prompt_format == "bge":
-        return tokenizer("Yes", add_special_tokens=False)["input_ids"][:1]
-    ids = []
-    for token in ("no", "yes"):
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == tokenizer.unk_token_id:
-            raise ValueError(
-                f"the tokenizer has no {token!r} token, which the {prompt_format!r} prompt "
-                "format scores; is this a Qwen3-Reranker checkpoint?"
-            )
-        ids.append(token_id)
-    return ids
 
 
 def _first_token_from(offsets: Sequence[Tuple[int, int]], char: int) -> int:
