@@ -40,7 +40,6 @@ TEI_AUTO_TRUNCATE = True
 # TEI's status for a validation error (an input over max_length with truncate false); TEI <= 1.8
 # answered 413, TEI 1.9 changed it to 422 ("Fix HTTP error code for validation", #818)
 TOO_LONG_STATUS = 422
-DISCONNECT_POLL_S = 0.05  # how often a waiting request checks that its client is still there
 CLIENT_GONE_STATUS = 499  # logged only: nobody reads it (nginx's "client closed request")
 
 AnyRequest = Union[CohereV1Request, CohereV2Request, TEIRequest]
@@ -111,26 +110,27 @@ def add_routes(app: FastAPI, state: ServiceState) -> None:
     async def _wait(http: Request, ticket, model: ModelState, state, timings: Timings):
         """The ticket's logits; 504 past the deadline; a client gone drops the request."""
         timeout = state.settings.request_timeout_s
-        deadline = None if timeout is None else timings.started + timeout
+        left = None if timeout is None else timings.started + timeout - time.perf_counter()
         waiter = asyncio.wrap_future(ticket)
+        watcher = asyncio.ensure_future(_disconnected(http))
         try:
-            while True:
-                left = None if deadline is None else deadline - time.perf_counter()
-                poll = DISCONNECT_POLL_S if left is None else max(0.0, min(left, DISCONNECT_POLL_S))
-                done, _ = await asyncio.wait({waiter}, timeout=poll)
-                if done:
-                    return waiter.result()
-                if await http.is_disconnected():
-                    _drop(model, state, ticket, timings, "disconnect")
-                    raise ServeError(CLIENT_GONE_STATUS, "the client went away")
-                if deadline is not None and time.perf_counter() >= deadline:
-                    _drop(model, state, ticket, timings, "timeout")
-                    raise ServeError(
-                        504, f"request_timeout_s: not scored within {timeout:g} s; retry later"
-                    )
+            done, _ = await asyncio.wait(
+                {waiter, watcher}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter in done:
+                return waiter.result()
+            if watcher in done:
+                _drop(model, state, ticket, timings, "disconnect")
+                raise ServeError(CLIENT_GONE_STATUS, "the client went away")
+            _drop(model, state, ticket, timings, "timeout")
+            raise ServeError(
+                504, f"request_timeout_s: not scored within {timeout:g} s; retry later"
+            )
         except asyncio.CancelledError:  # the server cancelled the handler: the client is gone
             _drop(model, state, ticket, timings, "disconnect")
             raise
+        finally:
+            watcher.cancel()
 
     def headers(model: ModelState) -> Dict[str, str]:
         return {MODEL_HEADER: model.model_name}
@@ -191,6 +191,12 @@ def add_routes(app: FastAPI, state: ServiceState) -> None:
         """Prometheus text exposition."""
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
+
+
+async def _disconnected(http: Request) -> None:
+    """Returns once the client has gone away (the body is read: only a disconnect comes)."""
+    while (await http.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.05)  # a server that answers at once with no news: never spin
 
 
 def _cut_all(query: str, texts: List[str], bound: int) -> Tuple[str, List[str]]:
