@@ -46,6 +46,9 @@ class Backend:
         extra: the ``pip install crossrank[extra]`` that brings its dependencies.
         dependencies: ``(module, what the error names, quantization)``: a module imported before
             any weights load, for every quantization (``None``) or one.
+        runs_cached_classifiers: runs sequence classifiers whose forward returns a key/value
+            cache (GPT-2, Qwen, Llama ``*ForSequenceClassification``); a backend that exports
+            the torch model to a graph cannot trace the cache object, so it refuses them.
     """
 
     name: str = ""
@@ -57,6 +60,7 @@ class Backend:
     compiles: bool = False
     extra: Optional[str] = None
     dependencies: Tuple[Tuple[str, str, Optional[str]], ...] = ()
+    runs_cached_classifiers: bool = True
 
     # ------------------------------------------------------------------ what it supports
 
@@ -148,14 +152,26 @@ class Backend:
     def check_family(self, family) -> None:
         """Refuse a model family this backend cannot run, from the checkpoint's config alone
         (before any weights load)."""
-        if self.supports_family(family.name):
-            return
-        running = [b.name for b in backends() if b.supports_family(family.name)]
-        raise ValueError(
-            f"backend={self.name!r} does not run {family.name}s; model={family.model_name!r} is a "
-            f"{family.name} (runs on backend {' or '.join(map(repr, running))}): use "
-            f"backend={running[0]!r}"
-        )
+        if not self.supports_family(family.name):
+            running = [b.name for b in backends() if b.supports_family(family.name)]
+            raise ValueError(
+                f"backend={self.name!r} does not run {family.name}s; model={family.model_name!r} "
+                f"is a {family.name} (runs on backend {' or '.join(map(repr, running))}): use "
+                f"backend={running[0]!r}"
+            )
+        classifier = None if self.runs_cached_classifiers else cached_classifier(family)
+        if classifier:
+            running = [
+                b.name
+                for b in backends()
+                if b.runs_cached_classifiers and b.supports_family(family.name)
+            ]
+            raise ValueError(
+                f"backend={self.name!r} cannot export model={family.model_name!r}: its "
+                f"{classifier} is a decoder-type classifier whose forward returns a key/value "
+                f"cache, which the {self.name} export cannot trace. It runs on backend "
+                f"{' or '.join(map(repr, running))}: use backend={running[0]!r}"
+            )
 
     def _device_words(self) -> str:
         return " or ".join(t.upper() for t in self.device_types)
@@ -224,6 +240,7 @@ class OnnxBackendType(Backend):
     quantizations = (None, "int8")
     extra = "onnx"
     dependencies = (("onnxruntime", "onnxruntime and onnx", None),)
+    runs_cached_classifiers = False
 
     def build(
         self, settings, family, checkpoint, on_dtype_change: DTypeChange = None
@@ -243,6 +260,7 @@ class OpenVinoBackendType(Backend):
     quantizations = (None, "int8")
     extra = "openvino"
     dependencies = (("openvino", "openvino", None), ("nncf", "nncf", "int8"))
+    runs_cached_classifiers = False  # it reads the ONNX export
 
     def build(
         self, settings, family, checkpoint, on_dtype_change: DTypeChange = None
@@ -294,6 +312,26 @@ def build_backends(
     backend.require(settings.quantize)
     backend.check_family(family)
     return backend.build(settings, family, checkpoint, on_dtype_change)
+
+
+def cached_classifier(family) -> Optional[str]:
+    """The class name of ``family``'s sequence classifier when its forward returns a key/value
+    cache (takes ``use_cache``: GPT-2, Qwen, Llama, ...), else None; read from the class that
+    transformers maps the config to, without loading weights."""
+    import inspect
+
+    from transformers import AutoModelForSequenceClassification
+
+    auto = family.auto_class()
+    if auto is not AutoModelForSequenceClassification:
+        return None
+    try:
+        model_class = auto._model_mapping[type(family.config)]
+    except (KeyError, ValueError):  # remote code or an unknown config: the export speaks for itself
+        return None
+    if "use_cache" in inspect.signature(model_class.forward).parameters:
+        return model_class.__name__
+    return None
 
 
 def quantizations() -> Tuple[Optional[str], ...]:

@@ -52,6 +52,9 @@ def detect_family(
                 f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
                 f"bge-reranker-v2-gemma); model={checkpoint.name!r} is a cross-encoder, leave it out"
             )
+    from .heads import check_reranking_head
+
+    check_reranking_head(checkpoint.config, checkpoint.name)  # not *ForTokenClassification & co
     return CrossEncoderFamily(checkpoint.tokenizer, checkpoint.config, checkpoint.name)
 
 
