@@ -6,6 +6,7 @@ none of them needs network access or committed weights. Needs only crossrank's o
 
 - :mod:`~crossrank.testing.models`: tiny encoder cross-encoders, MiniLM locator, reference scores
 - :mod:`~crossrank.testing.decoders`: tiny decoder LLM rerankers and their documented prompts
+- :mod:`~crossrank.testing.seq2seq`: tiny monoT5-style T5 / mT5 rerankers and their prompt
 - :mod:`~crossrank.testing.data`: shared query–passage pairs, a tiny BEIR dataset, its TrainConfig
 - :mod:`~crossrank.testing.server`: uvicorn on a free port, JSON posts, Prometheus samples
 - :mod:`~crossrank.testing.checks`: ranking equality, ranking agreement, counted calls
@@ -49,6 +50,7 @@ from .models import (
     reference_scores,
     save_model,
 )
+from .seq2seq import SEQ2SEQ_KINDS, save_seq2seq
 from .server import metric, post_json, serving, stub_service
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "QWEN_PREFIX",
     "QWEN_SUFFIX",
     "SCORING_PAIRS",
+    "SEQ2SEQ_KINDS",
     "TINY_MODEL_KINDS",
     "WORDS",
     "assert_same_ranking",
@@ -81,6 +84,7 @@ __all__ = [
     "reference_scores",
     "save_decoder",
     "save_model",
+    "save_seq2seq",
     "serving",
     "stub_service",
     "tiny_train_config",
