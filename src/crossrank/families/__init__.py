@@ -3,6 +3,7 @@
 - :mod:`~crossrank.families.cross_encoder`: ``*ForSequenceClassification`` cross-encoders.
 - :mod:`~crossrank.families.decoder`: decoder LLM rerankers (Qwen3-Reranker, bge-reranker-v2-gemma).
 - :mod:`~crossrank.families.seq2seq`: seq2seq rerankers (monoT5): "true"/"false" at step one.
+- :mod:`~crossrank.families.late_interaction`: PyLate ColBERT checkpoints, MaxSim.
 
 :func:`detect_family` is the one place that decides, from the checkpoint's config.
 """
@@ -46,6 +47,11 @@ def detect_family(
             prompt_format=prompt_format,
             instruction=instruction,
         )
+    from .late_interaction import detect_late_interaction
+
+    late = detect_late_interaction(checkpoint, prompt_format=prompt_format, instruction=instruction)
+    if late is not None:  # a PyLate ColBERT folder (modules.json + Dense + ColBERT config)
+        return late
     for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
         if value is not None:
             raise ValueError(

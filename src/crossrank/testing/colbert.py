@@ -1,0 +1,210 @@
+"""Tiny random PyLate ColBERT checkpoints, and their scores from plain transformers and from PyLate.
+
+:func:`save_colbert` writes the folder PyLate's ``ColBERT.save`` writes (``modules.json``, the
+encoder at the root with ``[Q] ``/``[D] `` added to its tokenizer, ``1_Dense/``,
+``sentence_bert_config.json``, ``config_sentence_transformers.json``) without needing PyLate.
+:func:`colbert_reference` scores pairs straight from transformers, one text at a time, the way
+PyLate's ``models.ColBERT`` encodes them; :func:`pylate_scores` and :func:`pylate_rerank` ask PyLate
+itself (``pip install pylate``; it pins its own transformers, so it lives in a venv of its own).
+
+>>> from crossrank.testing.colbert import colbert_reference, save_colbert
+>>> path = save_colbert(tmp_path / "colbert")                           # doctest: +SKIP
+>>> colbert_reference(path, [("what is panda?", "a bear")])              # doctest: +SKIP
+[5.91...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+
+from .models import TINY_SIZES, build_tokenizer
+
+COLBERT_KINDS = ("bert", "modernbert")
+# Short lengths, so that the test pairs reach query truncation, expansion and passage truncation.
+TINY_COLBERT = dict(query_length=12, document_length=40, embedding_size=16)
+
+
+def _encoder(kind: str, vocab_size: int, tokenizer):
+    from transformers import BertConfig, BertModel, ModernBertConfig, ModernBertModel
+
+    common = dict(vocab_size=vocab_size, **TINY_SIZES, pad_token_id=tokenizer.pad_token_id)
+    if kind == "bert":
+        return BertModel(BertConfig(max_position_embeddings=128, initializer_range=0.3, **common))
+    if kind == "modernbert":
+        config = ModernBertConfig(
+            max_position_embeddings=128,
+            initializer_range=0.3,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            local_attention=16,
+            **common,
+        )
+        return ModernBertModel(config)
+    raise ValueError(f"kind must be one of {COLBERT_KINDS}, got {kind!r}")
+
+
+def save_colbert(path, kind: str = "bert", seed: int = 0, **options: Any) -> str:
+    """Write a tiny random ColBERT checkpoint at ``path`` as PyLate saves one; returns the path.
+
+    ``options`` override the ColBERT settings (``query_length``, ``document_length``,
+    ``embedding_size``, ``do_query_expansion``, ``attend_to_expansion_tokens``, ``query_prefix``,
+    ``document_prefix``, ``skiplist_words``) and ``bias``/``do_lower_case``.
+    """
+    from safetensors.torch import save_file
+
+    settings: Dict[str, Any] = dict(
+        TINY_COLBERT,
+        query_prefix="[Q] ",
+        document_prefix="[D] ",
+        do_query_expansion=True,
+        attend_to_expansion_tokens=False,
+        skiplist_words=list(string.punctuation),
+    )
+    unknown = set(options) - set(settings) - {"bias", "do_lower_case"}
+    if unknown:
+        raise ValueError(f"unknown ColBERT options {sorted(unknown)}")
+    bias, lower = options.pop("bias", False), options.pop("do_lower_case", False)
+    settings.update(options)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer("bert")
+    tokenizer.add_tokens([p for p in (settings["query_prefix"], settings["document_prefix"]) if p])
+    tokenizer.pad_token = tokenizer.mask_token  # PyLate pads queries with [MASK] and saves that
+    encoder = _encoder(kind, len(tokenizer), tokenizer).eval()
+    path = os.fspath(path)
+    encoder.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    size = settings.pop("embedding_size")
+    linear = torch.nn.Linear(TINY_SIZES["hidden_size"], size, bias=bias)
+    dense_dir = os.path.join(path, "1_Dense")
+    os.makedirs(dense_dir, exist_ok=True)
+    save_file(
+        {f"linear.{k}": v.contiguous() for k, v in linear.state_dict().items()},
+        os.path.join(dense_dir, "model.safetensors"),
+    )
+    files = {
+        "1_Dense/config.json": dict(
+            in_features=TINY_SIZES["hidden_size"],
+            out_features=size,
+            bias=bias,
+            activation_function="torch.nn.modules.linear.Identity",
+            use_residual=False,
+        ),
+        "modules.json": [
+            dict(idx=0, name="0", path="", type="sentence_transformers.models.Transformer"),
+            dict(idx=1, name="1", path="1_Dense", type="pylate.models.Dense.Dense"),
+        ],
+        "sentence_bert_config.json": dict(max_seq_length=128, do_lower_case=lower),
+        "config_sentence_transformers.json": dict(
+            model_type="ColBERT",
+            prompts={"query": "", "document": ""},
+            default_prompt_name=None,
+            similarity_fn_name="MaxSim",
+            **settings,
+        ),
+    }
+    for name, content in files.items():
+        with open(os.path.join(path, name), "w", encoding="utf-8") as stream:
+            json.dump(content, stream, indent=2)
+    return path
+
+
+def _settings(path) -> Tuple[Dict[str, Any], bool]:
+    with open(os.path.join(path, "config_sentence_transformers.json"), encoding="utf-8") as s:
+        config = json.load(s)
+    with open(os.path.join(path, "sentence_bert_config.json"), encoding="utf-8") as s:
+        lower = json.load(s).get("do_lower_case", False)
+    return config, lower
+
+
+def colbert_reference(path, pairs: Sequence[Tuple[str, str]]) -> List[float]:
+    """MaxSim of each (query, passage) pair from transformers alone, one text at a time.
+
+    Follows PyLate's ``ColBERT.tokenize``/``encode``: strip, cut to ``length - 1`` tokens with the
+    tokenizer's own truncation (queries padded to it with ``[MASK]`` under query expansion), the
+    prefix inserted after the first token, projected, normalized; skiplist tokens of the passage
+    dropped; score = sum over query tokens of the max dot product.
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    config, lower = _settings(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.pad_token = tokenizer.mask_token
+    model = AutoModel.from_pretrained(path).eval()
+    state = load_file(os.path.join(path, "1_Dense", "model.safetensors"))
+    skip = set(tokenizer.convert_tokens_to_ids(config["skiplist_words"]))
+    expand = config["do_query_expansion"]
+
+    def embed(text: str, is_query: bool) -> torch.Tensor:
+        text = text.strip().lower() if lower else text.strip()
+        prefix = config["query_prefix"] if is_query else config["document_prefix"]
+        length = config["query_length"] if is_query else config["document_length"]
+        padding = "max_length" if is_query and expand else False
+        encoded = tokenizer(
+            text,
+            truncation=True,
+            max_length=length - 1 if prefix else length,
+            padding=padding,
+            return_tensors="pt",
+        )
+        ids, mask = encoded["input_ids"][0].tolist(), encoded["attention_mask"][0].tolist()
+        if prefix:
+            ids.insert(1, tokenizer.convert_tokens_to_ids(prefix))
+            mask.insert(1, 1)
+        if is_query and expand and config["attend_to_expansion_tokens"]:
+            mask = [1] * len(mask)
+        with torch.no_grad():
+            hidden = model(input_ids=torch.tensor([ids]), attention_mask=torch.tensor([mask]))[0]
+            out = torch.nn.functional.linear(
+                hidden[0], state["linear.weight"], state.get("linear.bias")
+            )
+        out = torch.nn.functional.normalize(out, p=2, dim=-1)
+        if is_query:
+            return out if expand else out[torch.tensor(mask, dtype=torch.bool)]
+        return out[torch.tensor([i not in skip for i in ids])]
+
+    scores = []
+    for query, passage in pairs:
+        q, d = embed(query, True), embed(passage, False)
+        scores.append(float(sum(max(float(qi @ dj) for dj in d) for qi in q)))
+    return scores
+
+
+def pylate_scores(path, pairs: Sequence[Tuple[str, str]]) -> List[float]:
+    """Each pair's score from PyLate: ``ColBERT.encode`` then ``scores.colbert_scores`` alone."""
+    from pylate import models, scores
+
+    model = models.ColBERT(path, device="cpu")
+    queries = model.encode([q for q, _ in pairs], is_query=True, convert_to_tensor=True)
+    passages = model.encode([p for _, p in pairs], is_query=False, convert_to_tensor=True)
+    return [float(scores.colbert_scores(q[None], d[None])[0, 0]) for q, d in zip(queries, passages)]
+
+
+def pylate_rerank(path, query: str, documents: Sequence[str]) -> List[Dict[str, Any]]:
+    """PyLate's ``rank.rerank`` of ``documents`` for ``query`` (ids are the documents' indices)."""
+    from pylate import models, rank
+
+    model = models.ColBERT(path, device="cpu")
+    queries = model.encode([query], is_query=True)
+    passages = model.encode([list(documents)], is_query=False)
+    ids = [list(range(len(documents)))]
+    return rank.rerank(
+        documents_ids=ids, queries_embeddings=queries, documents_embeddings=passages
+    )[0]
+
+
+__all__ = [
+    "COLBERT_KINDS",
+    "TINY_COLBERT",
+    "colbert_reference",
+    "pylate_rerank",
+    "pylate_scores",
+    "save_colbert",
+]
