@@ -21,6 +21,8 @@ __getattr__, __dir__ = lazy_exports(
         "DEFAULT_MODEL": ".loading",
         "FlagLLMReranker": ".compat.flag_llm",
         "FlagReranker": ".compat.flag",
+        "LayerWiseFlagLLMReranker": ".compat.flag_layerwise",
+        "LightWeightFlagLLMReranker": ".compat.flag_layerwise",
         "RankedDocument": ".results",
         "Reranker": ".reranker",
     },
@@ -29,9 +31,11 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = ["Reranker", "RankedDocument", "ModelLoadError", "CrossrankWarning", "DEFAULT_MODEL"]
 __all__ += ["FlagReranker", "FlagLLMReranker"]
+__all__ += ["LayerWiseFlagLLMReranker", "LightWeightFlagLLMReranker"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compat.flag import FlagReranker
+    from .compat.flag_layerwise import LayerWiseFlagLLMReranker, LightWeightFlagLLMReranker
     from .compat.flag_llm import FlagLLMReranker
     from .loading import DEFAULT_MODEL
     from .reranker import Reranker

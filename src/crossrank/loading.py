@@ -47,7 +47,7 @@ def open_checkpoint(model: str, trust_remote_code: bool = False) -> Checkpoint:
     weights are loaded. A hub id is looked up in the local cache first, and an unreachable hub
     fails fast with the offline route (``--model PATH``).
     """
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     if not isinstance(model, str) or not model.strip():
         raise TypeError(f"model must be a hub id or a local directory path, got {model!r}")
@@ -63,7 +63,7 @@ def open_checkpoint(model: str, trust_remote_code: bool = False) -> Checkpoint:
     def opened(**options) -> Checkpoint:
         options["trust_remote_code"] = trust_remote_code
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
-        config = AutoConfig.from_pretrained(location, **options)
+        config = _read_config(location, options)
         return Checkpoint(model, location, tokenizer, config, options)
 
     # "runs/x" may be a directory that is not there or a hub id: both are said, the directory first
@@ -91,6 +91,23 @@ def open_checkpoint(model: str, trust_remote_code: bool = False) -> Checkpoint:
             f"could not load model={model!r}{where} ({first_line(error)}). "
             "Offline, pass a local checkpoint directory (CLI: --model PATH)."
         ) from error
+
+
+def _read_config(location: str, options: Dict[str, Any]):
+    """``AutoConfig``'s config, or for a model type transformers does not know whose network
+    crossrank computes itself (FlagEmbedding's layer-wise rerankers) the config as written."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(location, **options)
+    except ValueError:
+        from .families.layerwise_checkpoint import layerwise_kind, plain_config
+
+        plain = {k: v for k, v in options.items() if k != "trust_remote_code"}
+        config = plain_config(location, **plain)
+        if layerwise_kind(config) is None:
+            raise
+        return config
 
 
 def load_weights(checkpoint: Checkpoint, auto_class, show_progress: bool = False):

@@ -2,6 +2,7 @@
 
 - :mod:`~crossrank.families.cross_encoder`: ``*ForSequenceClassification`` cross-encoders.
 - :mod:`~crossrank.families.decoder`: decoder LLM rerankers (Qwen3-Reranker, bge-reranker-v2-gemma).
+- :mod:`~crossrank.families.layerwise`: FlagEmbedding's layer-wise and lightweight LLM rerankers.
 - :mod:`~crossrank.families.seq2seq`: seq2seq rerankers (monoT5): "true"/"false" at step one.
 - :mod:`~crossrank.families.late_interaction`: PyLate ColBERT checkpoints, MaxSim.
 
@@ -29,7 +30,12 @@ def detect_family(
     """
     from .cross_encoder import CrossEncoderFamily
     from .decoder import DecoderFamily, is_causal_lm
+    from .layerwise import layerwise_family
     from .seq2seq import Seq2SeqFamily, is_seq2seq_lm
+
+    layered = layerwise_family(checkpoint, prompt_format=prompt_format, instruction=instruction)
+    if layered is not None:  # FlagEmbedding's layer-wise/lightweight: before the *ForCausalLM rule
+        return layered
 
     if is_seq2seq_lm(checkpoint.config):  # monoT5-style: refuses the decoders' options itself
         return Seq2SeqFamily(

@@ -1,0 +1,335 @@
+"""``LayerWiseFlagLLMReranker`` and ``LightWeightFlagLLMReranker``: FlagEmbedding 1.4's layer-wise
+LLM rerankers on crossrank's core.
+
+Same constructors and ``compute_score`` signatures as FlagEmbedding's, the same scores (within
+float rounding) on transformers 4 and 5, without ``trust_remote_code`` (crossrank computes the
+networks itself, see :mod:`crossrank.families.layerwise_models`), and on CPU in float32 (as
+FlagEmbedding does on CPU; on CUDA both run float16 unless ``use_bf16``). As in FlagEmbedding:
+
+- ``cutoff_layers`` (constructor default, or per call) picks the layers whose heads score; one
+  layer gives a ``list`` of floats, several give one list per layer (FlagEmbedding's pairing of
+  layers and heads kept, layers without a head dropped with a warning);
+- ``compress_ratio`` / ``compress_layers`` (lightweight only; ``compress_layer`` is the deprecated
+  spelling) merge passage tokens before those layers;
+- ``prompt`` may change per call; ``normalize`` applies a sigmoid.
+
+See :mod:`crossrank.compat.flag` for what the drop-ins keep and where they differ (a ``peft_path``
+is refused: merge the adapter first).
+
+>>> from crossrank import LightWeightFlagLLMReranker
+>>> name = "BAAI/bge-reranker-v2.5-gemma2-lightweight"
+>>> reranker = LightWeightFlagLLMReranker(name)  # doctest: +SKIP
+>>> reranker.compute_score(
+...     [["what is panda?", "hi"]], cutoff_layers=[28], compress_ratio=2, compress_layers=[24, 40]
+... )  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import warn_once
+from ..inputs import as_pairs
+from ..pipeline import Pipeline, Request
+from ..results import activate
+from .flag import Devices, Scores
+from .flag_llm import FlagLLMReranker
+
+Layers = Union[int, Sequence[int], None]
+LayeredScores = Union[Scores, List[List[float]]]
+
+
+class LayerWiseFlagLLMReranker(FlagLLMReranker):
+    """FlagEmbedding 1.4's ``LayerWiseFlagLLMReranker`` (bge-reranker-v2-minicpm-layerwise).
+
+    Args:
+        cutoff_layers: the layer(s) whose heads score (default: the last layer).
+        model_name_or_path, peft_path, use_fp16, use_bf16, instructions, cache_dir,
+            trust_remote_code, devices, prompt, batch_size, query_max_length, max_length,
+            normalize: as :class:`~crossrank.FlagLLMReranker` (the prompt after the passage
+            defaults to bge's).
+
+    >>> name = "BAAI/bge-reranker-v2-minicpm-layerwise"
+    >>> reranker = LayerWiseFlagLLMReranker(name)  # doctest: +SKIP
+    >>> reranker.compute_score([["what is panda?", "hi"]], cutoff_layers=[28])  # doctest: +SKIP
+    """
+
+    _cls_name = "LayerWiseFlagLLMReranker"
+    _family = "layer-wise LLM reranker"
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        peft_path: Optional[str] = None,
+        use_fp16: bool = False,
+        use_bf16: bool = False,
+        query_instruction_for_rerank: str = "A: ",
+        query_instruction_format: str = "{}{}",
+        passage_instruction_for_rerank: str = "B: ",
+        passage_instruction_format: str = "{}{}",
+        cache_dir: Optional[str] = None,
+        trust_remote_code: bool = False,
+        devices: Devices = None,
+        cutoff_layers: Layers = None,
+        prompt: Optional[str] = None,
+        batch_size: int = 128,
+        query_max_length: Optional[int] = None,
+        max_length: int = 512,
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self._start(locals(), kwargs, cutoff_layers=cutoff_layers)
+
+    def _start(self, arguments: Dict[str, Any], kwargs: Dict[str, Any], **options) -> None:
+        for name, value in options.items():
+            setattr(self, name, value)
+        base = {
+            name: arguments[name]
+            for name in (
+                "model_name_or_path",
+                "peft_path",
+                "use_bf16",
+                "query_instruction_for_rerank",
+                "query_instruction_format",
+                "passage_instruction_for_rerank",
+                "passage_instruction_format",
+                "cache_dir",
+                "trust_remote_code",
+                "devices",
+                "prompt",
+                "batch_size",
+                "query_max_length",
+                "max_length",
+                "normalize",
+            )
+        }
+        # FlagEmbedding: "use_bf16 and use_fp16 cannot both be False": float16 where it applies
+        use_fp16 = arguments["use_fp16"] or not arguments["use_bf16"]
+        super().__init__(use_fp16=use_fp16, **base, **kwargs)
+        if self.reranker.family != self._family:
+            raise ValueError(
+                f"model_name_or_path={self.model_name_or_path!r} is a {self.reranker.family}, not "
+                f"a {self._family}; use {_class_for(self.reranker.family)}"
+            )
+        self._pipelines: Dict[tuple, Pipeline] = {}
+        self._options(**options)  # checked now, as the first call would
+
+    def _setup(self, *args, prompt_format=None, **core) -> None:
+        super()._setup(*args, **core)  # the family sets its own prompt
+
+    def compute_score(
+        self,
+        sentence_pairs: Union[Sequence[Sequence[str]], Sequence[str]],
+        batch_size: Optional[int] = None,
+        query_max_length: Optional[int] = None,
+        max_length: Optional[int] = None,
+        cutoff_layers: Layers = None,
+        prompt: Optional[str] = None,
+        normalize: Optional[bool] = None,
+        use_dataloader: bool = False,
+        num_workers: Optional[int] = None,
+        **kwargs: Any,
+    ) -> LayeredScores:
+        """Scores of ``[query, passage]`` pairs in input order: a list for one cutoff layer, a
+        list per layer for several. ``use_dataloader``/``num_workers`` are accepted and unused.
+
+        >>> pairs = [["q", "p1"], ["q", "p2"]]
+        >>> reranker.compute_score(pairs, cutoff_layers=[28, 40])  # doctest: +SKIP
+        [[-1.2, 3.4], [-0.8, 2.9]]
+        """
+        if use_dataloader or num_workers is not None:
+            warn_once(
+                "flag-dataloader-layerwise",
+                f"{self._cls_name}.compute_score: use_dataloader/num_workers are not used; "
+                "crossrank tokenizes in-process (scores are unchanged).",
+            )
+        options = self._options(cutoff_layers=cutoff_layers)
+        return self._layered(
+            sentence_pairs,
+            batch_size,
+            query_max_length,
+            max_length,
+            prompt,
+            normalize,
+            kwargs,
+            options,
+        )
+
+    def _options(self, cutoff_layers: Layers = None) -> Dict[str, Any]:
+        options = {"cutoff_layers": self.cutoff_layers if cutoff_layers is None else cutoff_layers}
+        self.reranker.model_family.with_options(**options)  # checks them
+        return options
+
+    # ------------------------------------------------------------------ scoring
+
+    def _layered(
+        self,
+        sentence_pairs,
+        batch_size,
+        query_max_length,
+        max_length,
+        prompt,
+        normalize,
+        tokenizer_options,
+        options,
+    ) -> LayeredScores:
+        if tokenizer_options:
+            raise TypeError(
+                f"compute_score() got {', '.join(sorted(tokenizer_options))}: FlagEmbedding passes "
+                "such options to the tokenizer, which would change scores; crossrank does not take "
+                "them"
+            )
+        if normalize is not None and not isinstance(normalize, bool):
+            raise TypeError(f"normalize must be True, False or None, got {normalize!r}")
+        normalize = self.normalize if normalize is None else normalize
+        family = self.reranker.model_family
+        prompt = self.prompt if prompt is None else prompt
+        count = len(family.all_outputs(options["cutoff_layers"]))
+        pairs = self._pairs(sentence_pairs)
+        if not pairs:
+            return []
+        _, pairs = as_pairs(pairs)
+        reranker = self.reranker
+        request = Request.for_call(
+            reranker.settings,
+            batch_size,
+            **self._lengths(max_length, query_max_length),
+            tokenizer=reranker.tokenizer,
+            model=reranker.model,
+        )
+        lists = []
+        for output in range(count):
+            variant = family.with_options(output=output, prompt=prompt, **options)
+            raw = self._pipeline(variant).score(pairs, request)
+            lists.append(activate(raw) if normalize else raw)
+        several = len(self.target_devices) > 1
+        scores = lists[0] if count == 1 else lists
+        return np.asarray(scores, dtype=np.float64) if several else scores
+
+    def _pipeline(self, family) -> Pipeline:
+        """A pipeline scoring with ``family`` on the reranker's backends (built once per set of
+        options; the backends share the loaded weights)."""
+        key = (
+            tuple(family.outputs),
+            family.prompt,
+            getattr(family, "compress_ratio", None),
+            getattr(family, "compress_layers", None),
+        )
+        pipeline = self._pipelines.get(key)
+        if pipeline is None:
+            backends = []
+            for backend in self.reranker._backends:
+                twin = copy.copy(backend)
+                twin.forward = family.forward
+                backends.append(twin)
+            pipeline = self._pipelines.setdefault(key, Pipeline(family, backends))
+        return pipeline
+
+
+class LightWeightFlagLLMReranker(LayerWiseFlagLLMReranker):
+    """FlagEmbedding 1.4's ``LightWeightFlagLLMReranker`` (bge-reranker-v2.5-gemma2-lightweight).
+
+    Args:
+        cutoff_layers: the layer(s) whose heads score (default: the last layer).
+        compress_layers: layers before which the passage is compressed (default ``[8]``).
+        compress_ratio: passage tokens merged into one (1: no compression; FlagEmbedding
+            documents 1, 2, 4 and 8).
+        other arguments: as :class:`LayerWiseFlagLLMReranker` (the prompt defaults to
+            ``"Predict whether passage B contains an answer to query A."``).
+
+    >>> name = "BAAI/bge-reranker-v2.5-gemma2-lightweight"
+    >>> reranker = LightWeightFlagLLMReranker(name)  # doctest: +SKIP
+    >>> reranker.compute_score([["q", "p"]], cutoff_layers=[28], compress_ratio=2)  # doctest: +SKIP
+    """
+
+    _cls_name = "LightWeightFlagLLMReranker"
+    _family = "lightweight LLM reranker"
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        peft_path: Optional[str] = None,
+        use_fp16: bool = False,
+        use_bf16: bool = False,
+        query_instruction_for_rerank: str = "A: ",
+        query_instruction_format: str = "{}{}",
+        passage_instruction_for_rerank: str = "B: ",
+        passage_instruction_format: str = "{}{}",
+        cache_dir: Optional[str] = None,
+        trust_remote_code: bool = False,
+        devices: Devices = None,
+        cutoff_layers: Layers = None,
+        compress_layers: Sequence[int] = [8],  # noqa: B006 - FlagEmbedding's default, never mutated
+        compress_ratio: int = 1,
+        prompt: Optional[str] = None,
+        batch_size: int = 128,
+        query_max_length: Optional[int] = None,
+        max_length: int = 512,
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self._start(
+            locals(),
+            kwargs,
+            cutoff_layers=cutoff_layers,
+            compress_layers=compress_layers,
+            compress_ratio=compress_ratio,
+        )
+
+    def compute_score(
+        self,
+        sentence_pairs: Union[Sequence[Sequence[str]], Sequence[str]],
+        batch_size: Optional[int] = None,
+        query_max_length: Optional[int] = None,
+        max_length: Optional[int] = None,
+        cutoff_layers: Layers = None,
+        compress_layer: Optional[Sequence[int]] = None,
+        compress_layers: Optional[Sequence[int]] = None,
+        compress_ratio: Optional[int] = None,
+        prompt: Optional[str] = None,
+        normalize: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> LayeredScores:
+        """Scores of ``[query, passage]`` pairs in input order: a list for one cutoff layer, a
+        list per layer for several; ``compress_*`` override the constructor's for this call.
+
+        >>> pairs = [["q", "p1"], ["q", "p2"]]
+        >>> reranker.compute_score(pairs, compress_ratio=2, compress_layers=[24])  # doctest: +SKIP
+        """
+        if compress_layer is not None:
+            warn_once(
+                "flag-compress-layer",
+                "Try not to use the parameter `compress_layer`; use `compress_layers` instead.",
+            )
+            compress_layers = compress_layer
+        options = self._options(cutoff_layers, compress_layers, compress_ratio)
+        return self._layered(
+            sentence_pairs,
+            batch_size,
+            query_max_length,
+            max_length,
+            prompt,
+            normalize,
+            kwargs,
+            options,
+        )
+
+    def _options(self, cutoff_layers: Layers = None, compress_layers=None, compress_ratio=None):
+        options = {
+            "cutoff_layers": self.cutoff_layers if cutoff_layers is None else cutoff_layers,
+            "compress_layers": self.compress_layers if compress_layers is None else compress_layers,
+            "compress_ratio": self.compress_ratio if compress_ratio is None else compress_ratio,
+        }
+        self.reranker.model_family.with_options(**options)  # checks them
+        return options
+
+
+def _class_for(family: str) -> str:
+    return {
+        "cross-encoder": "FlagReranker",
+        "layer-wise LLM reranker": "LayerWiseFlagLLMReranker",
+        "lightweight LLM reranker": "LightWeightFlagLLMReranker",
+    }.get(family, "FlagLLMReranker")
