@@ -62,8 +62,9 @@ class Reranker:
         long_documents: ``"truncate"`` (default) cuts a passage that does not fit next to the
             query; ``"maxp"`` scores overlapping token windows and keeps the best.
         stride: with ``"maxp"``, tokens shared by consecutive windows (at most half a window).
-        prompt_format: decoder LLM rerankers only: ``"qwen3"`` or ``"bge"`` where the model type
-            does not tell.
+        prompt_format: decoder LLM rerankers only: ``"qwen3"``, ``"bge"`` or ``"mxbai"``
+            (mxbai-rerank-v2) where the model type does not tell (a checkpoint whose prompt it
+            does not tell is refused without one).
         backend: ``"torch"`` (default), ``"onnx"`` (ONNX Runtime on CPU, cross-encoders only;
             ``pip install crossrank[onnx]``) or ``"openvino"`` (OpenVINO on CPU, float32 or
             bfloat16; ``pip install crossrank[openvino]``), exported once and cached next to the
