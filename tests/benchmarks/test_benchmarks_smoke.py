@@ -30,6 +30,7 @@ MAINTAINED = (
     "check_checkpoint_peers",
     "gpu_check",
     "gpu_real_set",
+    "soak",
 )
 
 

@@ -1,0 +1,312 @@
+"""Soak and fault figures of ``crossrank serve`` over loopback: hours-style stability in minutes.
+
+Phases (each bounded in requests and in time):
+
+1. capacity: closed-loop clients for ``--capacity-seconds``: requests/s the server sustains.
+2. soak: open loop at ``--load`` (default 80%) of that rate for ``--minutes``: resident memory of
+   the server process sampled every few seconds (drift after warm-up: the first tenth), p99 of the
+   first and the last window (a minute, or a tenth of a shorter run), requests lost (no valid
+   answer; must be 0).
+3. disconnects: ``--disconnects`` clients send a large request and close the connection before the
+   answer; afterwards the queue must be empty (no leaked entries), the server must count them, its
+   memory must be back near the soak's, and later requests must be answered as before.
+4. SIGTERM under load: closed-loop clients, then SIGTERM: every request the server accepted is
+   answered 200, later ones are refused (connection refused or 503), the exit status is 0.
+
+A killed Ray Serve replica is not measured here (see ``tests/ray`` for Ray faults).
+
+    python -m benchmarks.soak --model minilm --synthetic                 # the 10-minute soak
+    python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --disconnects 50 \
+        --capacity-seconds 3                                              # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from benchmarks import workload
+from benchmarks.common import add_output_argument, percentile, write_result
+from benchmarks.serve_load import Server, free_port
+
+ROUTE = "/v1/rerank"
+MAX_SOAK_REQUESTS = 1_000_000  # the open loop never schedules more than this
+RSS_EVERY_S = 2.0
+
+
+def rss_mib(pid: int) -> Optional[float]:
+    """Resident memory of a process (Linux /proc), MiB; None where unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def metric(url: str, sample: str) -> float:
+    import httpx
+
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def ask(client, url: str, body: dict) -> Tuple[Optional[int], float]:
+    """(status or None when the transport failed, seconds)."""
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        response = await client.post(url + ROUTE, json=body)
+        ok = response.status_code != 200 or len(response.json()["results"]) == len(
+            body["documents"]
+        )
+        return (response.status_code if ok else -1), time.perf_counter() - started
+    except (httpx.TransportError, ValueError):
+        return None, time.perf_counter() - started
+
+
+def bodies(requests: List[Tuple[str, List[str]]]) -> List[dict]:
+    return [{"query": q, "documents": docs} for q, docs in requests]
+
+
+async def capacity(url: str, work: List[dict], seconds: float, clients: int) -> float:
+    """Requests/s of ``clients`` closed-loop clients over ``seconds``."""
+    import httpx
+
+    done = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            i = k
+            while time.perf_counter() < stop:
+                status, _ = await ask(client, url, work[i % len(work)])
+                done += status == 200
+                i += clients
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(clients)))
+        return done / (time.perf_counter() - started)
+
+
+async def soak(url: str, pid: int, work: List[dict], rate: float, seconds: float) -> dict:
+    """Open loop at ``rate`` requests/s for ``seconds``: latencies per window, RSS samples."""
+    import httpx
+
+    windows = max(2, min(10, int(seconds // 60) or 10))
+    window_s = seconds / windows
+    latencies: List[List[float]] = [[] for _ in range(windows)]
+    statuses: Dict[str, int] = {}
+    rss: List[Tuple[float, float]] = []
+    total = min(int(rate * seconds), MAX_SOAK_REQUESTS)
+    started = time.perf_counter()
+
+    async def sample_rss() -> None:
+        while time.perf_counter() - started < seconds:
+            value = rss_mib(pid)
+            if value is not None:
+                rss.append((time.perf_counter() - started, value))
+            await asyncio.sleep(RSS_EVERY_S)
+
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=256)) as client:
+
+        async def one(i: int) -> None:
+            due = started + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            status, took = await ask(client, url, work[i % len(work)])
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if status == 200:
+                latencies[min(windows - 1, int((due - started) / window_s))].append(took)
+
+        sampler = asyncio.ensure_future(sample_rss())
+        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(total))), seconds + 300)
+        sampler.cancel()
+    warm = [v for t, v in rss if t >= seconds / 10] or [v for _, v in rss]
+    first, last = latencies[0], latencies[-1]
+    every = [t for window in latencies for t in window]
+    return {
+        "requests": total,
+        "rate_per_s": round(rate, 2),
+        "statuses": statuses,
+        "lost": sum(n for s, n in statuses.items() if s not in ("200", "429")),
+        "p99_first_ms": round(1000 * percentile(first, 99, "nearest"), 1) if first else None,
+        "p99_last_ms": round(1000 * percentile(last, 99, "nearest"), 1) if last else None,
+        "p99_ms": round(1000 * percentile(every, 99, "nearest"), 1) if every else None,
+        "rss_after_warmup_mib": round(warm[0], 1) if warm else None,
+        "rss_end_mib": round(warm[-1], 1) if warm else None,
+        "rss_max_mib": round(max(v for _, v in rss), 1) if rss else None,
+        "window_s": round(window_s, 1),
+    }
+
+
+async def disconnects(url: str, port: int, work: List[dict], count: int, parallel: int) -> int:
+    """``count`` clients that send a request and hang up before the answer; returns how many
+    requests were sent in full."""
+    sent = 0
+    gate = asyncio.Semaphore(parallel)
+    rng = random.Random(0)
+
+    async def one(i: int) -> None:
+        nonlocal sent
+        body = json.dumps(work[i % len(work)]).encode()
+        async with gate:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port), 10
+                )
+            except (OSError, asyncio.TimeoutError):
+                return
+            writer.write(
+                f"POST {ROUTE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+            sent += 1
+            await asyncio.sleep(rng.uniform(0.0, 0.05))  # mid-flight: queued or being scored
+            writer.close()
+
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), 600)
+    return sent
+
+
+async def sigterm_under_load(server: Server, work: List[dict], clients: int, after_s: float):
+    """Closed-loop clients; SIGTERM after ``after_s``; what each request got."""
+    import httpx
+
+    counts = {"answered_200": 0, "refused": 0, "lost": 0, "other": 0}
+    stop = time.perf_counter() + after_s + 60
+    signalled = False
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def worker(k: int) -> None:
+            i = k
+            while time.perf_counter() < stop and server.process.poll() is None:
+                try:
+                    response = await client.post(server.url + ROUTE, json=work[i % len(work)])
+                except httpx.ConnectError:
+                    counts["refused"] += 1  # not accepted: the listener is closed
+                    await asyncio.sleep(0.05)
+                    continue
+                except httpx.TransportError:
+                    counts["lost"] += 1  # accepted and never answered
+                    continue
+                if response.status_code == 200:
+                    counts["answered_200"] += 1
+                elif response.status_code == 503 and signalled:
+                    counts["refused"] += 1
+                else:
+                    counts["other"] += 1
+                i += clients
+
+        async def terminate() -> None:
+            nonlocal signalled
+            await asyncio.sleep(after_s)
+            signalled = True
+            server.process.send_signal(signal.SIGTERM)
+
+        await asyncio.gather(terminate(), *(worker(k) for k in range(clients)))
+    counts["exit_status"] = await asyncio.to_thread(server.process.wait, 120)
+    return counts
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    workload.add_model_arguments(parser, default="minilm")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak length")
+    parser.add_argument("--load", type=float, default=0.8, help="share of measured capacity")
+    parser.add_argument("--capacity-seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=8, help="closed-loop clients")
+    parser.add_argument("--candidates", type=int, default=20, help="documents per request")
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--disconnects", type=int, default=1000)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    add_output_argument(parser)
+    args = parser.parse_args(argv)
+    import httpx
+
+    model = workload.resolve_model(args.model)
+    work = bodies(workload.candidates(args.queries, args.candidates, synthetic=args.synthetic))
+    logs = Path(tempfile.mkdtemp(prefix="crossrank-soak-"))
+    port = free_port()
+    command = [sys.executable, "-m", "crossrank.cli", "serve", "--model", model,
+               "--port", str(port), "--device", args.device, "--max-length", str(args.max_length),
+               "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    server = Server("crossrank", command, port, "/health", logs / "soak.log")
+    rows, notes = [], []
+    try:
+        server.wait_ready()
+        asyncio.run(capacity(server.url, work, min(3.0, args.capacity_seconds), args.clients))
+        rate = asyncio.run(capacity(server.url, work, args.capacity_seconds, args.clients))
+        soaked = asyncio.run(
+            soak(server.url, server.process.pid, work, args.load * rate, 60 * args.minutes)
+        )
+        drift = None
+        if soaked["rss_after_warmup_mib"]:
+            drift = (soaked["rss_end_mib"] - soaked["rss_after_warmup_mib"]) / soaked[
+                "rss_after_warmup_mib"
+            ]
+        p99_change = None
+        if soaked["p99_first_ms"] and soaked["p99_last_ms"]:
+            p99_change = soaked["p99_last_ms"] / soaked["p99_first_ms"] - 1
+        rows.append({"phase": "soak", "capacity_rps": round(rate, 2),
+                     "rss_drift": None if drift is None else round(drift, 4),
+                     "p99_last_vs_first": None if p99_change is None else round(p99_change, 4),
+                     **{k: v for k, v in soaked.items() if k != "statuses"},
+                     "statuses": json.dumps(soaked["statuses"])})  # fmt: skip
+        before = rss_mib(server.process.pid)
+        sent = asyncio.run(disconnects(server.url, port, work, args.disconnects, 50))
+        drained = wait_until(lambda: metric(server.url, "crossrank_queue_pairs") == 0, 300)
+        gone = sum(
+            float(line.split()[1])
+            for line in httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines()
+            if line.startswith("crossrank_disconnects_total{")
+        )
+        after = rss_mib(server.process.pid)
+        later = asyncio.run(soak(server.url, server.process.pid, work, 0.5 * rate, 5.0))
+        rows.append({"phase": "disconnects", "clients": args.disconnects, "sent": sent,
+                     "queue_empty_after": drained, "counted_disconnects": gone,
+                     "rss_before_mib": before and round(before, 1),
+                     "rss_after_mib": after and round(after, 1),
+                     "later_requests": later["requests"], "later_lost": later["lost"],
+                     "later_p99_ms": later["p99_ms"]})  # fmt: skip
+        counts = asyncio.run(sigterm_under_load(server, work, args.clients, 2.0))
+        rows.append({"phase": "sigterm", **counts})  # refused: connection attempts turned away
+    finally:
+        server.stop()
+    notes.append("loopback only; the client shares the machine with the server")
+    settings = {"model": args.model, "minutes": args.minutes, "load": args.load,
+                "clients": args.clients, "documents_per_request": args.candidates,
+                "max_length": args.max_length, "device": args.device,
+                "synthetic": args.synthetic, "disconnects": args.disconnects}  # fmt: skip
+    title = "crossrank serve soak: memory drift, p99 over time, disconnects, SIGTERM under load"
+    write_result("soak", title, settings, {"rows": rows}, args.output, notes, argv)
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
