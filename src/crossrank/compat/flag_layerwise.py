@@ -31,11 +31,12 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ..devices import resolve_device
 from ..errors import warn_once
 from ..inputs import as_pairs
 from ..pipeline import Pipeline, Request
 from ..results import activate
-from .flag import Devices, Scores
+from .flag import Devices, Scores, target_devices
 from .flag_llm import FlagLLMReranker
 
 Layers = Union[int, Sequence[int], None]
@@ -107,7 +108,10 @@ class LayerWiseFlagLLMReranker(FlagLLMReranker):
             )
         }
         # FlagEmbedding: "use_bf16 and use_fp16 cannot both be False": float16 where it applies
-        use_fp16 = arguments["use_fp16"] or not arguments["use_bf16"]
+        # (not on CPU, where both run float32)
+        devices = [resolve_device(d) for d in target_devices(arguments["devices"])]
+        half = not arguments["use_bf16"] and any(d.type != "cpu" for d in devices)
+        use_fp16 = arguments["use_fp16"] or half
         super().__init__(use_fp16=use_fp16, **base, **kwargs)
         if self.reranker.family != self._family:
             raise ValueError(
