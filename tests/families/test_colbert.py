@@ -43,6 +43,9 @@ VARIANTS = {
     "bias-lowercase": {"bias": True, "do_lower_case": True},
     "no-prefixes": {"query_prefix": "", "document_prefix": ""},
 }
+# (encoder kind, variant) checkpoints: every PyLate variant on both encoders, and the Stanford
+# colbert-ai layout (answerai-colbert-small-v1, colbertv2.0) that PyLate also reads.
+CHECKPOINTS = [(kind, name) for kind in COLBERT_KINDS for name in VARIANTS] + [("bert", "stanford")]
 PYLATE_MISSING = "pylate is not installed (it pins transformers<=5.3; CI runs it in its own venv)"
 
 
@@ -57,11 +60,13 @@ def _pylate():
 def colbert_dirs(tmp_path_factory):
     """Read-only tiny ColBERT checkpoints: (kind, variant) → path."""
     root = tmp_path_factory.mktemp("colbert")
-    return {
+    dirs = {
         (kind, name): save_colbert(root / f"{kind}-{name}", kind, **options)
         for kind in COLBERT_KINDS
         for name, options in VARIANTS.items()
     }
+    dirs[("bert", "stanford")] = save_colbert(root / "stanford", layout="stanford")
+    return dirs
 
 
 def _max_difference(left, right):
@@ -139,19 +144,17 @@ def test_features_follow_pylate_layout(colbert_dirs):
 # ---------------------------------------------------------------------- scores
 
 
-@pytest.mark.parametrize("kind", COLBERT_KINDS)
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_scores_equal_maxsim_from_transformers(colbert_dirs, kind, variant):
-    path = colbert_dirs[(kind, variant)]
+@pytest.mark.parametrize("key", CHECKPOINTS, ids="-".join)
+def test_scores_equal_maxsim_from_transformers(colbert_dirs, key):
+    path = colbert_dirs[key]
     scores = Reranker(path, device="cpu", use_fp16=False, batch_size=4).compute_score(PAIRS)
     assert _max_difference(scores, colbert_reference(path, PAIRS)) < TOLERANCE
 
 
-@pytest.mark.parametrize("kind", COLBERT_KINDS)
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_scores_equal_pylate(colbert_dirs, kind, variant):
+@pytest.mark.parametrize("key", CHECKPOINTS, ids="-".join)
+def test_scores_equal_pylate(colbert_dirs, key):
     _pylate()
-    path = colbert_dirs[(kind, variant)]
+    path = colbert_dirs[key]
     scores = Reranker(path, device="cpu", use_fp16=False).compute_score(PAIRS)
     assert _max_difference(scores, pylate_scores(path, PAIRS)) < TOLERANCE
 

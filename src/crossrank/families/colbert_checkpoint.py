@@ -8,6 +8,12 @@ carries the late-interaction settings (``query_prefix``, ``document_prefix``, ``
 ``model_type: "ColBERT"`` or ``similarity_fn_name: "MaxSim"``). That pair of files is what marks a
 checkpoint as late-interaction here; its name never does.
 
+Checkpoints of the Stanford ``colbert-ai`` library (``architectures: ["HF_ColBERT"]``, e.g.
+answerai-colbert-small-v1, colbertv2.0) are read the way PyLate reads them: the encoder and a
+bias-free ``linear`` projection in one weights file, the settings from ``artifact.metadata``
+(``query_token_id``, ``doc_token_id``, ``query_maxlen``, ``doc_maxlen``, ``attend_to_mask_tokens``;
+prefixes ``[unused0]``/``[unused1]`` where it is absent).
+
 >>> settings = read_colbert_settings(checkpoint)                 # doctest: +SKIP
 >>> settings.query_length, settings.document_prefix
 (32, '[D] ')
@@ -33,11 +39,13 @@ DEFAULT_QUERY_LENGTH = 32
 DEFAULT_DOCUMENT_LENGTH = 180
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _DENSE = ("sentence_transformers.models.Dense", "pylate.models.Dense.Dense")
+STANFORD_ARCHITECTURE = "HF_ColBERT"
 
 
 @dataclass(frozen=True)
 class DenseLayer:
-    """One saved ``Dense`` projection: its subfolder and ``config.json``."""
+    """One saved ``Dense`` projection: its subfolder and ``config.json`` (``path=""`` and no sizes:
+    a Stanford checkpoint's ``linear`` weight in the root weights file, sized by that weight)."""
 
     path: str
     in_features: int
@@ -110,6 +118,8 @@ def read_colbert_settings(checkpoint) -> Optional[ColbertSettings]:
     ``config_sentence_transformers.json`` that says ``model_type: "ColBERT"`` or
     ``similarity_fn_name: "MaxSim"``.
     """
+    if (getattr(checkpoint.config, "architectures", None) or []) == [STANFORD_ARCHITECTURE]:
+        return _stanford_settings(checkpoint)
     if not _is_bare_encoder(checkpoint.config):
         return None
     modules = _json(checkpoint, "modules.json")
@@ -145,6 +155,20 @@ def read_colbert_settings(checkpoint) -> Optional[ColbertSettings]:
     return settings
 
 
+def _stanford_settings(checkpoint) -> ColbertSettings:
+    """A Stanford ``colbert-ai`` checkpoint's settings, with PyLate's fallbacks."""
+    metadata = _json(checkpoint, "artifact.metadata") or {}
+    settings = ColbertSettings(
+        query_prefix=metadata.get("query_token_id") or "[unused0]",
+        document_prefix=metadata.get("doc_token_id") or "[unused1]",
+        query_length=metadata.get("query_maxlen") or DEFAULT_QUERY_LENGTH,
+        document_length=metadata.get("doc_maxlen") or DEFAULT_DOCUMENT_LENGTH,
+        attend_to_expansion_tokens=bool(metadata.get("attend_to_mask_tokens", False)),
+        dense=(DenseLayer(path="", in_features=0, out_features=0, bias=False),),
+    )
+    return settings
+
+
 def _dense_layer(checkpoint, path: str) -> DenseLayer:
     config = _json(checkpoint, f"{path}/config.json")
     if not isinstance(config, dict):
@@ -173,18 +197,22 @@ def _activation(name: str, model_name: str):
 
 
 def _dense_state(checkpoint, layer: DenseLayer) -> Dict[str, Any]:
-    path = checkpoint_file(checkpoint, f"{layer.path}/model.safetensors")
+    folder = f"{layer.path}/" if layer.path else ""
+    path = checkpoint_file(checkpoint, f"{folder}model.safetensors")
     if path is not None:
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
-        return load_file(path)
-    path = checkpoint_file(checkpoint, f"{layer.path}/pytorch_model.bin")
+        with safe_open(path, framework="pt") as weights:  # only the projection's tensors
+            names = [n for n in weights.keys() if n.split(".")[0] in ("linear", "residual")]
+            return {name: weights.get_tensor(name) for name in names}
+    path = checkpoint_file(checkpoint, f"{folder}pytorch_model.bin")
     if path is None:
         raise ModelLoadError(
             f"model={checkpoint.name!r} has no weights for its Dense projection {layer.path}/ "
             "(model.safetensors or pytorch_model.bin): its scores would be random"
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if k.split(".")[0] in ("linear", "residual")}
 
 
 class ColbertModel:
@@ -205,8 +233,11 @@ class ColbertModel:
         encoder, info = AutoModel.from_pretrained(location, output_loading_info=True, **options)
         projections = []
         for layer in self.settings.dense:
-            projection = Projection(layer, _activation(layer.activation, self.checkpoint.name))
             state = _dense_state(self.checkpoint, layer)
+            if not layer.out_features and "linear.weight" in state:  # sized by its weight
+                out_features, in_features = state["linear.weight"].shape
+                layer = replace(layer, in_features=in_features, out_features=out_features)
+            projection = Projection(layer, _activation(layer.activation, self.checkpoint.name))
             missing, _ = projection.load_state_dict(state, strict=False)
             if missing:
                 raise ModelLoadError(
@@ -215,7 +246,8 @@ class ColbertModel:
                 )
             projections.append(projection)
         module = LateInteractionModule(encoder, projections)
-        missing = [f"encoder.{key}" for key in info.get("missing_keys", ())]
+        # the pooler is never used for token embeddings: its absence changes no score
+        missing = [f"encoder.{k}" for k in info.get("missing_keys", ()) if "pooler." not in k]
         return (module, {**info, "missing_keys": missing}) if output_loading_info else module
 
 

@@ -6,7 +6,9 @@ none of them needs network access or committed weights. Needs only crossrank's o
 
 - :mod:`~crossrank.testing.models`: tiny encoder cross-encoders, MiniLM locator, reference scores
 - :mod:`~crossrank.testing.decoders`: tiny decoder LLM rerankers and their documented prompts
+- :mod:`~crossrank.testing.layerwise`: tiny FlagEmbedding layer-wise / lightweight LLM rerankers
 - :mod:`~crossrank.testing.seq2seq`: tiny monoT5-style T5 / mT5 rerankers and their prompt
+- :mod:`~crossrank.testing.colbert`: tiny PyLate ColBERT checkpoints, MaxSim references
 - :mod:`~crossrank.testing.data`: shared query–passage pairs, a tiny BEIR dataset, its TrainConfig
 - :mod:`~crossrank.testing.server`: uvicorn on a free port, JSON posts, Prometheus samples
 - :mod:`~crossrank.testing.checks`: ranking equality, ranking agreement, counted calls
@@ -19,6 +21,7 @@ none of them needs network access or committed weights. Needs only crossrank's o
 from __future__ import annotations
 
 from .checks import assert_same_ranking, concordant_fraction, count_calls, expected_ranking
+from .colbert import save_colbert
 from .data import (
     BACKEND_PAIRS,
     LONG_PASSAGE,
@@ -40,6 +43,7 @@ from .decoders import (
     qwen_tokenizer,
     save_decoder,
 )
+from .layerwise import LAYERWISE_KINDS, save_layerwise
 from .models import (
     MINILM_INSTALL,
     TINY_MODEL_KINDS,
@@ -57,6 +61,7 @@ __all__ = [
     "BACKEND_PAIRS",
     "BGE_PROMPT",
     "DECODER_KINDS",
+    "LAYERWISE_KINDS",
     "LONG_PASSAGE",
     "MINILM_INSTALL",
     "PANDA_DOCS",
@@ -83,6 +88,8 @@ __all__ = [
     "qwen_tokenizer",
     "reference_scores",
     "save_decoder",
+    "save_layerwise",
+    "save_colbert",
     "save_model",
     "save_seq2seq",
     "serving",

@@ -50,13 +50,21 @@ def _encoder(kind: str, vocab_size: int, tokenizer):
     raise ValueError(f"kind must be one of {COLBERT_KINDS}, got {kind!r}")
 
 
-def save_colbert(path, kind: str = "bert", seed: int = 0, **options: Any) -> str:
+def save_colbert(
+    path, kind: str = "bert", seed: int = 0, layout: str = "pylate", **options: Any
+) -> str:
     """Write a tiny random ColBERT checkpoint at ``path`` as PyLate saves one; returns the path.
 
     ``options`` override the ColBERT settings (``query_length``, ``document_length``,
     ``embedding_size``, ``do_query_expansion``, ``attend_to_expansion_tokens``, ``query_prefix``,
     ``document_prefix``, ``skiplist_words``) and ``bias``/``do_lower_case``.
+    ``layout="stanford"``: as the ``colbert-ai`` library saves one instead (``HF_ColBERT``, the
+    ``linear`` projection beside ``bert.*`` in one weights file, ``artifact.metadata``).
     """
+    if layout == "stanford":
+        return _save_stanford(path, seed, **options)
+    if layout != "pylate":
+        raise ValueError(f"layout must be 'pylate' or 'stanford', got {layout!r}")
     from safetensors.torch import save_file
 
     settings: Dict[str, Any] = dict(
@@ -115,12 +123,57 @@ def save_colbert(path, kind: str = "bert", seed: int = 0, **options: Any) -> str
     return path
 
 
-def _settings(path) -> Tuple[Dict[str, Any], bool]:
+def _save_stanford(path, seed: int = 0, **options: Any) -> str:
+    """A tiny random checkpoint as the Stanford ``colbert-ai`` library saves one."""
+    from safetensors.torch import save_file
+
+    metadata = dict(
+        query_token_id="[unused0]",
+        doc_token_id="[unused1]",
+        query_maxlen=TINY_COLBERT["query_length"],
+        doc_maxlen=TINY_COLBERT["document_length"],
+        attend_to_mask_tokens=False,
+        dim=TINY_COLBERT["embedding_size"],
+    )
+    metadata.update(options)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer("bert")
+    tokenizer.add_tokens([metadata["query_token_id"], metadata["doc_token_id"]])
+    encoder = _encoder("bert", len(tokenizer), tokenizer).eval()
+    linear = torch.nn.Linear(TINY_SIZES["hidden_size"], metadata["dim"], bias=False)
+    path = os.fspath(path)
+    encoder.config.architectures = ["HF_ColBERT"]
+    encoder.config.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    state = {f"bert.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
+    state["linear.weight"] = linear.weight.detach().contiguous()
+    save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(path, "artifact.metadata"), "w", encoding="utf-8") as stream:
+        json.dump(metadata, stream, indent=2)
+    return path
+
+
+def _settings(path) -> Tuple[Dict[str, Any], bool, str]:
+    """(PyLate's settings, do_lower_case, the projection's weights file) of either layout."""
+    metadata = os.path.join(path, "artifact.metadata")
+    if os.path.isfile(metadata):
+        with open(metadata, encoding="utf-8") as stream:
+            meta = json.load(stream)
+        config = dict(
+            query_prefix=meta.get("query_token_id") or "[unused0]",
+            document_prefix=meta.get("doc_token_id") or "[unused1]",
+            query_length=meta.get("query_maxlen") or 32,
+            document_length=meta.get("doc_maxlen") or 180,
+            attend_to_expansion_tokens=meta.get("attend_to_mask_tokens", False),
+            do_query_expansion=True,
+            skiplist_words=list(string.punctuation),
+        )
+        return config, False, os.path.join(path, "model.safetensors")
     with open(os.path.join(path, "config_sentence_transformers.json"), encoding="utf-8") as s:
         config = json.load(s)
     with open(os.path.join(path, "sentence_bert_config.json"), encoding="utf-8") as s:
         lower = json.load(s).get("do_lower_case", False)
-    return config, lower
+    return config, lower, os.path.join(path, "1_Dense", "model.safetensors")
 
 
 def colbert_reference(path, pairs: Sequence[Tuple[str, str]]) -> List[float]:
@@ -134,11 +187,11 @@ def colbert_reference(path, pairs: Sequence[Tuple[str, str]]) -> List[float]:
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    config, lower = _settings(path)
+    config, lower, dense = _settings(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.pad_token = tokenizer.mask_token
     model = AutoModel.from_pretrained(path).eval()
-    state = load_file(os.path.join(path, "1_Dense", "model.safetensors"))
+    state = load_file(dense)
     skip = set(tokenizer.convert_tokens_to_ids(config["skiplist_words"]))
     expand = config["do_query_expansion"]
 
