@@ -217,14 +217,14 @@ class PromptEncoder(Encoder):
             query_ids = self.tokenizer(
                 unique, add_special_tokens=False, truncation=True, max_length=self.query_max_length
             )["input_ids"]
-        heads = {q: ids for q, ids in zip(unique, query_ids)}
+        tokens_of = dict(zip(unique, query_ids))
         parts = []
         texts = [marker + p for p in passages]
         for query, (ids, offsets) in zip(queries, zip(*self._tokenize(texts, max_length))):
-            query_ids = heads[query]
+            own = tokens_of[query]
             cut = _first_token_from(offsets, len(marker.rstrip()))
-            head = start + query_ids + self._sep + ids[:cut]
-            parts.append((head, ids[cut:], tail, max(room_of(len(query_ids), cut), 1)))
+            head = start + own + self._sep + ids[:cut]
+            parts.append((head, ids[cut:], tail, max(room_of(len(own), cut), 1)))
         return parts
 
     def _cap_query(self, query: str) -> str:
