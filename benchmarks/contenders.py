@@ -10,7 +10,9 @@ RAG pipeline does.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import resource
 import sys
@@ -36,12 +38,14 @@ EXTRA = (
     "crossrank-openvino",
     "crossrank-openvino-bf16",
     "crossrank-openvino-int8",
+    "rerankers-t5",  # rerankers' T5Ranker, the reference for a monoT5 model (--model monot5)
 )
 CONTENDER_PACKAGES = (
     "torch",
     "transformers",
     "FlagEmbedding",
     "sentence-transformers",
+    "rerankers",
     "onnxruntime",
     "openvino",
     "crossrank",
@@ -90,6 +94,14 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
         ).tolist()
     if name == "transformers-loop":
         return transformers_loop(model, batch_size, max_length)
+    if name == "rerankers-t5":
+        import torch
+        from rerankers.models.t5ranker import T5Ranker
+
+        ranker = T5Ranker(
+            model, device="cpu", dtype=torch.float32, batch_size=batch_size, verbose=0
+        )
+        return lambda pairs: t5ranker_log_odds(ranker, pairs, max_length)
     raise SystemExit(f"unknown contender {name!r}; one of {', '.join(CONTENDERS + EXTRA)}")
 
 
@@ -121,6 +133,18 @@ def transformers_loop(
         return scores
 
     return score
+
+
+def t5ranker_log_odds(ranker, pairs: List[List[str]], max_length: int) -> List[float]:
+    """T5Ranker's P(true) of each pair as log-odds (crossrank's raw score), a call per query.
+
+    ``_get_scores`` is what its ``rank`` runs, with ``max_length`` passed (``rank`` keeps 512).
+    """
+    scores: List[float] = []
+    for query, group in itertools.groupby(pairs, key=lambda pair: pair[0]):
+        probabilities = ranker._get_scores(query, [p for _, p in group], max_length=max_length)
+        scores.extend(math.log(p) - math.log1p(-p) for p in probabilities)
+    return scores
 
 
 def peak_rss_mib() -> float:

@@ -88,6 +88,66 @@ def tiny_model(path: Path = RUNS / "bench-tiny") -> Path:
     return path
 
 
+def monot5_tiny_model(path: Path = RUNS / "bench-monot5-tiny") -> Path:
+    """A tiny random monoT5-style T5 from ``crossrank.testing`` (for smoke runs: no download)."""
+    if not (path / "config.json").is_file():
+        testing.save_seq2seq(path, "t5")
+    return path
+
+
+def monot5_base_sized_model(path: Path = RUNS / "bench-monot5") -> Path:
+    """A monoT5-base-sized T5 (12 + 12 layers x 768), random weights, seed 0, built once.
+
+    Its T5-style tokenizer (SentencePiece pieces, ``</s>`` appended, ``▁true``/``▁false``) is made
+    from the real all-MiniLM-L6-v2 WordPiece vocabulary (``##x`` → ``x``, ``x`` → ``▁x``), so pair
+    lengths are those of a real English model.
+    """
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import (
+        AutoTokenizer,
+        PreTrainedTokenizerFast,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    pieces = {"<pad>": 0.0, "</s>": 0.0, "<unk>": 0.0, "\u2581": -10.0}
+    for word in AutoTokenizer.from_pretrained(minilm_dir()).get_vocab():
+        if not word.startswith("["):  # equal scores: the fewest pieces win, as WordPiece's do
+            pieces.setdefault(word[2:] if word.startswith("##") else "\u2581" + word, -10.0)
+            if len(word) == 1:
+                pieces.setdefault(word, -10.0)  # punctuation right after a word
+    tok = Tokenizer(models.Unigram(list(pieces.items()), 2))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    # saved as a plain fast tokenizer: transformers 5's T5Tokenizer would drop the lowercasing
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    tokenizer.model_max_length = 512
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=768,
+        d_kv=64,
+        d_ff=3072,
+        num_layers=12,
+        num_heads=12,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    T5ForConditionalGeneration(config).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def synthetic_candidates(
     num_queries: int, top_k: int = 100, seed: int = 0
 ) -> List[Tuple[str, List[str]]]:
@@ -114,11 +174,13 @@ def candidates(
 
 
 def add_model_arguments(parser, default: str) -> None:
-    """``--model`` (a checkpoint dir, or ``tiny`` / ``minilm`` / ``base``) and ``--synthetic``."""
+    """``--model`` (a checkpoint dir, or ``tiny`` / ``minilm`` / ``base`` / ``monot5`` /
+    ``monot5-tiny``) and ``--synthetic``."""
     parser.add_argument(
         "--model",
         default=default,
-        help=f"checkpoint dir, or tiny | minilm | base (built on first use; default {default})",
+        help="checkpoint dir, or tiny | minilm | base | monot5 | monot5-tiny (built on first "
+        f"use; default {default})",
     )
     parser.add_argument(
         "--synthetic",
@@ -128,8 +190,10 @@ def add_model_arguments(parser, default: str) -> None:
 
 
 def resolve_model(name: str) -> str:
-    """A ``--model`` value as a directory: ``tiny``, ``minilm`` and ``base`` are built here."""
+    """A ``--model`` value as a directory: ``tiny``, ``minilm``, ``base``, ``monot5`` and
+    ``monot5-tiny`` are built here."""
     builders = {"tiny": tiny_model, "minilm": minilm_cross_encoder, "base": base_sized_model}
+    builders.update({"monot5": monot5_base_sized_model, "monot5-tiny": monot5_tiny_model})
     return str(builders[name]()) if name in builders else os.path.abspath(name)
 
 
