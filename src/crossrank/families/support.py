@@ -181,6 +181,7 @@ ROWS: Tuple[FamilyRow, ...] = (
         reference="`rerankers`' `T5Ranker` and transformers (tests/families/test_t5.py)",
         tiny=Tiny("save_seq2seq", ("t5",)),
         works=TORCH_CELLS,
+        also=(Tiny("save_seq2seq", ("mt5",)),),
     ),
     FamilyRow(
         title="ColBERT late interaction (PyLate checkpoints: BERT / ModernBERT + Dense)",
