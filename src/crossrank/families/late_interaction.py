@@ -25,15 +25,15 @@ encodes each distinct query of a batch once and the passages side by side, and r
 
 from __future__ import annotations
 
+import functools
 import threading
 from array import array
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..errors import ModelLoadError
-from ..windows import split_windows, window_overlap
-from .base import Feature, Limits, ModelFamily
+from .base import Encoder, Feature, Limits, ModelFamily, WindowParts
 from .colbert_checkpoint import ColbertModel, ColbertSettings, read_colbert_settings
 
 # Token roles, carried in a feature's token_type_ids (the model itself gets no token types).
@@ -51,7 +51,7 @@ def special_tokens_around(tokenizer) -> Tuple[List[int], List[int]]:
     raise ModelLoadError("the tokenizer's special tokens around a single text cannot be told")
 
 
-class LateInteractionEncoder:
+class LateInteractionEncoder(Encoder):
     """Encodes (query, passage) pairs as query tokens then passage tokens, with their roles.
 
     >>> encoder = family.encoder(max_length=512)                          # doctest: +SKIP
@@ -92,51 +92,36 @@ class LateInteractionEncoder:
     ) -> List[Feature]:
         """One feature per pair: the (shared) query tokens, then the passage's; each query of a
         slice is tokenized once. ``passage_limits[i]`` keeps at most that many passage tokens."""
-        features, _ = self._encode(queries, passages, passage_limits, None)
-        return features
+        parts = self._pairs(queries, passages, passage_limits, self.document_room)
+        return [feature_of(tokens[:room]) for tokens, room, feature_of in parts]
 
-    def encode_windows(
-        self,
-        queries: Sequence[str],
-        passages: Sequence[str],
-        stride: int,
-        passage_limits: Limits = None,
-    ) -> Tuple[List[Feature], List[int]]:
-        """Like :meth:`encode`, a passage that does not fit cut into overlapping windows; returns
-        the features and each one's pair index (see :mod:`crossrank.windows`)."""
-        return self._encode(queries, passages, passage_limits, stride)
+    def _window_parts(
+        self, queries: Sequence[str], passages: Sequence[str], passage_limits: Limits
+    ) -> Iterator[WindowParts]:
+        return self._pairs(queries, passages, passage_limits, None)
 
-    def _encode(self, queries, passages, limits, stride) -> Tuple[List[Feature], List[int]]:
-        features: List[Feature] = []
-        owners: List[int] = []
+    def _pairs(self, queries, passages, limits, cut: Optional[int]) -> Iterator[WindowParts]:
+        """Per pair: its passage tokens (cut to ``cut`` and its limit), the room, its feature."""
         room = self.document_room
         for start in range(0, len(passages), TOKENIZE_SLICE):
             chunk = list(queries[start : start + TOKENIZE_SLICE])
             distinct = list(dict.fromkeys(chunk))
-            encoded = dict(
-                zip(distinct, map(self._query, self._tokenize(distinct, self.query_room)))
-            )
+            tokenized = self._tokenize(distinct, self.query_room)
+            encoded = dict(zip(distinct, map(self._query, tokenized)))
             texts = list(passages[start : start + TOKENIZE_SLICE])
-            tokens = self._tokenize(texts, None if stride is not None else room)
-            for offset, (query, passage) in enumerate(zip(chunk, tokens)):
+            for offset, (query, passage) in enumerate(zip(chunk, self._tokenize(texts, cut))):
                 limit = limits[start + offset] if limits is not None else None
                 if limit is not None:
                     passage = passage[:limit]
-                if stride is None:
-                    windows = [passage[:room]]
-                else:
-                    windows = split_windows(passage, room, window_overlap(stride, room))
-                query_ids, query_roles = encoded[query]
-                for window in windows:
-                    ids, roles = self._document(window)
-                    features.append(
-                        {
-                            "input_ids": array("i", query_ids + ids),
-                            "token_type_ids": array("b", query_roles + roles),
-                        }
-                    )
-                    owners.append(start + offset)
-        return features, owners
+                yield passage, room, functools.partial(self._feature, *encoded[query])
+
+    def _feature(self, query_ids: List[int], query_roles: List[int], passage) -> Feature:
+        ids = self._with_prefix(passage, self.document_prefix_id)
+        roles = [SKIPPED if token in self.skiplist else DOCUMENT for token in ids]
+        return {
+            "input_ids": array("i", query_ids + ids),
+            "token_type_ids": array("b", query_roles + roles),
+        }
 
     def _tokenize(self, texts: List[str], room: Optional[int]) -> List[List[int]]:
         if not texts:
@@ -163,10 +148,6 @@ class LateInteractionEncoder:
             ids += [self.expansion_id] * padding
             roles += [expansion] * padding
         return ids, roles
-
-    def _document(self, tokens: List[int]) -> Tuple[List[int], List[int]]:
-        ids = self._with_prefix(tokens, self.document_prefix_id)
-        return ids, [SKIPPED if token in self.skiplist else DOCUMENT for token in ids]
 
 
 class LateInteractionFamily(ModelFamily):
