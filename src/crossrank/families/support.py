@@ -215,7 +215,9 @@ def markdown() -> str:
         "`tests/families/test_support_matrix.py` checks cell by cell on tiny random checkpoints: "
         "✓ scores equal to the family's torch float32 scores (bfloat16 and int8 within their "
         "rounding), ✗ is refused before any weights load, with an error naming what runs it. "
-        "The torch cells are tested on CPU; CUDA and MPS run the same torch code.",
+        "The torch cells are tested on CPU; CUDA and MPS run the same torch code. OpenVINO "
+        "computes bfloat16 where the CPU has AVX512-BF16 or AMX, float32 (with a warning) "
+        "elsewhere.",
         "",
         "| family | example checkpoints | how it scores | equal to |",
         "| --- | --- | --- | --- |",
