@@ -184,6 +184,28 @@ ROWS: Tuple[FamilyRow, ...] = (
         also=(Tiny("save_seq2seq", ("mt5",)),),
     ),
     FamilyRow(
+        title="bge-reranker-v2-minicpm-layerwise (layer-wise LLM, `cutoff_layers`)",
+        family="layer-wise LLM reranker",
+        examples=("BAAI/bge-reranker-v2-minicpm-layerwise",),
+        scoring="FlagEmbedding's prompt; the one-logit head of the `cutoff_layers` layer at the "
+        "last token (default: the last layer; the layers above it are not run)",
+        reference="FlagEmbedding's `LayerWiseFlagLLMReranker` (tests/compat/test_flag_layerwise.py, "
+        "tests/families/test_layerwise.py)",
+        tiny=Tiny("save_layerwise", ("layerwise",)),
+        works=TORCH_CELLS,
+    ),
+    FamilyRow(
+        title="bge-reranker-v2.5-gemma2-lightweight (lightweight LLM, token compression)",
+        family="lightweight LLM reranker",
+        examples=("BAAI/bge-reranker-v2.5-gemma2-lightweight",),
+        scoring="layer-wise heads on Gemma 2; `LightWeightFlagLLMReranker` also takes "
+        "`compress_ratio` (passage tokens merged into their mean before each of `compress_layers`)",
+        reference="FlagEmbedding's `LightWeightFlagLLMReranker` (tests/compat/test_flag_layerwise.py, "
+        "tests/families/test_layerwise.py)",
+        tiny=Tiny("save_layerwise", ("lightweight",)),
+        works=TORCH_CELLS,
+    ),
+    FamilyRow(
         title="ColBERT late interaction (PyLate checkpoints: BERT / ModernBERT + Dense)",
         family="late-interaction reranker",
         examples=("lightonai/GTE-ModernColBERT-v1", "answerdotai/answerai-colbert-small-v1"),

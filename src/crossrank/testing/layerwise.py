@@ -97,7 +97,8 @@ def save_layerwise(path, kind: str, seed: int = 0) -> str:
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             base = 1.0 if name.endswith("norm.weight") and kind == "layerwise" else 0.0
-            parameter.normal_(base, 0.2)
+            # wide heads: scores spread over a few units, so equality checks say something
+            parameter.normal_(base, 1.0 if name.startswith("lm_head") else 0.2)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(path)
