@@ -65,41 +65,58 @@ def save_colbert(
         return _save_stanford(path, seed, **options)
     if layout != "pylate":
         raise ValueError(f"layout must be 'pylate' or 'stanford', got {layout!r}")
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer("bert")
+    prefixes = [options.get("query_prefix", "[Q] "), options.get("document_prefix", "[D] ")]
+    tokenizer.add_tokens([p for p in prefixes if p])
+    tokenizer.pad_token = tokenizer.mask_token  # PyLate pads queries with [MASK] and saves that
+    encoder = _encoder(kind, len(tokenizer), tokenizer).eval()
+    return write_pylate_folder(path, encoder, tokenizer, **dict(TINY_COLBERT, **options))
+
+
+def write_pylate_folder(
+    path,
+    encoder,
+    tokenizer,
+    embedding_size: int,
+    bias: bool = False,
+    do_lower_case: bool = False,
+    **settings: Any,
+) -> str:
+    """Save ``encoder`` and ``tokenizer`` (its prefix tokens added) with a random ``Dense``
+    projection to ``embedding_size`` as PyLate's ``ColBERT.save`` lays a checkpoint out.
+
+    ``settings``: what ``config_sentence_transformers.json`` holds (PyLate's defaults otherwise).
+    """
     from safetensors.torch import save_file
 
-    settings: Dict[str, Any] = dict(
-        TINY_COLBERT,
+    config: Dict[str, Any] = dict(
         query_prefix="[Q] ",
         document_prefix="[D] ",
+        query_length=32,
+        document_length=180,
         do_query_expansion=True,
         attend_to_expansion_tokens=False,
         skiplist_words=list(string.punctuation),
     )
-    unknown = set(options) - set(settings) - {"bias", "do_lower_case"}
+    unknown = set(settings) - set(config)
     if unknown:
         raise ValueError(f"unknown ColBERT options {sorted(unknown)}")
-    bias, lower = options.pop("bias", False), options.pop("do_lower_case", False)
-    settings.update(options)
-    torch.manual_seed(seed)
-    tokenizer = build_tokenizer("bert")
-    tokenizer.add_tokens([p for p in (settings["query_prefix"], settings["document_prefix"]) if p])
-    tokenizer.pad_token = tokenizer.mask_token  # PyLate pads queries with [MASK] and saves that
-    encoder = _encoder(kind, len(tokenizer), tokenizer).eval()
+    config.update(settings)
     path = os.fspath(path)
     encoder.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    size = settings.pop("embedding_size")
-    linear = torch.nn.Linear(TINY_SIZES["hidden_size"], size, bias=bias)
-    dense_dir = os.path.join(path, "1_Dense")
-    os.makedirs(dense_dir, exist_ok=True)
+    hidden = encoder.config.hidden_size
+    linear = torch.nn.Linear(hidden, embedding_size, bias=bias)
+    os.makedirs(os.path.join(path, "1_Dense"), exist_ok=True)
     save_file(
         {f"linear.{k}": v.contiguous() for k, v in linear.state_dict().items()},
-        os.path.join(dense_dir, "model.safetensors"),
+        os.path.join(path, "1_Dense", "model.safetensors"),
     )
     files = {
         "1_Dense/config.json": dict(
-            in_features=TINY_SIZES["hidden_size"],
-            out_features=size,
+            in_features=hidden,
+            out_features=embedding_size,
             bias=bias,
             activation_function="torch.nn.modules.linear.Identity",
             use_residual=False,
@@ -108,13 +125,15 @@ def save_colbert(
             dict(idx=0, name="0", path="", type="sentence_transformers.models.Transformer"),
             dict(idx=1, name="1", path="1_Dense", type="pylate.models.Dense.Dense"),
         ],
-        "sentence_bert_config.json": dict(max_seq_length=128, do_lower_case=lower),
+        "sentence_bert_config.json": dict(
+            max_seq_length=encoder.config.max_position_embeddings, do_lower_case=do_lower_case
+        ),
         "config_sentence_transformers.json": dict(
             model_type="ColBERT",
             prompts={"query": "", "document": ""},
             default_prompt_name=None,
             similarity_fn_name="MaxSim",
-            **settings,
+            **config,
         ),
     }
     for name, content in files.items():
@@ -260,4 +279,5 @@ __all__ = [
     "pylate_rerank",
     "pylate_scores",
     "save_colbert",
+    "write_pylate_folder",
 ]
