@@ -11,6 +11,10 @@ whole input, ``</s>`` included) gets exactly its tokens. One that does not diffe
 `rerankers` cuts the input's end, ``Relevant:`` with it, while here the query keeps at most
 ``query_max_length`` tokens and the passage is cut (or split into windows, see
 :mod:`crossrank.windows`) so that the prompt stays whole, as in every crossrank family.
+
+Not covered: checkpoints trained to answer other words (unicamp-dl's mT5 ``yes``/``no``, ptt5
+``sim``/``não``): nothing in their config says so, and their vocabularies also hold ``▁true`` /
+``▁false``, so they would be read with the wrong labels; `rerankers` tells them by hub id.
 """
 
 from __future__ import annotations
