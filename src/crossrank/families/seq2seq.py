@@ -41,6 +41,12 @@ def is_seq2seq_lm(config) -> bool:
 
     The declared architectures decide: ``T5ForSequenceClassification`` stays a classifier. Without
     them, an encoder-decoder config of a T5 model type does.
+
+    >>> from transformers import T5Config
+    >>> is_seq2seq_lm(T5Config(architectures=["T5ForConditionalGeneration"]))
+    True
+    >>> is_seq2seq_lm(T5Config(architectures=["T5ForSequenceClassification"]))
+    False
     """
     if not getattr(config, "is_encoder_decoder", False):
         return False
