@@ -39,6 +39,7 @@ EXTRA = (
     "crossrank-openvino-bf16",
     "crossrank-openvino-int8",
     "rerankers-t5",  # rerankers' T5Ranker, the reference for a monoT5 model (--model monot5)
+    "pylate",  # PyLate's ColBERT + rank.rerank, the reference for a ColBERT model (--model colbert)
 )
 CONTENDER_PACKAGES = (
     "torch",
@@ -46,6 +47,7 @@ CONTENDER_PACKAGES = (
     "FlagEmbedding",
     "sentence-transformers",
     "rerankers",
+    "pylate",
     "onnxruntime",
     "openvino",
     "crossrank",
@@ -102,6 +104,8 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
             model, device="cpu", dtype=torch.float32, batch_size=batch_size, verbose=0
         )
         return lambda pairs: t5ranker_log_odds(ranker, pairs, max_length)
+    if name == "pylate":
+        return pylate_rerank(model, batch_size)
     raise SystemExit(f"unknown contender {name!r}; one of {', '.join(CONTENDERS + EXTRA)}")
 
 
@@ -130,6 +134,28 @@ def transformers_loop(
             )
             with torch.inference_mode():
                 scores.extend(model(**inputs.to(device)).logits[:, 0].float().tolist())
+        return scores
+
+    return score
+
+
+def pylate_rerank(model_dir: str, batch_size: int) -> Scorer:
+    """PyLate as its docs rerank: each query's list encoded (query once), ``rank.rerank``; the
+    scores put back in input order. Its own query/document lengths apply (the checkpoint's)."""
+    from pylate import models, rank
+
+    model = models.ColBERT(model_dir, device="cpu")
+
+    def score(pairs: List[List[str]]) -> List[float]:
+        scores: List[float] = []
+        for query, group in itertools.groupby(pairs, key=lambda pair: pair[0]):
+            documents = [p for _, p in group]
+            queries = model.encode([query], is_query=True, batch_size=batch_size)
+            encoded = model.encode([documents], is_query=False, batch_size=batch_size)
+            ids = [list(range(len(documents)))]
+            ranked = rank.rerank(ids, queries_embeddings=queries, documents_embeddings=encoded)
+            by_id = {hit["id"]: hit["score"] for hit in ranked[0]}
+            scores.extend(by_id[i] for i in range(len(documents)))
         return scores
 
     return score

@@ -29,7 +29,7 @@ TF4_PYTHON = ROOT / ".venv-tf4" / "bin" / "python"
 REFERENCE = "flagreranker"
 # What a run is compared with, the first present: a family FlagReranker does not run (monoT5) is
 # compared with its own reference implementation ("x_flagreranker" is then the ratio to it).
-REFERENCES = {REFERENCE: "FlagReranker", "rerankers-t5": "rerankers T5Ranker"}
+REFERENCES = {REFERENCE: "FlagReranker", "rerankers-t5": "rerankers T5Ranker", "pylate": "PyLate"}
 # FlagEmbedding imports only with transformers 4.x, so it runs in that venv, and so do the other
 # non-crossrank contenders; "NAME@tf4" runs a crossrank contender there too.
 TF4 = ("flagreranker", "sentence-transformers", "transformers-loop")
@@ -48,7 +48,10 @@ LABELS = {
     "sentence-transformers": "sentence-transformers CrossEncoder fp32",
     "transformers-loop": "plain transformers loop fp32",
     "rerankers-t5": "rerankers T5Ranker fp32 (monoT5)",
+    "pylate": "PyLate ColBERT + rank.rerank fp32 (ColBERT)",
 }
+# PyLate pins its own transformers (<=5.3), so it runs in a venv of its own (--pylate-python).
+PYLATE_PYTHON = ROOT / ".venv-pylate" / "bin" / "python"
 
 
 def build_workload(pairs: int, queries: int, seed: int, synthetic: bool = False) -> dict:
@@ -144,6 +147,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="which queries are sampled")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--tf4-python", default=str(TF4_PYTHON), help="Python with FlagEmbedding")
+    parser.add_argument("--pylate-python", default=str(PYLATE_PYTHON), help="Python with pylate")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each contender's best")
     add_output_argument(parser)
     args = parser.parse_args(argv)
@@ -166,6 +170,7 @@ def main(argv=None) -> None:
             for name in names:
                 contender, _, venv = name.partition("@")
                 python = args.tf4_python if venv == "tf4" or contender in TF4 else sys.executable
+                python = args.pylate_python if contender == "pylate" else python
                 print(f"round {round_ + 1}: {name} ...", file=sys.stderr, flush=True)
                 result = run_contender(contender, python, model, workload_path, args)
                 if name not in best or result.get("pairs_per_s", 0) > best[name].get(

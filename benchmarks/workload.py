@@ -173,13 +173,51 @@ def candidates(
     return bm25_candidates(num_queries, top_k, seed)
 
 
+def colbert_small_sized_model(path: Path = RUNS / "bench-colbert") -> Path:
+    """An answerai-colbert-small-v1-sized PyLate ColBERT (BERT 12 x 384, Dense 384 -> 96, query
+    32 / document 300 tokens), random weights, seed 0, built once; the real MiniLM WordPiece
+    tokenizer with ``[Q] ``/``[D] `` added, so lengths are those of a real English model."""
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from crossrank.testing.colbert import write_pylate_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    tokenizer.add_tokens(["[Q] ", "[D] "])
+    tokenizer.pad_token = tokenizer.mask_token
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+    )
+    encoder = BertModel(config).eval()
+    write_pylate_folder(
+        path, encoder, tokenizer, embedding_size=96, query_length=32, document_length=300
+    )
+    return path
+
+
+def colbert_tiny_model(path: Path = RUNS / "bench-colbert-tiny") -> Path:
+    """A tiny random PyLate ColBERT from ``crossrank.testing`` (for smoke runs: no download)."""
+    if not (path / "config.json").is_file():
+        testing.save_colbert(path)
+    return path
+
+
 def add_model_arguments(parser, default: str) -> None:
     """``--model`` (a checkpoint dir, or ``tiny`` / ``minilm`` / ``base`` / ``monot5`` /
-    ``monot5-tiny``) and ``--synthetic``."""
+    ``monot5-tiny`` / ``colbert`` / ``colbert-tiny``) and ``--synthetic``."""
     parser.add_argument(
         "--model",
         default=default,
-        help="checkpoint dir, or tiny | minilm | base | monot5 | monot5-tiny (built on first "
+        help="checkpoint dir, or tiny | minilm | base | monot5 | monot5-tiny | colbert | "
+        "colbert-tiny (built on first "
         f"use; default {default})",
     )
     parser.add_argument(
@@ -194,6 +232,7 @@ def resolve_model(name: str) -> str:
     ``monot5-tiny`` are built here."""
     builders = {"tiny": tiny_model, "minilm": minilm_cross_encoder, "base": base_sized_model}
     builders.update({"monot5": monot5_base_sized_model, "monot5-tiny": monot5_tiny_model})
+    builders.update({"colbert": colbert_small_sized_model, "colbert-tiny": colbert_tiny_model})
     return str(builders[name]()) if name in builders else os.path.abspath(name)
 
 
