@@ -8,38 +8,73 @@ while the padded size of every batch stays below what the longest batch costs.
 from __future__ import annotations
 
 from array import array
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
+def plan_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: Optional[int] = None,
+    max_padding: Optional[float] = None,
+) -> List[List[int]]:
     """Group item indices into batches, longest items first.
 
     Every batch is a list of indices into ``lengths``; items are ordered by length, longest first
     (ties keep input order), and a batch grows while ``len(batch) × its longest length`` stays within
-    ``batch_size × max(lengths)``.
+    the token budget: ``batch_size × max(lengths)``, or ``max_tokens`` where given (a device's
+    budget, :func:`crossrank.devices.max_batch_tokens`; an item longer than it still gets a batch).
+    With ``max_padding`` (a fraction), a batch also closes before an item that would make more
+    than that share of its tokens padding, so no batch computes more padding than that.
 
     >>> plan_batches([3, 10, 2, 10], batch_size=1)
     [[1], [3], [0, 2]]
+    >>> plan_batches([3, 10, 2, 10], batch_size=1, max_tokens=30)
+    [[1, 3, 0], [2]]
+    >>> plan_batches([3, 10, 2, 10], batch_size=1, max_tokens=30, max_padding=0.05)
+    [[1, 3], [0], [2]]
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    if max_padding is not None and not 0 <= max_padding < 1:
+        raise ValueError(f"max_padding must be in [0, 1), got {max_padding}")
     if not lengths:
         return []
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    budget = batch_size * max(lengths[order[0]], 1)
+    budget = batch_size * max(lengths[order[0]], 1) if max_tokens is None else max_tokens
     batches: List[List[int]] = []
     current: List[int] = []
+    real = 0  # tokens of the current batch's items
     for index in order:
         longest = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) + 1) * max(longest, 1) > budget:
+        computed = (len(current) + 1) * max(longest, 1)
+        if current and (
+            computed > budget
+            or (max_padding is not None and real + lengths[index] < (1 - max_padding) * computed)
+        ):
             batches.append(current)
-            current = []
+            current, real = [], 0
         current.append(index)
+        real += lengths[index]
     if current:
         batches.append(current)
     return batches
+
+
+def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """The share of the tokens a forward computes that are padding, for ``batches`` of ``lengths``.
+
+    Each batch pads to its longest member, so it computes ``len(batch) × longest`` tokens.
+
+    >>> round(padding_fraction([4, 2, 2], [[0, 1], [2]]), 3)  # 8 of 10 computed tokens are real
+    0.2
+    """
+    computed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches if batch)
+    real = sum(lengths[i] for batch in batches for i in batch)
+    return 1.0 - real / computed if computed else 0.0
 
 
 def restore_order(

@@ -167,3 +167,59 @@ def share_cpu_threads(replicas: int) -> None:
         )
         torch.set_num_threads(threads)
 
+
+# TEI's default max_batch_tokens is 16,384; crossrank's own models are small enough that a larger
+# forward keeps a big GPU busier, and 65,536 tokens of bge-base activations still fit ~2 GiB.
+MAX_BATCH_TOKENS = 65536
+# Share of the free accelerator memory one forward's activations may take (the rest: the allocator's
+# fragmentation, other models, the other replicas' prefetched batches).
+MEMORY_SHARE = 0.5
+
+
+def max_batch_tokens(
+    config,
+    dtype: torch.dtype,
+    free_bytes: int,
+    max_length: int,
+    share: float = MEMORY_SHARE,
+    cap: int = MAX_BATCH_TOKENS,
+) -> int:
+    """Tokens (rows × padded length) one forward may hold on a device with ``free_bytes`` free.
+
+    Like TEI's ``max_batch_tokens``, derived from the model's shape: an inference forward keeps
+    about one layer's activations at a time, per token ``6 × hidden`` (hidden states in and out,
+    query, key, value, attention output) ``+ 2 × intermediate`` (feed-forward in and out)
+    ``+ heads × max_length`` (attention weights where the kernel materializes them), doubled for
+    the allocator's slack. The budget is at least one full-length pair and at most ``cap``.
+
+    >>> from types import SimpleNamespace
+    >>> bert_base = SimpleNamespace(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
+    >>> max_batch_tokens(bert_base, torch.float16, free_bytes=80 * 2**30, max_length=512)
+    65536
+    >>> max_batch_tokens(bert_base, torch.float16, free_bytes=2**30, max_length=512)
+    7943
+    """
+    if free_bytes < 0:
+        raise ValueError(f"free_bytes must be >= 0, got {free_bytes}")
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "d_model", 0) or 1024)
+    intermediate = int(
+        getattr(config, "intermediate_size", 0) or getattr(config, "d_ff", 0) or 4 * hidden
+    )
+    heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "num_heads", 0) or 16)
+    element = torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4
+    per_token = 2 * element * (6 * hidden + 2 * intermediate + heads * max_length)
+    fits = int(free_bytes * share) // per_token
+    return max(max_length, min(cap, fits))
+
+
+def free_device_memory(device: torch.device) -> Optional[int]:
+    """Free bytes on an accelerator (CUDA), None on a CPU or where the driver cannot tell."""
+    if device.type != "cuda":
+        return None
+    try:
+        free, _total = torch.cuda.mem_get_info(device)
+    except Exception:  # noqa: BLE001 - a memory probe must never break scoring
+        return None
+    return int(free)

@@ -14,8 +14,9 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from tqdm.auto import tqdm
 
@@ -23,6 +24,7 @@ from .batching import collate, plan_batches, restore_order
 from .families.base import ModelFamily
 from .inputs import check_batch_size, check_lengths
 from .loading import cap_max_length
+from .prefetch import prefetched
 from .windows import max_per_document
 
 # (query, passage), or (query, passage, passage_token_limit) for a passage capped at that many
@@ -33,6 +35,14 @@ Pair = Union[Tuple[str, str], Tuple[str, str, Optional[int]]]
 # by the chunk and the batch however many pairs come in.
 CHUNK_BATCHES = 16
 MIN_CHUNK = 256
+# On an accelerator (a token budget from its memory, :func:`crossrank.devices.max_batch_tokens`):
+# no batch computes more than this share of padding, and chunks grow from 2 full batches to
+# DEVICE_CHUNK_BATCHES, so the first forward starts after a small chunk is tokenized and later
+# chunks are tokenized while the device computes.
+MAX_PADDING = 0.05
+DEVICE_CHUNK_BATCHES = 16
+# Items (chunks, collated batches) a prefetching worker keeps ready ahead of the device.
+PREFETCH_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,17 @@ class ScoringStats:
     pairs_scored: int = 0
     features_scored: int = 0  # pairs, or windows of pairs with long_documents="maxp"
     tokenize_seconds: float = 0.0  # time spent encoding (the service's x-tokenization-time)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk's encoded features, its batches and what its scores need to come back."""
+
+    pairs: int
+    features: list
+    owners: Optional[List[int]]  # the pair of each feature (windows), or None: one feature a pair
+    batches: List[List[int]]
+    encoded_in: float
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,20 @@ def per_query(
     return result
 
 
+def chunk_spans(total: int, first: int, largest: int) -> List[Tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of ``total`` items, ``first`` long, each next one
+    twice as long as the last, up to ``largest``.
+
+    >>> chunk_spans(10, first=2, largest=4)
+    [(0, 2), (2, 6), (6, 10)]
+    """
+    spans, start, size = [], 0, max(1, first)
+    while start < total:
+        spans.append((start, min(total, start + size)))
+        start, size = start + size, min(max(largest, first), size * 2)
+    return spans
+
+
 class Pipeline:
     """Scores (query, passage) pairs with a model family on a backend.
 
@@ -140,8 +175,11 @@ class Pipeline:
     [-8.19, 5.26]
     """
 
-    def __init__(self, family: ModelFamily, backend) -> None:
+    def __init__(self, family: ModelFamily, backend, prefetch: Optional[bool] = None) -> None:
         self.family = family
+        # Tokenize and collate ahead on a worker thread (:mod:`crossrank.prefetch`); None: where
+        # the one backend asks for it (an accelerator: ``backend.prefetch``).
+        self.prefetch = prefetch
         # One backend, or a list of replicas (one per device) that score batches side by side.
         self.backends = list(backend) if isinstance(backend, (list, tuple)) else [backend]
         self.backend = self.backends[0]
@@ -173,7 +211,15 @@ class Pipeline:
         unique = dict.fromkeys(pairs)
         distinct = pairs if len(unique) == len(pairs) else list(unique)
         del unique  # not held while scoring: memory stays bounded by the chunk
-        chunk = max(CHUNK_BATCHES * request.batch_size, MIN_CHUNK)
+        budget = self.max_batch_tokens(request)
+        if budget is None:
+            chunk = max(CHUNK_BATCHES * request.batch_size, MIN_CHUNK)
+            spans = [(s, s + chunk) for s in range(0, len(distinct), chunk)]
+        else:
+            rows = max(1, budget // request.max_length)  # full-length pairs in one forward
+            first = max(MIN_CHUNK, 2 * rows)
+            spans = chunk_spans(len(distinct), first, DEVICE_CHUNK_BATCHES * rows)
+        parts = (distinct[start:stop] for start, stop in spans)
         scores: List[float] = []
         with tqdm(
             total=len(distinct),
@@ -181,16 +227,66 @@ class Pipeline:
             unit="pair",
             disable=not request.show_progress_bar,
         ) as bar:
-            for start in range(0, len(distinct), chunk):
-                part = distinct[start : start + chunk]
-                scores.extend(self._score_chunk(part, request))
-                bar.update(len(part))
+            if self._prefetching():
+                for part_scores in self._score_prefetched(parts, request, budget):
+                    scores.extend(part_scores)
+                    bar.update(len(part_scores))
+            else:
+                for part in parts:
+                    scores.extend(self._score_chunk(part, request, budget))
+                    bar.update(len(part))
         if len(distinct) == len(pairs):
             return scores
         by_pair = dict(zip(distinct, scores))
         return [by_pair[pair] for pair in pairs]
 
-    def _score_chunk(self, pairs: Sequence[Pair], request: Request) -> List[float]:
+    def max_batch_tokens(self, request: Request) -> Optional[int]:
+        """Tokens one forward may hold on this pipeline's device (None: the CPU's batch_size
+        rule); an explicit ``batch_size`` of full-length pairs that is larger still counts."""
+        budget_of = getattr(self.backend, "max_batch_tokens", None)
+        budget = budget_of(request.max_length) if budget_of is not None else None
+        if budget is None:
+            return None
+        return max(budget, request.batch_size * request.max_length)
+
+    def _prefetching(self) -> bool:
+        if len(self.backends) > 1:
+            return False  # the replicas' threads already overlap one batch's CPU work with another
+        if self.prefetch is not None:
+            return self.prefetch
+        return bool(getattr(self.backend, "prefetch", False))
+
+    def _score_chunk(
+        self, pairs: Sequence[Pair], request: Request, budget: Optional[int] = None
+    ) -> List[float]:
+        chunk = self._plan(pairs, request, budget)
+        features = chunk.features
+        return self._finish(chunk, self._run([[features[i] for i in b] for b in chunk.batches]))
+
+    def _score_prefetched(
+        self, parts: Iterator[Sequence[Pair]], request: Request, budget: Optional[int]
+    ) -> Iterator[List[float]]:
+        """Each part's scores, its features encoded and batches collated on a worker thread."""
+        with closing(prefetched(self._prepared(parts, request, budget), PREFETCH_DEPTH)) as ready:
+            for chunk in ready:
+                batch_scores = [self._scores_of(next(ready)) for _ in chunk.batches]
+                with self._stats_lock:
+                    self.batches_per_backend[0] += len(chunk.batches)
+                yield self._finish(chunk, batch_scores)
+
+    def _prepared(self, parts, request: Request, budget: Optional[int]) -> Iterator:
+        """The worker's side: per part its :class:`_Chunk`, then each batch ready for the device
+        (collated; in pinned memory where the backend copies to an accelerator)."""
+        stage = getattr(self.backend, "stage", None)
+        for part in parts:
+            chunk = self._plan(part, request, budget)
+            yield chunk
+            for batch in chunk.batches:
+                tensors = self._collated([chunk.features[i] for i in batch])
+                yield stage(tensors) if stage is not None else tensors
+
+    def _plan(self, pairs: Sequence[Pair], request: Request, budget: Optional[int]) -> _Chunk:
+        """Encode a chunk's pairs and cut its features into batches."""
         encoder = self.family.encoder(request.max_length, request.query_max_length)
         queries, passages = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
         limits = [pair[2] if len(pair) > 2 else None for pair in pairs]
@@ -203,19 +299,26 @@ class Pipeline:
         else:
             features = encoder.encode(queries, passages, limits)
         encoded_in = time.perf_counter() - started
-        batches = plan_batches([len(f["input_ids"]) for f in features], request.batch_size)
-        batch_scores = self._run([[features[i] for i in batch] for batch in batches])
-        scores = restore_order(batches, batch_scores)
+        lengths = [len(f["input_ids"]) for f in features]
+        if budget is None:
+            batches = plan_batches(lengths, request.batch_size)
+        else:
+            batches = plan_batches(lengths, request.batch_size, budget, MAX_PADDING)
+        return _Chunk(len(pairs), features, owners, batches, encoded_in)
+
+    def _finish(self, chunk: _Chunk, batch_scores: List[List[float]]) -> List[float]:
+        """A chunk's scores in its pairs' order (the best window's with maxp); stats counted."""
+        scores = restore_order(chunk.batches, batch_scores)
         with self._stats_lock:
             old = self._stats
             self._stats = ScoringStats(
-                old.forward_passes + len(batches),
-                old.pairs_scored + len(pairs),
-                old.features_scored + len(features),
-                old.tokenize_seconds + encoded_in,
+                old.forward_passes + len(chunk.batches),
+                old.pairs_scored + chunk.pairs,
+                old.features_scored + len(chunk.features),
+                old.tokenize_seconds + chunk.encoded_in,
             )
-        if owners is not None:
-            scores = max_per_document(scores, owners, len(pairs))
+        if chunk.owners is not None:
+            scores = max_per_document(scores, chunk.owners, chunk.pairs)
         return scores
 
     def _run(self, batches: List[list]) -> List[List[float]]:
@@ -240,5 +343,10 @@ class Pipeline:
 
     def score_features(self, features, backend=None) -> List[float]:
         """Raw scores of one batch of encoded features (padded here, run on the backend)."""
-        batch = collate(features, self.family.pad_token_id, padding_side=self.family.padding_side)
+        return self._scores_of(self._collated(features), backend)
+
+    def _collated(self, features):
+        return collate(features, self.family.pad_token_id, padding_side=self.family.padding_side)
+
+    def _scores_of(self, batch, backend=None) -> List[float]:
         return self.family.head((backend or self.backend).logits(batch)).tolist()

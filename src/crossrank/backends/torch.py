@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from ..devices import dtype_name, is_out_of_memory
+from ..devices import dtype_name, free_device_memory, is_out_of_memory, max_batch_tokens
 from ..errors import warn_once
 
 Forward = Callable[[object, Dict[str, torch.Tensor]], torch.Tensor]
@@ -58,6 +58,33 @@ class TorchBackend:
         self._lock = threading.Lock()
         self._compile = compile_model
         self._compiled = self._compiled_model(self.model) if compile_model else None
+        self._budgets: Dict[int, int] = {}  # max_length -> tokens per forward (accelerators)
+
+    @property
+    def prefetch(self) -> bool:
+        """Whether the pipeline should prepare batches on a worker thread: on an accelerator,
+        where the host mostly waits for the device; on a CPU the forward takes every core."""
+        return self.device.type == "cuda"
+
+    def max_batch_tokens(self, max_length: int) -> Optional[int]:
+        """Tokens one forward may hold, from the model's shape and the device's free memory when
+        first asked (fixed afterwards, so batches do not change from call to call); None on a CPU,
+        where the caller's ``batch_size`` rules."""
+        if max_length not in self._budgets:
+            free = free_device_memory(self.device)
+            if free is None:
+                return None
+            self._budgets[max_length] = max_batch_tokens(
+                getattr(self.model, "config", None), self.dtype, free, max_length
+            )
+        return self._budgets[max_length]
+
+    def stage(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """``batch`` ready to copy to the device: in pinned host memory on CUDA, so that the copy
+        in :meth:`logits` runs asynchronously (called on the prefetching worker thread)."""
+        if self.device.type != "cuda":
+            return batch
+        return {k: v.pin_memory() for k, v in batch.items()}
 
     def _compiled_model(self, model):
         # Freezing treats the weights as constants: only for inference, which is all this runs.
@@ -65,7 +92,11 @@ class TorchBackend:
         return torch.compile(model, dynamic=True, options=options)
 
     def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits ``(rows, k)`` in float32 on the CPU for a padded batch of int64 tensors."""
+        """Logits ``(rows, k)`` in float32 on the CPU for a padded batch of int64 tensors.
+
+        The inputs go to the device without waiting (at once where :meth:`stage` pinned them);
+        the logits, and nothing else, come back in one copy, which waits for the forward.
+        """
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         return self._split_on_oom(batch).to("cpu", torch.float32)
 
