@@ -141,6 +141,14 @@ def test_features_follow_pylate_layout(colbert_dirs):
     assert roles[length:] == [DOCUMENT] * 4 + [SKIPPED] + [DOCUMENT] * 2 + [SKIPPED, DOCUMENT]
 
 
+def test_a_passage_token_limit_keeps_that_many_passage_tokens(colbert_dirs):
+    reranker = Reranker(colbert_dirs[("bert", "default")], device="cpu")
+    whole, limited = reranker.encoder.encode(["q", "q"], ["a bear of china"] * 2, [None, 2])
+    length = TINY_COLBERT["query_length"]
+    passage = list(whole["input_ids"])[length:]  # [CLS] [D] a bear of china [SEP]
+    assert list(limited["input_ids"])[length:] == passage[:4] + passage[-1:]
+
+
 # ---------------------------------------------------------------------- scores
 
 
