@@ -1,4 +1,4 @@
-"""GPU check: precision, speed against sentence-transformers and a plain loop, the OOM split, "auto".
+"""GPU check: throughput and MFU with a profile, precision, speed against peers, the OOM split.
 
 Made for a CUDA machine where nothing can be installed: it needs only torch, transformers (5.x)
 and, for one contender, sentence-transformers; crossrank runs from the tree. Two random models are
@@ -15,14 +15,22 @@ built on the spot (no hub): a bge-reranker-base-sized BERT (12 x 768) and a Mini
 5. with ``--bundle`` (made by ``gpu_real_set.py make``: a trained checkpoint and SciFact's BM25
    candidates): every pair scored in each dtype (the scores come back in the report, for
    ``gpu_real_set.py evaluate`` to turn into nDCG@10 where ir-measures is installed), and the
-   contenders timed on these real pairs with the checkpoint's own tokenizer.
+   contenders timed on these real pairs with the checkpoint's own tokenizer;
+6. throughput (:mod:`benchmarks.gpu_throughput`, issue 34): MiniLM-L6-sized at 96 tokens on 6,000
+   SciFact-like pairs (target 25,000 pairs/s), bge-reranker-base-sized on 2,048 pairs of 104-512
+   tokens beside sentence-transformers ``CrossEncoder`` (targets 7,500 pairs/s, 2.5x), a
+   Qwen3-Reranker-0.6B-sized decoder; model FLOPs utilization for each, and a profile: the
+   pipeline's stages timed one by one (tokenize, collate, pin, copy, forward, logits back) beside
+   the overlapped end-to-end time, and ``torch.profiler``'s top operators.
 
 Run from the repository root (``PYTHONPATH=src`` where crossrank is not installed). Writes a JSON
 result (``benchmarks/common.py``; ``--output``) and, with ``--report``, the full report with every
 real pair's scores, which ``gpu_real_set evaluate`` turns into nDCG@10::
 
     PYTHONPATH=src python -m benchmarks.gpu_check                         # < 5 min on a GPU
-    PYTHONPATH=src python -m benchmarks.gpu_check --device cpu --quick    # smoke run on a CPU
+    PYTHONPATH=src python -m benchmarks.gpu_check --device cpu --quick    # every step, tiny
+    PYTHONPATH=src python -m benchmarks.gpu_check --device cpu --smoke    # throughput, tiny (<20 s)
+    PYTHONPATH=src python -m benchmarks.gpu_check --sections throughput   # step 6 alone
     PYTHONPATH=src python -m benchmarks.gpu_check --bundle .gpu/bundle --report runs/gpu_check.json
 """
 
@@ -30,20 +38,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
-import random
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict
 
 import torch
 
+from benchmarks import gpu_throughput
 from benchmarks.common import add_output_argument, write_result
-from benchmarks.contenders import transformers_loop
+from benchmarks.gpu_models import build_model, make_queries  # noqa: F401 - gpu_compile's import
+from benchmarks.gpu_peers import DTYPES, check_precision, check_real, check_speed, empty_cache
 
 SIZES = {  # name: (layers, hidden, heads, intermediate)
     "bge-base-sized": (12, 768, 12, 3072),
@@ -53,68 +61,7 @@ QUICK_SIZES = {
     "bge-base-sized (quick: 2 x 64)": (2, 64, 4, 128, 0.3),
     "MiniLM-sized (quick: 1 x 32)": (1, 32, 4, 64, 0.3),
 }
-DTYPES = ("float32", "float16", "bfloat16")
-
-
-def build_model(
-    path: Path, layers: int, hidden: int, heads: int, intermediate: int, init: float = 0.02
-) -> str:
-    """A random BERT cross-encoder; ``init``: weight std (BERT's 0.02; tiny models need more
-    for their scores to spread)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from crossrank.testing import build_tokenizer
-
-    tokenizer = build_tokenizer("bert")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,  # bge-base-sized embeddings; the small tokenizer uses the first ids
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-        initializer_range=init,
-    )
-    BertForSequenceClassification(config).eval().save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
-def make_queries(num_queries: int, docs: int, words: range, seed: int = 0):
-    """Queries of 4-12 words, each with ``docs`` passages of ``words`` words (one token each)."""
-    from crossrank.testing import WORDS
-
-    rng = random.Random(seed)
-    text = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
-    return [
-        (
-            text(rng.randint(4, 12)),
-            [text(rng.randint(words.start, words.stop)) for _ in range(docs)],
-        )
-        for _ in range(num_queries)
-    ]
-
-
-def agreement(reference: List[List[float]], other: List[List[float]]) -> Dict[str, float]:
-    """Per-query ranking agreement: same top-1, top-10 overlap, pairwise order kept."""
-    top1, overlap, pairwise = [], [], []
-    for ref, oth in zip(reference, other):
-        r, o = torch.tensor(ref, dtype=torch.float64), torch.tensor(oth, dtype=torch.float64)
-        k = min(10, len(ref))
-        top1.append(float(r.argmax() == o.argmax()))
-        overlap.append(len(set(r.topk(k).indices.tolist()) & set(o.topk(k).indices.tolist())) / k)
-        dr, do = r[:, None] - r[None, :], o[:, None] - o[None, :]
-        mask = dr != 0
-        pairwise.append(float(((dr * do) > 0)[mask].float().mean()) if mask.any() else 1.0)
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    return {
-        "top1_same": mean(top1),
-        "top10_overlap": mean(overlap),
-        "pair_order_kept": mean(pairwise),
-    }
+SECTIONS = ("auto", "precision", "speed", "oom", "throughput")
 
 
 def check_auto(model: str) -> Dict:
@@ -127,98 +74,6 @@ def check_auto(model: str) -> Dict:
     ok = (picked.type, dtype) == ("cuda", "float16") if cuda else picked.type == "cpu"
     del rr
     return {"picked": str(picked), "dtype": dtype, "cuda_available": cuda, "ok": ok}
-
-
-def check_precision(model: str, device: str, queries, max_length: int, batch_size: int) -> Dict:
-    from crossrank import Reranker
-
-    scores = {}
-    for dtype in DTYPES:
-        rr = Reranker(
-            model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size
-        )
-        scores[dtype] = [rr.compute_score([[q, d] for d in docs]) for q, docs in queries]
-        del rr
-        empty_cache(device)
-    flat32 = [s for row in scores["float32"] for s in row]
-    spread = statistics_std(flat32)
-    out = {"score_std_fp32": spread}
-    for dtype in DTYPES[1:]:
-        diffs = [
-            abs(a - b) for ra, rb in zip(scores["float32"], scores[dtype]) for a, b in zip(ra, rb)
-        ]
-        out[dtype] = {
-            "max_abs_diff": max(diffs),
-            "mean_abs_diff": sum(diffs) / len(diffs),
-            **agreement(scores["float32"], scores[dtype]),
-        }
-    return out
-
-
-def statistics_std(values: List[float]) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
-
-
-def empty_cache(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-
-
-def contenders(model: str, device: str, dtype: torch.dtype, max_length: int, batch_size: int):
-    """name → function scoring a list of [query, passage] pairs (raw logits)."""
-    from crossrank import Reranker
-
-    rr = Reranker(model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size)
-    found: Dict[str, Callable] = {"crossrank": rr.compute_score}
-    try:
-        from sentence_transformers import CrossEncoder
-
-        encoder = CrossEncoder(
-            model, device=device, max_length=max_length, activation_fn=torch.nn.Identity()
-        )
-        encoder.model.to(dtype)
-        found["sentence-transformers CrossEncoder"] = lambda pairs: encoder.predict(
-            pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
-        ).tolist()
-    except ImportError:
-        print("sentence-transformers is not installed: its row is left out", file=sys.stderr)
-    # what a user writes: input order, padded batches, passage truncated
-    found["plain transformers loop"] = transformers_loop(
-        model, batch_size, max_length, device, dtype
-    )
-    return found
-
-
-def check_speed(model, device, dtype, queries, max_length, batch_size, repeat) -> List[Dict]:
-    pairs = [[q, d] for q, docs in queries for d in docs]
-    rows, reference = [], None
-    for name, score in contenders(model, device, dtype, max_length, batch_size).items():
-        score(pairs[: 2 * batch_size])  # warm-up: kernels, allocator, tokenizer caches
-        best, scores = math.inf, None
-        for _ in range(repeat):
-            empty_cache(device)
-            started = time.perf_counter()
-            scores = score(pairs)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - started)
-        reference = scores if reference is None else reference
-        diff = max(abs(a - b) for a, b in zip(scores, reference))
-        rows.append(
-            {
-                "contender": name,
-                "pairs": len(pairs),
-                "seconds": best,
-                "pairs_per_s": len(pairs) / best,
-                "max_abs_diff_to_crossrank": diff,
-            }
-        )
-    for row in rows:
-        row["x_crossrank"] = row["pairs_per_s"] / rows[0]["pairs_per_s"]
-    empty_cache(device)
-    return rows
 
 
 def check_oom_split(model: str, device: str, max_length: int, budget_gib: float) -> Dict:
@@ -267,57 +122,6 @@ def check_oom_split(model: str, device: str, max_length: int, budget_gib: float)
     }
 
 
-def check_real(bundle: Path, device: str, speed_dtype, max_length: int, batch_size: int, repeat):
-    """A trained checkpoint on real candidates: scores per dtype (kept for nDCG), and speed."""
-    from crossrank import Reranker
-
-    data = json.loads((bundle / "pairs.json").read_text())
-    model = str(bundle / "model")
-    max_length = data.get("max_length") or max_length  # the length the checkpoint was trained at
-    order = [(q, d) for q, docs in data["candidates"].items() for d, _, _ in docs]
-    pairs = [
-        [data["queries"][q], text] for q, docs in data["candidates"].items() for _, text, _ in docs
-    ]
-    flat = {}
-    for dtype in DTYPES:
-        rr = Reranker(
-            model, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size
-        )
-        flat[dtype] = rr.compute_score(pairs)
-        del rr
-        empty_cache(device)
-    runs = {dtype: {} for dtype in DTYPES}
-    for dtype, scores in flat.items():
-        for (q, d), score in zip(order, scores):
-            runs[dtype].setdefault(q, {})[d] = score
-    per_query = lambda dtype: [list(runs[dtype][q].values()) for q in data["candidates"]]  # noqa: E731
-    precision = {"score_std_fp32": statistics_std(flat["float32"])}
-    for dtype in DTYPES[1:]:
-        diffs = [abs(a - b) for a, b in zip(flat["float32"], flat[dtype])]
-        precision[dtype] = {
-            "max_abs_diff": max(diffs),
-            "mean_abs_diff": sum(diffs) / len(diffs),
-            **agreement(per_query("float32"), per_query(dtype)),
-        }
-    queries = [
-        (data["queries"][q], [text for _, text, _ in docs])
-        for q, docs in data["candidates"].items()
-    ]
-    speed = check_speed(model, device, speed_dtype, queries, max_length, batch_size, repeat)
-    return {
-        "name": data["name"],
-        "model": data.get("model", model),
-        "device": str(torch.cuda.get_device_name(torch.device(device)))
-        if device.startswith("cuda")
-        else device,
-        "pairs": len(pairs),
-        "max_length": max_length,
-        "precision": precision,
-        "speed": speed,
-        "runs": runs,
-    }
-
-
 def environment(device: str) -> Dict:
     import transformers
 
@@ -348,7 +152,7 @@ def environment(device: str) -> Dict:
 
 def markdown(report: Dict) -> str:
     """The report as Markdown tables (a failed step shows its error)."""
-    env, auto = report["environment"], report["auto"]
+    env, auto = report["environment"], report.get("auto", {})
     lines = [f"GPU check on {env.get('gpu', env['device'])}, torch {env['torch']}, "
              f"transformers {env['transformers']}, sentence-transformers {env['sentence_transformers']}",
              "", f"device='auto' picked {auto.get('picked')}, {auto.get('dtype')} (ok: {auto.get('ok')})", "",
@@ -400,8 +204,17 @@ def markdown(report: Dict) -> str:
         for r in real["speed"]:
             lines.append(f"| {r['contender']} | {r['pairs_per_s']:.1f} | {r['x_crossrank']:.2f} "
                          f"| {r['max_abs_diff_to_crossrank']:.2e} |")  # fmt: skip
+    throughput = report.get("throughput")
+    if throughput and isinstance(report.get("peaks"), tuple):
+        lines += ["", gpu_throughput.markdown(throughput, report["peaks"])]
     lines += ["", f"Total {report['seconds']:.0f} s"]
     return "\n".join(lines)
+
+
+def device_peaks(device: str):
+    """(the device's dense fp16 peak from its name or None, a measured matmul's FLOP/s)."""
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    return gpu_throughput.spec_peak(device), gpu_throughput.matmul_peak(device, dtype)
 
 
 def step(title: str, function, *args):
@@ -424,6 +237,12 @@ def main(argv=None) -> Dict:
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
     parser.add_argument("--quick", action="store_true", help="tiny models and few pairs (CPU test)")
     parser.add_argument(
+        "--smoke", action="store_true", help="the throughput step alone, tiny (CPU test, < 20 s)"
+    )
+    parser.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="steps to run"
+    )
+    parser.add_argument(
         "--report",
         "--out",
         type=Path,
@@ -440,6 +259,8 @@ def main(argv=None) -> Dict:
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("CUDA is not available here; pass --device cpu (with --quick for a short run)")
+    if args.smoke:
+        args.quick, args.sections, args.repeat = True, ["throughput"], 1
     started = time.perf_counter()
     sizes = QUICK_SIZES if args.quick else SIZES
     precision_set = make_queries(4 if args.quick else 16, 8 if args.quick else 32, range(20, 300))
@@ -455,20 +276,31 @@ def main(argv=None) -> Dict:
         "speed": {},
         "speed_dtype": str(speed_dtype).replace("torch.", ""),
     }
+    wanted = set(args.sections)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, shape in sizes.items():
+        if "throughput" in wanted:  # first: issue 34's figures, while the device is fresh
+            shapes = gpu_throughput.SMOKE_SHAPES if args.quick else gpu_throughput.SHAPES
+            report["peaks"] = peaks = step("peak FLOP/s", device_peaks, args.device)
+            report["throughput"] = {
+                name: step(f"{name}: throughput", gpu_throughput.measure, name, spec, Path(tmp),
+                           args.device, args.repeat, peaks)
+                for name, spec in shapes.items()
+            }  # fmt: skip
+        for name, shape in sizes.items() if wanted - {"throughput"} else ():
             model = build_model(Path(tmp) / name.split()[0], *shape)
-            if "auto" not in report:
+            if "auto" in wanted and "auto" not in report:
                 report["auto"] = step("device='auto'", check_auto, model)
-            report["precision"][name] = step(
-                f"{name}: precision", check_precision, model, args.device, precision_set,
-                args.max_length, args.batch_size,
-            )  # fmt: skip
-            report["speed"][name] = step(
-                f"{name}: speed", check_speed, model, args.device, speed_dtype, speed_set,
-                args.max_length, args.batch_size, args.repeat,
-            )  # fmt: skip
-            if name == next(iter(sizes)):
+            if "precision" in wanted:
+                report["precision"][name] = step(
+                    f"{name}: precision", check_precision, model, args.device, precision_set,
+                    args.max_length, args.batch_size,
+                )  # fmt: skip
+            if "speed" in wanted:
+                report["speed"][name] = step(
+                    f"{name}: speed", check_speed, model, args.device, speed_dtype, speed_set,
+                    args.max_length, args.batch_size, args.repeat,
+                )  # fmt: skip
+            if "oom" in wanted and name == next(iter(sizes)):
                 report["oom_split"] = step(
                     f"{name}: out-of-memory split", check_oom_split, model, args.device,
                     args.max_length, args.oom_budget_gib,
@@ -492,8 +324,9 @@ def main(argv=None) -> Dict:
         "oom_budget_gib": args.oom_budget_gib,
         "bundle": str(args.bundle) if args.bundle else None,
         "speed_dtype": report["speed_dtype"],
+        "sections": " ".join(args.sections),
     }
-    title = "GPU check: precision per dtype, speed against peers, out-of-memory split"
+    title = "GPU check: throughput and MFU, precision per dtype, speed against peers, OOM split"
     write_result("gpu_check", title, settings, figures(report), args.output, argv=argv)
     return report
 
@@ -526,9 +359,18 @@ def figures(report: Dict) -> Dict:
     for model, rows in speed_sets:
         for row in [rows] if isinstance(rows, dict) else rows:
             speed.append({"model": model, **flat(row)})
-    out: Dict = {"rows": speed or [{"error": "no speed measured"}], "precision": precision}
-    if not precision:
-        out.pop("precision")
+    out: Dict = {"rows": speed, "precision": precision}
+    if report.get("throughput"):
+        tables = gpu_throughput.figure_rows(report["throughput"])
+        out.update({k: v for k, v in tables.items() if v})
+        spec, measured = report["peaks"] if isinstance(report["peaks"], tuple) else (None, 0.0)
+        out["peak_fp16_spec_tflops"] = spec / 1e12 if spec else None
+        out["matmul_tflops"] = measured / 1e12
+    for name in ("rows", "precision"):
+        if not out[name]:
+            out.pop(name)
+    if not any(isinstance(v, list) for v in out.values()):
+        out["rows"] = [{"error": "nothing measured"}]
     out.update({f"auto_{k}": v for k, v in flat(report.get("auto", {})).items()})
     oom = flat(report.get("oom_split", {}))
     if oom:

@@ -121,6 +121,25 @@ def test_throughput_runs_a_contender_in_its_own_process(bert_dir, tmp_path):
     assert row["pairs"] == 4 and row["pairs_per_s"] > 0
 
 
+@pytest.mark.slow
+def test_gpu_check_smoke_measures_throughput_mfu_and_a_profile_on_a_cpu(tmp_path):
+    output = tmp_path / "gpu_check.json"
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--smoke"]
+    done = subprocess.run(
+        command + ["--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(output.read_text())["figures"]
+    ours = [row for row in figures["throughput"] if row.get("contender") == "crossrank"]
+    assert [row["model"].split()[0] for row in ours] == [
+        "MiniLM-L6-sized", "bge-reranker-base-sized", "Qwen3-Reranker-0.6B-sized"
+    ]  # fmt: skip
+    assert all(row["pairs_per_s"] > 0 and 0 < row["mfu_matmul"] for row in ours)
+    assert {row["model"] for row in figures["profile"]} == {row["model"] for row in ours}
+    assert all(row["forward_s"] > 0 and row["tokenize_s"] > 0 for row in figures["profile"])
+    assert "Profile, MiniLM-L6-sized" in done.stdout
+
+
 @pytest.mark.parametrize("name", MAINTAINED)
 def test_every_maintained_benchmark_parses_its_options(benchmarks, name, capsys):
     module = importlib.import_module(f"benchmarks.{name}")
