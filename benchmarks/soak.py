@@ -171,7 +171,8 @@ async def disconnects(url: str, port: int, work: List[dict], count: int, paralle
                 return
             writer.write(
                 f"POST {ROUTE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
             await writer.drain()
             sent += 1

@@ -26,8 +26,8 @@ class GatedReranker:
 
 
 @pytest.fixture
-def gated():
-    """``gated(reranker)``: a GatedReranker whose gate opens when the test ends, whatever happens."""
+def make_gated():
+    """``make_gated(reranker)``: a GatedReranker whose gate opens when the test ends, whatever happens."""
     made = []
 
     def make(reranker):

@@ -11,8 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
@@ -32,36 +30,15 @@ from crossrank.testing import serving as running_server  # noqa: E402
 WAIT_S = 60
 
 
-class GatedReranker:
-    """The real reranker behind a gate: score_many records its queries, then waits for the gate."""
-
-    def __init__(self, reranker: Reranker) -> None:
-        self.reranker = reranker
-        self.model_name, self.max_length = reranker.model_name, reranker.max_length
-        self.gate = threading.Event()
-        self.calls = []
-
-    def score_many(self, queries, documents_per_query, **kwargs):
-        self.calls.append([(q, len(d)) for q, d in zip(queries, documents_per_query)])
-        assert self.gate.wait(WAIT_S), "the test never opened the gate"
-        return self.reranker.score_many(queries, documents_per_query, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def reranker(bert_dir):
     return Reranker(bert_dir, device="cpu", max_length=128)
 
 
-def wait_for(condition, what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def test_concurrent_requests_share_batches_and_get_their_own_results(reranker):
-    gated = GatedReranker(reranker)
+def test_concurrent_requests_share_batches_and_get_their_own_results(
+    reranker, make_gated, wait_for
+):
+    gated = make_gated(reranker)
     queries = [f"what is panda number {i}?" for i in range(16)]
     docs = [DOCS[i % len(DOCS) :] + DOCS[: i % len(DOCS)] for i in range(16)]  # all different
     with running_server(create_app(gated, ServeSettings(max_wait_ms=0))) as url:
@@ -86,8 +63,8 @@ def test_concurrent_requests_share_batches_and_get_their_own_results(reranker):
         assert metric(url, "crossrank_queue_pairs") == 0
 
 
-def test_full_queue_answers_429_and_never_drops_an_accepted_request(reranker):
-    gated = GatedReranker(reranker)
+def test_full_queue_answers_429_and_never_drops_an_accepted_request(reranker, make_gated, wait_for):
+    gated = make_gated(reranker)
     settings = ServeSettings(max_documents=6, max_queued_pairs=8, retry_after_s=3)
     body = {"query": "what is panda?", "documents": DOCS}
     with running_server(create_app(gated, settings)) as url:
@@ -113,8 +90,10 @@ def test_full_queue_answers_429_and_never_drops_an_accepted_request(reranker):
         assert 'crossrank_requests_total{route="/v2/rerank",status="429"} 1.0' in text
 
 
-def test_large_request_is_chunked_and_small_ones_go_between_its_chunks(reranker):
-    gated = GatedReranker(reranker)
+def test_large_request_is_chunked_and_small_ones_go_between_its_chunks(
+    reranker, make_gated, wait_for
+):
+    gated = make_gated(reranker)
     settings = ServeSettings(max_documents=200, max_batch_tokens=64, max_wait_ms=0)
     big_docs = [f"{DOCS[i % len(DOCS)]} {i}" for i in range(120)]
     with running_server(create_app(gated, settings)) as url:
@@ -137,10 +116,10 @@ def test_large_request_is_chunked_and_small_ones_go_between_its_chunks(reranker)
         assert_same(got, expected(reranker, docs=DOCS[:3], query="small"))
 
 
-def test_a_request_cut_by_a_full_round_finishes_first_in_the_next(reranker):
+def test_a_request_cut_by_a_full_round_finishes_first_in_the_next(reranker, make_gated, wait_for):
     """Equal requests that do not divide the budget are answered in arrival order: a request cut
     by a full round keeps its place (before, its rest went behind every later request)."""
-    gated = GatedReranker(reranker)
+    gated = make_gated(reranker)
     docs = [
         f"{'x' * 30} doc{i:02d}" for i in range(4)
     ]  # 36 chars: 9 + 4 tokens a pair, 52 a request
@@ -167,8 +146,8 @@ def test_a_request_cut_by_a_full_round_finishes_first_in_the_next(reranker):
             assert_same(got, expected(reranker, docs=docs, query=name))
 
 
-def test_normalized_and_raw_requests_share_one_scoring_call(reranker):
-    gated = GatedReranker(reranker)
+def test_normalized_and_raw_requests_share_one_scoring_call(reranker, make_gated, wait_for):
+    gated = make_gated(reranker)
     with running_server(create_app(gated, ServeSettings(max_wait_ms=0))) as url:
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             first = pool.submit(post, f"{url}/rerank", {"query": "first", "texts": DOCS[:1]})
@@ -214,7 +193,11 @@ def test_a_served_request_tokenizes_each_text_once(bert_dir, monkeypatch):
 
 
 def test_scoring_error_answers_the_request_and_the_worker_lives_on(reranker):
-    class FailsOnce(GatedReranker):
+    class FailsOnce:
+        def __init__(self, reranker) -> None:
+            self.reranker, self.calls = reranker, []
+            self.model_name, self.max_length = reranker.model_name, reranker.max_length
+
         def score_many(self, queries, documents_per_query, **kwargs):
             if not self.calls:
                 self.calls.append(queries)
@@ -231,7 +214,7 @@ def test_scoring_error_answers_the_request_and_the_worker_lives_on(reranker):
         assert 'crossrank_requests_total{route="/v1/rerank",status="500"} 1.0' in text
 
 
-def test_sigterm_finishes_accepted_requests_and_exits_0(bert_dir, reranker, tmp_path):
+def test_sigterm_finishes_accepted_requests_and_exits_0(bert_dir, reranker, tmp_path, wait_for):
     import socket
 
     with socket.socket() as sock:
@@ -267,7 +250,7 @@ def test_sigterm_finishes_accepted_requests_and_exits_0(bert_dir, reranker, tmp_
 
 
 @pytest.mark.slow
-def test_serve_compile_gives_the_eager_scores(bert_dir, reranker, tmp_path):
+def test_serve_compile_gives_the_eager_scores(bert_dir, reranker, tmp_path, wait_for):
     import socket
 
     with socket.socket() as sock:

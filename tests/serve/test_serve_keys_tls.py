@@ -131,7 +131,9 @@ def test_https_key_file_reread_on_sighup_and_json_access_log(bert_dir, tmp_path)
                           headers=bearer("team-b")).status_code != 200:  # fmt: skip
             assert time.monotonic() < deadline, "SIGHUP did not reread the key file"
             time.sleep(0.1)
-        assert client.post(f"{url}/v1/rerank", json=BODY, headers=bearer("team-a")).status_code == 401
+        assert (
+            client.post(f"{url}/v1/rerank", json=BODY, headers=bearer("team-a")).status_code == 401
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0, log.read_text()
     finally:

@@ -107,8 +107,8 @@ def test_each_model_counts_under_its_own_label(server, labelled):
     assert labelled(server, 'crossrank_model_queue_pairs{model="en"}') == 0
 
 
-def test_each_model_has_its_own_queue_bound(rerankers, gated, wait_for, labelled):
-    en = gated(rerankers["en"])  # holds the "en" worker: its queue fills, "multi" still serves
+def test_each_model_has_its_own_queue_bound(rerankers, make_gated, wait_for, labelled):
+    en = make_gated(rerankers["en"])  # holds the "en" worker: its queue fills, "multi" still serves
     settings = ServeSettings(max_documents=6, max_queued_pairs=6)
     import concurrent.futures
 
@@ -145,7 +145,10 @@ def test_model_specs_parse_and_name_errors(tmp_path):
     assert parse_model_spec(str(odd)) == (None, str(odd))  # an existing path stays a path
     parse = _build_parser().parse_args
     args = parse(["serve", "--model", "en=/m/en", "--model", "multi=/m/multi"])
-    assert args.model == "en=/m/en" and model_specs(args) == [("en", "/m/en"), ("multi", "/m/multi")]
+    assert args.model == "en=/m/en" and model_specs(args) == [
+        ("en", "/m/en"),
+        ("multi", "/m/multi"),
+    ]
     assert model_specs(parse(["serve", "--model", "/m/one"])) == [(None, "/m/one")]
     for bad, words in ((["/m/a", "/m/b"], "give each a name"), (["x=/a", "x=/b"], "given twice"),
                        (["=/a"], "NAME=PATH")):  # fmt: skip

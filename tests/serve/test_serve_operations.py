@@ -38,7 +38,7 @@ def server(reranker):
         yield url
 
 
-def test_every_answer_carries_tei_timing_headers_in_milliseconds(server, reranker, gated):
+def test_every_answer_carries_tei_timing_headers_in_milliseconds(server):
     for route, field in (("/v1/rerank", "documents"), ("/v2/rerank", "documents"),
                          ("/rerank", "texts")):  # fmt: skip
         response = post(f"{server}{route}", {"query": QUERY, field: DOCS})
@@ -52,8 +52,8 @@ def test_every_answer_carries_tei_timing_headers_in_milliseconds(server, reranke
         assert response.headers["x-inference-time"] == "0"
 
 
-def test_timing_headers_say_where_a_held_request_waited(reranker, gated, wait_for):
-    held = gated(reranker)
+def test_timing_headers_say_where_a_held_request_waited(reranker, make_gated, wait_for):
+    held = make_gated(reranker)
     with running_server(create_app(held, ServeSettings(max_wait_ms=0))) as url:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             first = pool.submit(post, f"{url}/rerank", {"query": "a", "texts": DOCS[:1]})
@@ -84,13 +84,19 @@ def test_request_id_is_echoed_or_generated_and_logged(server, caplog):
     by_id = {line["request_id"]: line for line in lines}
     line = by_id["trace-42"]
     assert (line["method"], line["path"], line["status"], line["pairs"]) == (
-        "POST", "/v1/rerank", 200, len(DOCS))
+        "POST",
+        "/v1/rerank",
+        200,
+        len(DOCS),
+    )
     assert line["model"] and line["total_ms"] >= line["inference_ms"] >= 0
     assert by_id[made.headers["x-request-id"]]["pairs"] == 2
 
 
-def test_request_timeout_is_504_and_drops_the_unscored_pairs(reranker, gated, wait_for, labelled):
-    held = gated(reranker)
+def test_request_timeout_is_504_and_drops_the_unscored_pairs(
+    reranker, make_gated, wait_for, labelled
+):
+    held = make_gated(reranker)
     settings = ServeSettings(request_timeout_s=0.5, max_wait_ms=0)
     with running_server(create_app(held, settings)) as url:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -111,9 +117,9 @@ def test_request_timeout_is_504_and_drops_the_unscored_pairs(reranker, gated, wa
         assert post(f"{url}/v1/rerank", {"query": "q", "documents": DOCS}).status_code == 200
 
 
-def test_a_client_that_disconnects_has_its_queued_pairs_dropped(reranker, gated, wait_for,
+def test_a_client_that_disconnects_has_its_queued_pairs_dropped(reranker, make_gated, wait_for,
                                                                labelled):  # fmt: skip
-    held = gated(reranker)
+    held = make_gated(reranker)
     with running_server(create_app(held, ServeSettings(max_wait_ms=0))) as url:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             first = pool.submit(post, f"{url}/rerank", {"query": "a", "texts": DOCS[:1]})

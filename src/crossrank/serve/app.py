@@ -74,8 +74,10 @@ def create_app(
         timings = Timings(request_id=request_id(request.headers.get(REQUEST_ID_HEADER)))
         request.scope[TIMINGS_KEY] = timings
         with tracing.request_span(request, route) as span:
-            if state.keys.required and path not in OPEN_ROUTES and not state.keys.allows(
-                request.headers.get("authorization")
+            if (
+                state.keys.required
+                and path not in OPEN_ROUTES
+                and not state.keys.allows(request.headers.get("authorization"))
             ):
                 response: Response = error_response(
                     request.scope,

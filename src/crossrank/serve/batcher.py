@@ -308,8 +308,7 @@ def pair_costs(
     query_cost = len(query) // CHARS_PER_TOKEN + PAIR_SPECIAL_TOKENS
     text_limit = max_pair_tokens if passage_token_limit is None else passage_token_limit
     return [
-        min(max_pair_tokens, query_cost + min(text_limit, len(t) // CHARS_PER_TOKEN))
-        for t in texts
+        min(max_pair_tokens, query_cost + min(text_limit, len(t) // CHARS_PER_TOKEN)) for t in texts
     ]
 
 

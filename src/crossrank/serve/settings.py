@@ -49,7 +49,9 @@ class ServeSettings:
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
         ):
-            raise ValueError(f"request_timeout_s must be a positive number or None, got {timeout!r}")
+            raise ValueError(
+                f"request_timeout_s must be a positive number or None, got {timeout!r}"
+            )
         key_file = self.api_key_file
         if key_file is not None and (not isinstance(key_file, str) or not key_file):
             raise ValueError("api_key_file must be a non-empty path str or None")
