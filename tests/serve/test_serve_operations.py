@@ -160,3 +160,19 @@ def test_error_bodies_carry_no_stack_trace(reranker):
             assert response.json()["message"] == "internal error: RuntimeError"
             assert "Traceback" not in response.text and "secret" not in response.text
             assert "x-request-id" in response.headers and "x-total-time" in response.headers
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--request-timeout", "0"], "request_timeout_s must be a positive number"),
+        (["--model", "a=/x", "--model", "a=/y"], "given twice"),
+        (["--ssl-certfile", "c.pem"], "--ssl-certfile and --ssl-keyfile go together"),
+    ],
+)
+def test_bad_service_options_fail_in_one_line_before_any_model_loads(flags, words, capsys):
+    from crossrank.cli import main
+
+    assert main(["serve", *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1

@@ -140,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(one_line(error))
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         return fail("--ssl-certfile and --ssl-keyfile go together")
+    if getattr(args, "ray", False) and args.ssl_certfile:
+        return fail("--ssl-certfile with --ray: Ray Serve's proxy serves plain HTTP; end TLS at "
+                    "the ingress or load balancer in front of it")  # fmt: skip
     options = reranker_options(args)
     # A model that cannot load fails here, in one line, before the server (or Ray) starts; the
     # load itself runs in the background while /health answers "loading".
