@@ -86,6 +86,21 @@ def test_layerwise_constructor_options_prompt_and_normalize_equal_flagembedding(
     assert one == pytest.approx(reference.compute_score(PAIRS[0]), abs=1e-6) and len(one) == 1
 
 
+@pytest.mark.parametrize("scaling", ["linear", "dynamic"])
+def test_layerwise_rope_scaling_equals_flagembedding(checkpoints, tmp_path, scaling):
+    import json
+    import shutil
+
+    path = shutil.copytree(checkpoints["layerwise"], tmp_path / scaling)
+    config = json.loads((path / "config.json").read_text())
+    config.update(rope_scaling={"type": scaling, "factor": 2.0}, rope_theta=5000.0)
+    (path / "config.json").write_text(json.dumps(config))
+    reference = flag.LayerWiseFlagLLMReranker(str(path), devices="cpu", max_length=48)
+    reranker = LayerWiseFlagLLMReranker(str(path), devices="cpu", max_length=48)
+    expected, got = reference.compute_score(PAIRS), reranker.compute_score(PAIRS)
+    assert largest_difference(expected, got) <= 1e-5
+
+
 def test_reranker_scores_a_layerwise_checkpoint_as_flagembedding_by_default(checkpoints):
     path = checkpoints["layerwise"]
     expected = flag.LayerWiseFlagLLMReranker(path, devices="cpu", max_length=48).compute_score(

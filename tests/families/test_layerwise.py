@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from crossrank import LayerWiseFlagLLMReranker, LightWeightFlagLLMReranker, ModelLoadError, Reranker
+from crossrank.families.layerwise import layerwise_family
 from crossrank.families.layerwise_checkpoint import layerwise_kind
 from crossrank.families.layerwise_models import compress_passages
 from crossrank.testing import LONG_PASSAGE, SCORING_PAIRS, save_decoder, save_model
@@ -174,10 +175,19 @@ def test_drop_ins_name_the_class_for_other_checkpoints(checkpoints, tmp_path):
         LayerWiseFlagLLMReranker(save_model(tmp_path / "bert", "bert"), devices="cpu")
 
 
-def test_other_head_types_are_refused(checkpoints, tmp_path):
+def test_other_head_types_and_rope_scalings_are_refused(checkpoints, tmp_path):
     path = edited_copy(checkpoints["layerwise"], tmp_path / "raw", head_type="complex")
     with pytest.raises(ValueError, match="head_type='complex'"):
         Reranker(path, device="cpu")
+    config = SimpleNamespace(
+        architectures=["LayerWiseMiniCPMForCausalLM"],
+        num_attention_heads=4,
+        num_hidden_layers=4,
+        rope_scaling={"type": "yarn", "factor": 2.0},
+    )
+    checkpoint = SimpleNamespace(config=config, tokenizer=SimpleNamespace(pad_token_id=0), name="m")
+    with pytest.raises(ValueError, match="rope_scaling="):
+        layerwise_family(checkpoint)
 
 
 def test_a_checkpoint_without_head_weights_is_refused(checkpoints, tmp_path):

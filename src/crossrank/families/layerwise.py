@@ -32,7 +32,7 @@ import torch
 from ..errors import warn_once
 from .base import Feature, ModelFamily
 from .decoder import PromptEncoder
-from .layerwise_checkpoint import layerwise_kind
+from .layerwise_checkpoint import complete_config, layerwise_kind
 
 # FlagEmbedding's LightweightLLMReranker default prompt (the layer-wise one uses bge's).
 LIGHTWEIGHT_PROMPT = "Predict whether passage B contains an answer to query A."
@@ -55,7 +55,8 @@ def layerwise_family(checkpoint, prompt_format=None, instruction=None) -> Option
             "prompt after the passage)"
         )
     family = LightWeightFamily if kind == "lightweight" else LayerWiseFamily
-    return family(checkpoint.tokenizer, checkpoint.config, checkpoint.name, prompt=instruction)
+    config = complete_config(checkpoint.config, kind)
+    return family(checkpoint.tokenizer, config, checkpoint.name, prompt=instruction)
 
 
 class LayeredPromptEncoder(PromptEncoder):
@@ -135,7 +136,13 @@ class LayerWiseFamily(ModelFamily):
         self._set_options(**options)
 
     def _check_config(self) -> None:
-        head_type = getattr(self.config, "head_type", "simple")
+        scaling = self.config.rope_scaling
+        if scaling is not None and (scaling or {}).get("type") not in ("linear", "dynamic"):
+            raise ValueError(
+                f"model={self.model_name!r} has rope_scaling={scaling!r}; MiniCPM's code knows "
+                "'linear' and 'dynamic'"
+            )
+        head_type = self.config.head_type
         if head_type != "simple":
             raise ValueError(
                 f"model={self.model_name!r} has head_type={head_type!r}; crossrank scores "

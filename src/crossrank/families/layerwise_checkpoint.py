@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,12 +40,50 @@ def layerwise_kind(config) -> Optional[str]:
     return None
 
 
+# The defaults of FlagEmbedding's config classes (LayerWiseMiniCPMConfig; CostWiseGemmaConfig on
+# Gemma2Config, transformers 4.46), for fields a config.json leaves out.
+DEFAULTS = {
+    "layerwise": dict(
+        hidden_act="silu", rms_norm_eps=1e-6, rope_theta=10000.0, rope_scaling=None,
+        attention_bias=False, max_position_embeddings=2048, scale_emb=1, dim_model_base=1,
+        scale_depth=1, start_layer=8, head_multi=True, head_type="simple",
+    ),
+    "lightweight": dict(
+        head_dim=256, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6,
+        rope_theta=10000.0, attention_bias=False, max_position_embeddings=8192,
+        query_pre_attn_scalar=256, sliding_window=4096, final_logit_softcapping=30.0,
+        start_layer=28, layer_sep=28, layer_wise=False,
+    ),
+}  # fmt: skip
+
+
+def complete_config(config, kind: str):
+    """``config`` with the fields its ``kind``'s config class defaults filled in where missing."""
+    # transformers 5 moves rope_theta into rope_parameters when a config has rope_scaling
+    rope = getattr(config, "rope_parameters", None) or {}
+    if not hasattr(config, "rope_theta") and "rope_theta" in rope:
+        config.rope_theta = rope["rope_theta"]
+    for name, value in DEFAULTS[kind].items():
+        if not hasattr(config, name):
+            setattr(config, name, value)
+    if getattr(config, "num_key_value_heads", None) is None:
+        config.num_key_value_heads = config.num_attention_heads
+    return config
+
+
 def plain_config(location: str, **options):
     """The config.json at ``location`` as a plain ``PretrainedConfig`` (no model class, no code)."""
     from transformers import PretrainedConfig
 
     config_dict, _ = PretrainedConfig.get_config_dict(location, **options)
-    return PretrainedConfig.from_dict(config_dict)
+    # set after the rest: transformers 5 standardizes rope_scaling from the other fields
+    scaling = config_dict.pop("rope_scaling", None)
+    config = PretrainedConfig.from_dict(config_dict)
+    if scaling is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # transformers 5: "use rope_parameters"
+            config.rope_scaling = scaling
+    return config
 
 
 def checkpoint_directory(location: str, options: Dict) -> str:

@@ -31,7 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layerwise_checkpoint import checkpoint_directory, plain_config, read_state_dict
+from .layerwise_checkpoint import (
+    checkpoint_directory,
+    complete_config,
+    plain_config,
+    read_state_dict,
+)
 
 # (hidden state after this many layers, index of the head that scores it)
 Output = Tuple[int, int]
@@ -63,9 +68,13 @@ class _Attention(nn.Module):
     def __init__(self, config, head_dim: int, float32_rotary: bool) -> None:
         super().__init__()
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
-        self.head_dim, self.base = head_dim, getattr(config, "rope_theta", 10000.0)
+        self.head_dim, self.base = head_dim, config.rope_theta
         self.float32_rotary = float32_rotary  # MiniCPM rotates in float32, Gemma in the dtype
-        bias = bool(getattr(config, "attention_bias", False))
+        # MiniCPM's "linear" RoPE scaling divides positions; its "dynamic" one changes nothing
+        # up to max_position_embeddings, which max_length never exceeds (cap_max_length)
+        scaling = getattr(config, "rope_scaling", None) or {}
+        self.stretch = float(scaling["factor"]) if scaling.get("type") == "linear" else 1.0
+        bias = bool(config.attention_bias)
         hidden = config.hidden_size
         self.q_proj = nn.Linear(hidden, self.heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(hidden, self.kv_heads * head_dim, bias=bias)
@@ -77,7 +86,7 @@ class _Attention(nn.Module):
         q = self.q_proj(x).view(rows, seq, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(rows, seq, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(rows, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-        cos, sin = _rotary(positions, self.head_dim, self.base)
+        cos, sin = _rotary(positions / self.stretch, self.head_dim, self.base)
         if self.float32_rotary:
             q, k = (_rotate(t.float(), cos, sin).to(x.dtype) for t in (q, k))
         else:
@@ -186,7 +195,7 @@ class LayerWiseModel(nn.Module):
         """The model of checkpoint ``location`` in float32 (the ``AutoModel`` interface that
         :func:`crossrank.loading.load_weights` calls); ``options`` as for ``from_pretrained``."""
         directory = checkpoint_directory(location, options)
-        config = plain_config(directory)
+        config = complete_config(plain_config(directory), cls.kind)
         with torch.device("meta"):
             model = cls(config)
         state = read_state_dict(directory)
@@ -204,6 +213,8 @@ class LayerWiseModel(nn.Module):
 
 class LayerWiseMiniCPM(LayerWiseModel):
     """``LayerWiseMiniCPMForCausalLM`` (bge-reranker-v2-minicpm-layerwise), one-logit heads."""
+
+    kind = "layerwise"
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -242,6 +253,8 @@ class LayerWiseMiniCPM(LayerWiseModel):
 
 class LightWeightGemma2(LayerWiseModel):
     """``CostWiseGemmaForCausalLM`` (bge-reranker-v2.5-gemma2-lightweight), ``layer_wise=True``."""
+
+    kind = "lightweight"
 
     def __init__(self, config) -> None:
         super().__init__(config)
