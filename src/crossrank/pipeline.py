@@ -227,7 +227,7 @@ class Pipeline:
             unit="pair",
             disable=not request.show_progress_bar,
         ) as bar:
-            if self._prefetching():
+            if self._prefetching(len(distinct)):
                 for part_scores in self._score_prefetched(parts, request, budget):
                     scores.extend(part_scores)
                     bar.update(len(part_scores))
@@ -249,12 +249,14 @@ class Pipeline:
             return None
         return max(budget, request.batch_size * request.max_length)
 
-    def _prefetching(self) -> bool:
+    def _prefetching(self, pairs: int) -> bool:
         if len(self.backends) > 1:
             return False  # the replicas' threads already overlap one batch's CPU work with another
         if self.prefetch is not None:
             return self.prefetch
-        return bool(getattr(self.backend, "prefetch", False))
+        # A small call (a served request) is one chunk of a batch or two: a worker thread
+        # would cost more than the little it could overlap.
+        return pairs > MIN_CHUNK and bool(getattr(self.backend, "prefetch", False))
 
     def _score_chunk(
         self, pairs: Sequence[Pair], request: Request, budget: Optional[int] = None

@@ -75,7 +75,7 @@ def test_cpu_backend_keeps_the_callers_batch_size(bert_dir, monkeypatch):
     pipeline = reranker._pipeline
     assert pipeline.backend.max_batch_tokens(48) is None
     assert pipeline.max_batch_tokens(Request(batch_size=2, max_length=48)) is None
-    assert not pipeline._prefetching()
+    assert not pipeline._prefetching(10_000)
     calls = []
     real_plan = pipeline_module.plan_batches
     monkeypatch.setattr(

@@ -62,7 +62,7 @@ def test_forced_prefetch_gives_identical_scores_and_order(bert_dir, long_documen
     request = Request(batch_size=3, max_length=24, long_documents=long_documents, stride=4)
     plain = Pipeline(family, backend, prefetch=False)
     ahead = Pipeline(family, backend, prefetch=True)
-    assert ahead._prefetching() and not plain._prefetching()
+    assert ahead._prefetching(1) and not plain._prefetching(10_000)
     expected = plain.score(pairs, request)
     got = ahead.score(pairs, request)
     assert got == expected  # the same batches on the same backend: bit for bit
@@ -98,3 +98,20 @@ def test_an_encoding_error_in_the_worker_reaches_the_caller(bert_dir, monkeypatc
     monkeypatch.setattr(encoder, "encode", broken)
     with pytest.raises(RuntimeError, match="tokenizer failed"):
         ahead.score(list(PAIRS), Request(batch_size=2, max_length=24))
+
+
+def test_prefetch_is_automatic_only_where_the_backend_asks_and_the_call_is_large(
+    bert_dir, monkeypatch
+):
+    reranker = Reranker(bert_dir, max_length=24, batch_size=8)
+    family, backend = reranker.model_family, reranker._pipeline.backend
+    assert backend.prefetch is False  # a CPU: the forward takes every core
+    auto = Pipeline(family, backend)
+    assert not auto._prefetching(10_000)
+    monkeypatch.setattr(type(backend), "prefetch", property(lambda self: True))  # as on CUDA
+    assert auto._prefetching(10_000) and not auto._prefetching(20)
+    pairs = [(q, f"{p} {i}") for i in range(50) for q, p in PAIRS]
+    request = Request(batch_size=8, max_length=24)
+    assert auto.score(pairs, request) == Pipeline(family, backend, prefetch=False).score(
+        pairs, request
+    )
