@@ -163,6 +163,7 @@ class TorchBackend:
             if self._compile:
                 self._compiled = self._compiled_model(self.model)
             self.dtype = torch.float32
+            self._budgets = {}  # float32 activations take twice the memory
             return True
 
 
