@@ -13,7 +13,10 @@ Phases (each bounded in requests and in time):
 4. SIGTERM under load: closed-loop clients, then SIGTERM: every request the server accepted is
    answered 200, later ones are refused (connection refused or 503), the exit status is 0.
 
-A killed Ray Serve replica is not measured here (see ``tests/ray`` for Ray faults).
+5. with ``--ray-kill``: ``crossrank serve --ray --replicas 2`` under closed-loop load, one
+   replica process killed (SIGKILL, its pid read from ``X-Crossrank-Replica``): every request
+   answered (the client retries a failed one up to :data:`RETRIES` times), none lost, and answers
+   from a new replica process afterwards.
 
     python -m benchmarks.soak --model minilm --synthetic                 # the 10-minute soak
     python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --disconnects 50 \
@@ -41,6 +44,9 @@ from benchmarks.serve_load import Server, free_port
 ROUTE = "/v1/rerank"
 MAX_SOAK_REQUESTS = 1_000_000  # the open loop never schedules more than this
 RSS_EVERY_S = 2.0
+RETRIES = 3  # a client's retries of a request that failed (Ray phase)
+REPLICA_HEADER = "x-crossrank-replica"
+REPLACE_TIMEOUT_S = 180  # how long the Ray phase waits to see the killed replica replaced
 
 
 def rss_mib(pid: int) -> Optional[float]:
@@ -223,6 +229,61 @@ async def sigterm_under_load(server: Server, work: List[dict], clients: int, aft
     return counts
 
 
+async def ray_replica_killed(url: str, work: List[dict], clients: int, seconds: float) -> dict:
+    """Closed-loop clients on Ray Serve; one replica SIGKILLed a third of the way in."""
+    import os
+
+    import httpx
+
+    counts = {"answered_200": 0, "retried": 0, "lost": 0}
+    pids_before, pids_after = set(), set()
+    killed: List[int] = []
+    started = time.perf_counter()
+    stop = started + seconds
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def worker(k: int) -> None:
+            i = k
+            while time.perf_counter() < stop:
+                for attempt in range(RETRIES + 1):
+                    try:
+                        response = await client.post(url + ROUTE, json=work[i % len(work)])
+                        if response.status_code == 200:
+                            counts["answered_200"] += 1
+                            _, _, pid = response.headers.get(REPLICA_HEADER, "::").rpartition(":")
+                            (pids_after if killed else pids_before).add(pid)
+                            break
+                    except httpx.TransportError:
+                        pass
+                    counts["retried"] += attempt < RETRIES
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                else:
+                    counts["lost"] += 1
+                i += clients
+
+        async def kill_one() -> None:
+            await asyncio.sleep(seconds / 3)
+            victim = next((p for p in sorted(pids_before) if p.isdigit()), None)
+            if victim is not None:
+                killed.append(int(victim))
+                os.kill(int(victim), signal.SIGKILL)
+
+        await asyncio.gather(kill_one(), *(worker(k) for k in range(clients)))
+        replaced_by = time.perf_counter() + REPLACE_TIMEOUT_S  # Ray restarts it: wait, bounded
+        while killed and not pids_after - pids_before and time.perf_counter() < replaced_by:
+            try:
+                response = await client.post(url + ROUTE, json=work[0])
+                pids_after.add(response.headers.get(REPLICA_HEADER, "::").rpartition(":")[2])
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+        replaced_s = time.perf_counter() - started - seconds / 3
+    new = pids_after - pids_before
+    return {**counts, "killed_pid": killed[0] if killed else None,
+            "replicas_before": len(pids_before), "new_replica_seen": bool(new),
+            "replaced_within_s": round(replaced_s, 1) if new else None}  # fmt: skip
+
+
 def wait_until(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -230,6 +291,20 @@ def wait_until(condition, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def ray_phase(model: str, work: List[dict], args, logs: Path) -> dict:
+    """``crossrank serve --ray --replicas 2`` with one replica killed under load."""
+    port = free_port()
+    command = [sys.executable, "-m", "crossrank.cli", "serve", "--ray", "--replicas", "2",
+               "--model", model, "--port", str(port), "--device", args.device,
+               "--max-length", str(args.max_length)]  # fmt: skip
+    server = Server("crossrank --ray", command, port, "/health", logs / "ray.log")
+    try:
+        server.wait_ready()
+        return asyncio.run(ray_replica_killed(server.url, work, args.clients, args.ray_seconds))
+    finally:
+        server.stop()
 
 
 def main(argv=None) -> int:
@@ -244,6 +319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--disconnects", type=int, default=1000)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ray-kill", action="store_true", help="also the Ray replica phase")
+    parser.add_argument("--ray-seconds", type=float, default=60.0, help="Ray phase length")
     add_output_argument(parser)
     args = parser.parse_args(argv)
     import httpx
@@ -297,11 +374,14 @@ def main(argv=None) -> int:
         rows.append({"phase": "sigterm", **counts})  # refused: connection attempts turned away
     finally:
         server.stop()
+    if args.ray_kill:
+        rows.append({"phase": "ray_replica_killed", **ray_phase(model, work, args, logs)})
     notes.append("loopback only; the client shares the machine with the server")
     settings = {"model": args.model, "minutes": args.minutes, "load": args.load,
                 "clients": args.clients, "documents_per_request": args.candidates,
                 "max_length": args.max_length, "device": args.device,
-                "synthetic": args.synthetic, "disconnects": args.disconnects}  # fmt: skip
+                "synthetic": args.synthetic, "disconnects": args.disconnects,
+                "ray_kill": args.ray_kill}  # fmt: skip
     title = "crossrank serve soak: memory drift, p99 over time, disconnects, SIGTERM under load"
     write_result("soak", title, settings, {"rows": rows}, args.output, notes, argv)
     for row in rows:
