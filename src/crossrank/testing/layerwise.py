@@ -73,7 +73,7 @@ def layerwise_config(kind: str, tokenizer) -> dict:
             query_pre_attn_scalar=16,
             sliding_window=24,  # shorter than the test prompts, so the window matters
             attn_logit_softcapping=5.0,
-            final_logit_softcapping=3.0,
+            final_logit_softcapping=10.0,
             layer_sep=1,
             layer_wise=True,
         )
