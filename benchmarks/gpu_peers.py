@@ -181,5 +181,3 @@ def check_speed(model, device, dtype, queries, max_length, batch_size, repeat) -
         row["x_crossrank"] = row["pairs_per_s"] / rows[0]["pairs_per_s"]
     empty_cache(device)
     return rows
-
-

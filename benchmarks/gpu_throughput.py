@@ -151,7 +151,9 @@ def profile(reranker, pairs, device: str, end_to_end: float) -> Dict:
     stage = getattr(backend, "stage", lambda batch: batch)
     for batch in batches:
         with timed("collate"):
-            tensors = collate([features[i] for i in batch], family.pad_token_id, family.padding_side)
+            tensors = collate(
+                [features[i] for i in batch], family.pad_token_id, family.padding_side
+            )
         with timed("pin"):
             tensors = stage(tensors)
         with timed("copy to device"):
@@ -193,7 +195,9 @@ def top_operators(family, backend, features, batches, device: str, rows: int = 1
         activities.append(ProfilerActivity.CUDA)
     with torch_profile(activities=activities) as prof, torch.inference_mode():
         for batch in batches:
-            tensors = collate([features[i] for i in batch], family.pad_token_id, family.padding_side)
+            tensors = collate(
+                [features[i] for i in batch], family.pad_token_id, family.padding_side
+            )
             tensors = {k: v.to(backend.device) for k, v in tensors.items()}
             family.forward(backend.model, tensors).to("cpu")
     key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
