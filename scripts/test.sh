@@ -55,6 +55,18 @@ stream_b() {
   # the benchmarks and the docs sit on top of those and run in A on transformers 5.
   run_pytest .venv-test-tf4 -q -p no:cacheprovider tests/core tests/families tests/backends \
     tests/compat tests/client tests/calibration tests/evaluation tests/training
+  stage "B: transformers 4.46 (FlagEmbedding's lightweight LLM reranker runs only there): its scores"
+  # The last use of this venv in the run (the next run installs transformers 4.57.6 again); pip
+  # prints that mxbai-rerank wants transformers >= 4.49, which this step does not import.
+  .venv-test-tf4/bin/pip install -q transformers==4.46.3 tokenizers==0.20.3
+  run_pytest .venv-test-tf4 -q -p no:cacheprovider tests/compat/test_flag_layerwise.py
+  stage "B: pylate (its pins: transformers 5.3, sentence-transformers 5.3): ColBERT scores against it"
+  venv .venv-test-pylate
+  .venv-test-pylate/bin/pip install -q "$TORCH" transformers==5.3.0 sentence-transformers==5.3.0 \
+    "datasets>=2.20.0" ujson -e ".[dev]"
+  # pylate's other requirements (fast-plaid, voyager, ...) serve its indexes, not rank.rerank
+  .venv-test-pylate/bin/pip install -q --no-deps pylate==1.6.0
+  run_pytest .venv-test-pylate -q -p no:cacheprovider tests/families/test_colbert.py
   stage "B: packages: wheels + sdists built, twine check, the wheels in a fresh venv, smoke tests"
   bash scripts/package_check.sh
   stage "B: README install lines, as written, each block in a new venv with its own pip"
@@ -63,7 +75,8 @@ stream_b() {
 }
 
 b_log=$(mktemp "${TMPDIR:-/tmp}/crossrank-test-b-XXXXXX.log")
-stream_b >"$b_log" 2>&1 &
+# B's torch runs on one thread: A's tests use the other core (OpenMP threads spin on a busy one).
+OMP_NUM_THREADS=1 stream_b >"$b_log" 2>&1 &
 b_pid=$!
 kill_tree() {  # kill_tree PID: the process and everything it started
   local child
