@@ -88,7 +88,7 @@ trap 'kill_tree "$b_pid"; echo "stream B, stopped:"; sed "s/^/  B| /" "$b_log"' 
 
 stage "A: transformers 5.x: core, integrations, notebooks (B runs beside it, log: $b_log)"
 venv .venv-test
-extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino,docs]")
+extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino,otel,docs]")
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   [ -f "$pkg/pyproject.toml" ] && extras+=(-e "./$pkg[test]")
 done
