@@ -7,7 +7,6 @@ none of them needs network access or committed weights. Needs only crossrank's o
 - :mod:`~crossrank.testing.models`: tiny encoder cross-encoders, MiniLM locator, reference scores
 - :mod:`~crossrank.testing.decoders`: tiny decoder LLM rerankers and their documented prompts
 - :mod:`~crossrank.testing.layerwise`: tiny FlagEmbedding layer-wise / lightweight LLM rerankers
-- :mod:`~crossrank.testing.layerwise`: tiny FlagEmbedding layer-wise / lightweight LLM rerankers
 - :mod:`~crossrank.testing.seq2seq`: tiny monoT5-style T5 / mT5 rerankers and their prompt
 - :mod:`~crossrank.testing.colbert`: tiny PyLate ColBERT checkpoints, MaxSim references
 - :mod:`~crossrank.testing.data`: shared query–passage pairs, a tiny BEIR dataset, its TrainConfig
@@ -45,7 +44,6 @@ from .decoders import (
     save_decoder,
 )
 from .layerwise import LAYERWISE_KINDS, save_layerwise
-from .layerwise import LAYERWISE_KINDS, save_layerwise
 from .models import (
     MINILM_INSTALL,
     TINY_MODEL_KINDS,
@@ -63,7 +61,6 @@ __all__ = [
     "BACKEND_PAIRS",
     "BGE_PROMPT",
     "DECODER_KINDS",
-    "LAYERWISE_KINDS",
     "LAYERWISE_KINDS",
     "LONG_PASSAGE",
     "MINILM_INSTALL",
@@ -91,7 +88,6 @@ __all__ = [
     "qwen_tokenizer",
     "reference_scores",
     "save_decoder",
-    "save_layerwise",
     "save_layerwise",
     "save_colbert",
     "save_model",
