@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .base import Encoder, Feature, ModelFamily
+from .base import Encoder, Feature, ModelFamily, refuse_prompt_options
 
 
 def detect_family(
@@ -37,14 +37,11 @@ def detect_family(
     if layered is not None:  # FlagEmbedding's layer-wise/lightweight: before the *ForCausalLM rule
         return layered
 
-    if is_seq2seq_lm(checkpoint.config):  # monoT5-style: refuses the decoders' options itself
-        return Seq2SeqFamily(
-            checkpoint.tokenizer,
-            checkpoint.config,
-            checkpoint.name,
-            prompt_format=prompt_format,
-            instruction=instruction,
-        )
+    prompt_options = {"instruction": instruction, "prompt_format": prompt_format}
+    if is_seq2seq_lm(checkpoint.config):
+        kind = "seq2seq (monoT5-style) reranker with a fixed prompt"
+        refuse_prompt_options(checkpoint.name, kind, **prompt_options)
+        return Seq2SeqFamily(checkpoint.tokenizer, checkpoint.config, checkpoint.name)
     if is_causal_lm(checkpoint.config):
         return DecoderFamily(
             checkpoint.tokenizer,
@@ -55,15 +52,13 @@ def detect_family(
         )
     from .late_interaction import detect_late_interaction
 
-    late = detect_late_interaction(checkpoint, prompt_format=prompt_format, instruction=instruction)
+    late = detect_late_interaction(checkpoint)
     if late is not None:  # a PyLate ColBERT folder (modules.json + Dense + ColBERT config)
+        refuse_prompt_options(
+            checkpoint.name, "late-interaction (ColBERT) reranker", **prompt_options
+        )
         return late
-    for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
-        if value is not None:
-            raise ValueError(
-                f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
-                f"bge-reranker-v2-gemma); model={checkpoint.name!r} is a cross-encoder, leave it out"
-            )
+    refuse_prompt_options(checkpoint.name, "cross-encoder", **prompt_options)
     from .heads import check_reranking_head
 
     check_reranking_head(checkpoint.config, checkpoint.name)  # not *ForTokenClassification & co

@@ -141,3 +141,19 @@ class ModelFamily(ABC):
         if logits.shape[-1] == 1:
             return logits[:, 0]
         return logits[:, 1] - logits[:, 0]
+
+
+def refuse_prompt_options(model_name: str, kind: str, **options: Optional[str]) -> None:
+    """A ``ValueError`` naming the first of ``prompt_format=`` / ``instruction=`` given for a
+    checkpoint (a ``kind``) whose family has no prompt to set: they are decoder LLM rerankers'.
+
+    >>> refuse_prompt_options("m", "cross-encoder", instruction=None, prompt_format="qwen3")
+    Traceback (most recent call last):
+    ValueError: prompt_format= applies to decoder LLM rerankers (Qwen3-Reranker, bge-reranker-v2-gemma); model='m' is a cross-encoder, leave it out
+    """
+    for argument, value in options.items():
+        if value is not None:
+            raise ValueError(
+                f"{argument}= applies to decoder LLM rerankers (Qwen3-Reranker, "
+                f"bge-reranker-v2-gemma); model={model_name!r} is a {kind}, leave it out"
+            )

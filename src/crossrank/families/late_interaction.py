@@ -234,19 +234,11 @@ class LateInteractionFamily(ModelFamily):
         return best.sum(dim=-1, keepdim=True)
 
 
-def detect_late_interaction(
-    checkpoint, prompt_format: Optional[str] = None, instruction: Optional[str] = None
-) -> Optional[LateInteractionFamily]:
+def detect_late_interaction(checkpoint) -> Optional[LateInteractionFamily]:
     """The late-interaction family of ``checkpoint`` if it is a PyLate ColBERT one, else None."""
     settings = read_colbert_settings(checkpoint)
     if settings is None:
         return None
-    for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
-        if value is not None:
-            raise ValueError(
-                f"{argument}= applies to decoder LLM rerankers; model={checkpoint.name!r} is a "
-                "late-interaction (ColBERT) reranker, leave it out"
-            )
     return LateInteractionFamily(
         checkpoint.tokenizer, checkpoint.config, checkpoint.name, checkpoint, settings
     )

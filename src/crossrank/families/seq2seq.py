@@ -209,21 +209,8 @@ class Seq2SeqFamily(ModelFamily):
     name = "seq2seq reranker"
     padding_side = "right"  # the encoder masks padding; the decoder reads one fixed start token
 
-    def __init__(
-        self,
-        tokenizer,
-        config,
-        model_name: str,
-        prompt_format: Optional[str] = None,
-        instruction: Optional[str] = None,
-    ) -> None:
+    def __init__(self, tokenizer, config, model_name: str) -> None:
         super().__init__(tokenizer, config, model_name)
-        for argument, value in (("instruction", instruction), ("prompt_format", prompt_format)):
-            if value is not None:
-                raise ValueError(
-                    f"{argument}= applies to decoder LLM rerankers; model={model_name!r} is a "
-                    "seq2seq (monoT5-style) reranker with a fixed prompt, leave it out"
-                )
         model_type = getattr(config, "model_type", None)
         if model_type not in T5_MODEL_TYPES:
             raise ValueError(
