@@ -79,12 +79,13 @@ class ModelFamily(ABC):
     A family is chosen from the checkpoint's config and tokenizer alone (see
     :func:`crossrank.families.detect_family`), so a backend can refuse it before any weights load
     (each backend declares the families it runs, see :mod:`crossrank.backends.registry`).
-    Subclasses set ``name`` and ``padding_side`` and implement :meth:`auto_class`,
-    :meth:`make_encoder` and :meth:`forward`.
+    Subclasses set ``name``, ``padding_side`` and ``auto_class_name`` (or override
+    :meth:`auto_class`) and implement :meth:`make_encoder` and :meth:`forward`.
     """
 
     name: str = ""
     padding_side: str = "right"
+    auto_class_name: str = ""  # e.g. "AutoModelForSequenceClassification"
 
     def __init__(self, tokenizer, config, model_name: str) -> None:
         self.tokenizer = tokenizer
@@ -97,10 +98,12 @@ class ModelFamily(ABC):
 
     # ------------------------------------------------------------------ to implement
 
-    @staticmethod
-    @abstractmethod
-    def auto_class():
-        """The transformers ``AutoModelFor...`` class that loads this family's weights."""
+    def auto_class(self):
+        """The class that loads this family's weights: by default the transformers class named
+        ``auto_class_name`` (a family with its own network overrides this)."""
+        import transformers
+
+        return getattr(transformers, self.auto_class_name)
 
     @abstractmethod
     def make_encoder(self, max_length: int, query_max_length: Optional[int]) -> Encoder:

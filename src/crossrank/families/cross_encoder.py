@@ -158,6 +158,7 @@ class CrossEncoderFamily(ModelFamily):
 
     name = "cross-encoder"
     padding_side = "right"
+    auto_class_name = "AutoModelForSequenceClassification"
 
     def __init__(self, tokenizer, config, model_name: str) -> None:
         super().__init__(tokenizer, config, model_name)
@@ -168,12 +169,6 @@ class CrossEncoderFamily(ModelFamily):
                 "cross-encoder reranker needs 1 (relevance logit) or 2 (not relevant / relevant)."
             )
         self.num_labels = num_labels
-
-    @staticmethod
-    def auto_class():
-        from transformers import AutoModelForSequenceClassification
-
-        return AutoModelForSequenceClassification
 
     def make_encoder(self, max_length: int, query_max_length: Optional[int]) -> PairEncoder:
         return PairEncoder(self.tokenizer, max_length, query_max_length)

@@ -288,6 +288,7 @@ class DecoderFamily(ModelFamily):
 
     name = "decoder LLM reranker"
     padding_side = "left"  # decoders read the last position
+    auto_class_name = "AutoModelForCausalLM"
 
     def __init__(
         self,
@@ -301,12 +302,6 @@ class DecoderFamily(ModelFamily):
         self.prompt_format = detect_prompt_format(config, tokenizer, prompt_format, model_name)
         self.instruction = instruction
         self.label_ids = label_token_ids(tokenizer, self.prompt_format)
-
-    @staticmethod
-    def auto_class():
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM
 
     def make_encoder(self, max_length: int, query_max_length: Optional[int]) -> PromptEncoder:
         return PromptEncoder(

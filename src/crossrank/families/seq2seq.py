@@ -208,6 +208,7 @@ class Seq2SeqFamily(ModelFamily):
 
     name = "seq2seq reranker"
     padding_side = "right"  # the encoder masks padding; the decoder reads one fixed start token
+    auto_class_name = "AutoModelForSeq2SeqLM"
 
     def __init__(self, tokenizer, config, model_name: str) -> None:
         super().__init__(tokenizer, config, model_name)
@@ -221,12 +222,6 @@ class Seq2SeqFamily(ModelFamily):
         start = getattr(config, "decoder_start_token_id", None)
         self.decoder_start_token_id = self.pad_token_id if start is None else start
         self.label_ids = label_token_ids(tokenizer, model_name)
-
-    @staticmethod
-    def auto_class():
-        from transformers import AutoModelForSeq2SeqLM
-
-        return AutoModelForSeq2SeqLM
 
     def make_encoder(self, max_length: int, query_max_length: Optional[int]) -> MonoT5Encoder:
         return MonoT5Encoder(self.tokenizer, max_length, query_max_length)
