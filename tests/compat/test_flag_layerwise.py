@@ -154,3 +154,24 @@ def test_reranker_scores_a_lightweight_checkpoint_as_flagembedding_by_default(
     expected = lightweight_reference.compute_score(PAIRS, max_length=48)
     got = Reranker(checkpoints["lightweight"], device="cpu", max_length=48).compute_score(PAIRS)
     assert largest_difference(expected, got) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "ours, theirs_name",
+    [
+        (LayerWiseFlagLLMReranker, "LayerWiseFlagLLMReranker"),
+        (LightWeightFlagLLMReranker, "LightWeightFlagLLMReranker"),
+    ],
+)
+def test_signatures_match_installed_flagembedding(ours, theirs_name):
+    """Same parameter names, order and defaults as FlagEmbedding's classes (whose compute_score
+    forwards to compute_score_single_gpu, which names the per-call options)."""
+    import inspect
+
+    def parameters(function):
+        return [(n, p.default) for n, p in inspect.signature(function).parameters.items()]
+
+    theirs = getattr(flag, theirs_name)
+    assert parameters(ours.__init__) == parameters(theirs.__init__)
+    single = [(n, d) for n, d in parameters(theirs.compute_score_single_gpu) if n != "device"]
+    assert parameters(ours.compute_score) == single

@@ -184,10 +184,10 @@ class _FlagBase:
         return pairs
 
     def _score(self, sentence_pairs, batch_size, query_max_length, max_length, normalize,
-               tokenizer_options: Dict[str, Any]) -> Scores:  # fmt: skip
-        if tokenizer_options:
+               kwargs: Dict[str, Any]) -> Scores:  # fmt: skip
+        if kwargs:  # the options compute_score() takes as **kwargs
             raise TypeError(
-                f"compute_score() got {', '.join(sorted(tokenizer_options))}: FlagEmbedding passes "
+                f"compute_score() got {', '.join(sorted(kwargs))}: FlagEmbedding passes "
                 "such options to the tokenizer, which would change scores; crossrank does not take them"
             )
         if batch_size is not None and (

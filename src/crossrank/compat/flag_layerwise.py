@@ -36,8 +36,9 @@ from ..errors import warn_once
 from ..inputs import as_pairs
 from ..pipeline import Pipeline, Request
 from ..results import activate
-from .flag import Devices, Scores, target_devices
+from .flag import FlagReranker, Scores, target_devices
 from .flag_llm import FlagLLMReranker
+from .signatures import extends, option
 
 Layers = Union[int, Sequence[int], None]
 LayeredScores = Union[Scores, List[List[float]]]
@@ -61,58 +62,21 @@ class LayerWiseFlagLLMReranker(FlagLLMReranker):
     _cls_name = "LayerWiseFlagLLMReranker"
     _family = "layer-wise LLM reranker"
 
-    def __init__(
-        self,
-        model_name_or_path: str,
-        peft_path: Optional[str] = None,
-        use_fp16: bool = False,
-        use_bf16: bool = False,
-        query_instruction_for_rerank: str = "A: ",
-        query_instruction_format: str = "{}{}",
-        passage_instruction_for_rerank: str = "B: ",
-        passage_instruction_format: str = "{}{}",
-        cache_dir: Optional[str] = None,
-        trust_remote_code: bool = False,
-        devices: Devices = None,
-        cutoff_layers: Layers = None,
-        prompt: Optional[str] = None,
-        batch_size: int = 128,
-        query_max_length: Optional[int] = None,
-        max_length: int = 512,
-        normalize: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        self._start(locals(), kwargs, cutoff_layers=cutoff_layers)
+    @extends(FlagLLMReranker.__init__, devices=[option("cutoff_layers", Layers)])
+    def __init__(self, call: Dict[str, Any]) -> None:
+        self._start(call, cutoff_layers=call.pop("cutoff_layers"))
 
-    def _start(self, arguments: Dict[str, Any], kwargs: Dict[str, Any], **options) -> None:
+    def _start(self, arguments: Dict[str, Any], **options) -> None:
+        """Set this class's ``options``, then start as a FlagLLMReranker with ``arguments``."""
         for name, value in options.items():
             setattr(self, name, value)
-        base = {
-            name: arguments[name]
-            for name in (
-                "model_name_or_path",
-                "peft_path",
-                "use_bf16",
-                "query_instruction_for_rerank",
-                "query_instruction_format",
-                "passage_instruction_for_rerank",
-                "passage_instruction_format",
-                "cache_dir",
-                "trust_remote_code",
-                "devices",
-                "prompt",
-                "batch_size",
-                "query_max_length",
-                "max_length",
-                "normalize",
-            )
-        }
+        kwargs = arguments.pop("kwargs")
         # FlagEmbedding: "use_bf16 and use_fp16 cannot both be False": float16 where it applies
         # (not on CPU, where both run float32)
         devices = [resolve_device(d) for d in target_devices(arguments["devices"])]
         half = not arguments["use_bf16"] and any(d.type != "cpu" for d in devices)
-        use_fp16 = arguments["use_fp16"] or half
-        super().__init__(use_fp16=use_fp16, **base, **kwargs)
+        arguments["use_fp16"] = arguments["use_fp16"] or half
+        super().__init__(**arguments, **kwargs)
         if self.reranker.family != self._family:
             raise ValueError(
                 f"model_name_or_path={self.model_name_or_path!r} is a {self.reranker.family}, not "
@@ -124,19 +88,8 @@ class LayerWiseFlagLLMReranker(FlagLLMReranker):
     def _setup(self, *args, prompt_format=None, **core) -> None:
         super()._setup(*args, **core)  # the family sets its own prompt
 
-    def compute_score(
-        self,
-        sentence_pairs: Union[Sequence[Sequence[str]], Sequence[str]],
-        batch_size: Optional[int] = None,
-        query_max_length: Optional[int] = None,
-        max_length: Optional[int] = None,
-        cutoff_layers: Layers = None,
-        prompt: Optional[str] = None,
-        normalize: Optional[bool] = None,
-        use_dataloader: bool = False,
-        num_workers: Optional[int] = None,
-        **kwargs: Any,
-    ) -> LayeredScores:
+    @extends(FlagLLMReranker.compute_score, max_length=[option("cutoff_layers", Layers)])
+    def compute_score(self, call: Dict[str, Any]) -> LayeredScores:
         """Scores of ``[query, passage]`` pairs in input order: a list for one cutoff layer, a
         list per layer for several. ``use_dataloader``/``num_workers`` are accepted and unused.
 
@@ -144,23 +97,14 @@ class LayerWiseFlagLLMReranker(FlagLLMReranker):
         >>> reranker.compute_score(pairs, cutoff_layers=[28, 40])  # doctest: +SKIP
         [[-1.2, 3.4], [-0.8, 2.9]]
         """
+        use_dataloader, num_workers = call.pop("use_dataloader"), call.pop("num_workers")
         if use_dataloader or num_workers is not None:
             warn_once(
                 "flag-dataloader-layerwise",
                 f"{self._cls_name}.compute_score: use_dataloader/num_workers are not used; "
                 "crossrank tokenizes in-process (scores are unchanged).",
             )
-        options = self._options(cutoff_layers=cutoff_layers)
-        return self._layered(
-            sentence_pairs,
-            batch_size,
-            query_max_length,
-            max_length,
-            prompt,
-            normalize,
-            kwargs,
-            options,
-        )
+        return self._layered(call, self._options(cutoff_layers=call.pop("cutoff_layers")))
 
     def _options(self, cutoff_layers: Layers = None) -> Dict[str, Any]:
         options = {"cutoff_layers": self.cutoff_layers if cutoff_layers is None else cutoff_layers}
@@ -169,20 +113,19 @@ class LayerWiseFlagLLMReranker(FlagLLMReranker):
 
     # ------------------------------------------------------------------ scoring
 
-    def _layered(
-        self,
-        sentence_pairs,
-        batch_size,
-        query_max_length,
-        max_length,
-        prompt,
-        normalize,
-        tokenizer_options,
-        options,
-    ) -> LayeredScores:
-        if tokenizer_options:
+    def _layered(self, call: Dict[str, Any], options: Dict[str, Any]) -> LayeredScores:
+        """Scores of ``call``'s pairs (compute_score's arguments) per cutoff layer in ``options``."""
+        sentence_pairs, batch_size, normalize = (
+            call[name] for name in ("sentence_pairs", "batch_size", "normalize")
+        )
+        max_length, query_max_length, prompt = (
+            call["max_length"],
+            call["query_max_length"],
+            call["prompt"],
+        )
+        if call["kwargs"]:
             raise TypeError(
-                f"compute_score() got {', '.join(sorted(tokenizer_options))}: FlagEmbedding passes "
+                f"compute_score() got {', '.join(sorted(call['kwargs']))}: FlagEmbedding passes "
                 "such options to the tokenizer, which would change scores; crossrank does not take "
                 "them"
             )
@@ -252,74 +195,46 @@ class LightWeightFlagLLMReranker(LayerWiseFlagLLMReranker):
     _cls_name = "LightWeightFlagLLMReranker"
     _family = "lightweight LLM reranker"
 
-    def __init__(
-        self,
-        model_name_or_path: str,
-        peft_path: Optional[str] = None,
-        use_fp16: bool = False,
-        use_bf16: bool = False,
-        query_instruction_for_rerank: str = "A: ",
-        query_instruction_format: str = "{}{}",
-        passage_instruction_for_rerank: str = "B: ",
-        passage_instruction_format: str = "{}{}",
-        cache_dir: Optional[str] = None,
-        trust_remote_code: bool = False,
-        devices: Devices = None,
-        cutoff_layers: Layers = None,
-        compress_layers: Sequence[int] = [8],  # noqa: B006 - FlagEmbedding's default, never mutated
-        compress_ratio: int = 1,
-        prompt: Optional[str] = None,
-        batch_size: int = 128,
-        query_max_length: Optional[int] = None,
-        max_length: int = 512,
-        normalize: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        self._start(
-            locals(),
-            kwargs,
-            cutoff_layers=cutoff_layers,
-            compress_layers=compress_layers,
-            compress_ratio=compress_ratio,
-        )
+    @extends(
+        LayerWiseFlagLLMReranker.__init__,
+        cutoff_layers=[
+            # FlagEmbedding's default, never mutated
+            option("compress_layers", Sequence[int], [8]),
+            option("compress_ratio", int, 1),
+        ],
+    )
+    def __init__(self, call: Dict[str, Any]) -> None:
+        options = ("cutoff_layers", "compress_layers", "compress_ratio")
+        self._start(call, **{name: call.pop(name) for name in options})
 
-    def compute_score(
-        self,
-        sentence_pairs: Union[Sequence[Sequence[str]], Sequence[str]],
-        batch_size: Optional[int] = None,
-        query_max_length: Optional[int] = None,
-        max_length: Optional[int] = None,
-        cutoff_layers: Layers = None,
-        compress_layer: Optional[Sequence[int]] = None,
-        compress_layers: Optional[Sequence[int]] = None,
-        compress_ratio: Optional[int] = None,
-        prompt: Optional[str] = None,
-        normalize: Optional[bool] = None,
-        **kwargs: Any,
-    ) -> LayeredScores:
+    @extends(
+        FlagReranker.compute_score,
+        max_length=[
+            option("cutoff_layers", Layers),
+            option("compress_layer", Optional[Sequence[int]]),
+            option("compress_layers", Optional[Sequence[int]]),
+            option("compress_ratio", Optional[int]),
+            option("prompt", Optional[str]),
+        ],
+    )
+    def compute_score(self, call: Dict[str, Any]) -> LayeredScores:
         """Scores of ``[query, passage]`` pairs in input order: a list for one cutoff layer, a
         list per layer for several; ``compress_*`` override the constructor's for this call.
 
         >>> pairs = [["q", "p1"], ["q", "p2"]]
         >>> reranker.compute_score(pairs, compress_ratio=2, compress_layers=[24])  # doctest: +SKIP
         """
+        compress_layer, compress_layers = call.pop("compress_layer"), call.pop("compress_layers")
         if compress_layer is not None:
             warn_once(
                 "flag-compress-layer",
                 "Try not to use the parameter `compress_layer`; use `compress_layers` instead.",
             )
             compress_layers = compress_layer
-        options = self._options(cutoff_layers, compress_layers, compress_ratio)
-        return self._layered(
-            sentence_pairs,
-            batch_size,
-            query_max_length,
-            max_length,
-            prompt,
-            normalize,
-            kwargs,
-            options,
+        options = self._options(
+            call.pop("cutoff_layers"), compress_layers, call.pop("compress_ratio")
         )
+        return self._layered(call, options)
 
     def _options(self, cutoff_layers: Layers = None, compress_layers=None, compress_ratio=None):
         options = {

@@ -5,10 +5,11 @@ See :mod:`crossrank.compat.flag` for what the drop-in keeps and where it differs
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Optional
 
 from ..errors import warn_once
-from .flag import Devices, Scores, _FlagBase, _instruct
+from .flag import Devices, FlagReranker, Scores, _FlagBase, _instruct
+from .signatures import extends, option
 
 
 class FlagLLMReranker(_FlagBase):
@@ -94,18 +95,12 @@ class FlagLLMReranker(_FlagBase):
             ) from error
         self.model_name_or_path = model_name_or_path
 
-    def compute_score(
-        self,
-        sentence_pairs: Union[Sequence[Sequence[str]], Sequence[str]],
-        batch_size: Optional[int] = None,
-        query_max_length: Optional[int] = None,
-        max_length: Optional[int] = None,
-        prompt: Optional[str] = None,
-        normalize: Optional[bool] = None,
-        use_dataloader: bool = False,
-        num_workers: Optional[int] = None,
-        **kwargs: Any,
-    ) -> Scores:
+    @extends(
+        FlagReranker.compute_score,
+        max_length=[option("prompt", Optional[str])],
+        normalize=[option("use_dataloader", bool, False), option("num_workers", Optional[int])],
+    )
+    def compute_score(self, call: Dict[str, Any]) -> Scores:
         """Scores of ``[query, passage]`` pairs, in input order (a list, also for one pair).
 
         ``prompt`` may only repeat the constructor's (the prompt is set per reranker);
@@ -113,17 +108,17 @@ class FlagLLMReranker(_FlagBase):
 
         >>> reranker.compute_score([["q", "p1"], ["q", "p2"]], normalize=True)  # doctest: +SKIP
         """
+        prompt = call.pop("prompt")
         if prompt is not None and prompt != self.prompt:
             raise ValueError(
                 f"compute_score(prompt={prompt!r:.60}) differs from the constructor's; pass it as "
                 "FlagLLMReranker(..., prompt=...)"
             )
+        use_dataloader, num_workers = call.pop("use_dataloader"), call.pop("num_workers")
         if use_dataloader or num_workers is not None:
             warn_once(
                 "flag-dataloader",
                 "FlagLLMReranker.compute_score: use_dataloader/num_workers are not used; crossrank "
                 "tokenizes in-process (scores are unchanged).",
             )
-        return self._score(
-            sentence_pairs, batch_size, query_max_length, max_length, normalize, kwargs
-        )
+        return self._score(**call)
