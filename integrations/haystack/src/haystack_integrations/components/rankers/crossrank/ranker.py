@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 from dataclasses import replace
@@ -121,14 +122,12 @@ class CrossRankRanker:
         return {"documents": _rescored(docs, self._scorer.rank(query, texts, **options))}
 
     @component.output_types(documents=List[Document])
-    async def run_async(
-        self,
-        query: str,
-        documents: List[Document],
-        top_k: Optional[int] = None,
-        score_threshold: Optional[float] = None,
-    ) -> Dict[str, List[Document]]:
-        """:meth:`run`, awaited without blocking the event loop (``Scorer.arank``)."""
+    async def run_async(self, *args: Any, **kwargs: Any) -> Dict[str, List[Document]]:
+        """:meth:`run` with the same arguments, awaited without blocking the event loop
+        (``Scorer.arank``)."""
+        call = self._run_signature.bind(self, *args, **kwargs)
+        call.apply_defaults()
+        _, query, documents, top_k, score_threshold = call.arguments.values()
         docs, texts, options = self._request(documents, top_k, score_threshold)
         if not docs:
             return {"documents": []}
@@ -136,6 +135,11 @@ class CrossRankRanker:
             await asyncio.get_running_loop().run_in_executor(None, self.warm_up)
         hits = await self._scorer.arank(query, texts, **options)
         return {"documents": _rescored(docs, hits)}
+
+    # Haystack requires run_async to take run's parameters, annotations included (the same input
+    # sockets): written once, on run.
+    _run_signature = run_async.__signature__ = inspect.signature(run)  # type: ignore[attr-defined]
+    run_async.__annotations__ = dict(run.__annotations__)
 
     def _request(self, documents: Any, top_k: Any, score_threshold: Any) -> tuple:
         wrap = "a haystack Document; wrap plain text as Document(content=text)"
