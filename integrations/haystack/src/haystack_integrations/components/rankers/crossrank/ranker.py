@@ -123,8 +123,7 @@ class CrossRankRanker:
 
     @component.output_types(documents=List[Document])
     async def run_async(self, *args: Any, **kwargs: Any) -> Dict[str, List[Document]]:
-        """:meth:`run` with the same arguments, awaited without blocking the event loop
-        (``Scorer.arank``)."""
+        """:meth:`run`'s arguments and answer, awaited without blocking the loop (``arank``)."""
         call = self._run_signature.bind(self, *args, **kwargs)
         call.apply_defaults()
         _, query, documents, top_k, score_threshold = call.arguments.values()
@@ -136,8 +135,7 @@ class CrossRankRanker:
         hits = await self._scorer.arank(query, texts, **options)
         return {"documents": _rescored(docs, hits)}
 
-    # Haystack requires run_async to take run's parameters, annotations included (the same input
-    # sockets): written once, on run.
+    # Haystack requires run's parameters and annotations on run_async (the same input sockets)
     _run_signature = run_async.__signature__ = inspect.signature(run)  # type: ignore[attr-defined]
     run_async.__annotations__ = dict(run.__annotations__)
 
