@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install everything into fresh virtual environments and run every test suite:
-#   A. the newest transformers (5.x) in .venv-test: tests/ but Ray, the integrations, the docs
-#      (strict build, every Python block of README.md and docs/, the site in headless Chromium);
+#   A. the newest transformers (5.x) in .venv-test: tests/ but Ray, the integrations, the
+#      notebooks, the docs (strict build, every Python block of README.md and docs/, the site in
+#      headless Chromium);
 #   B. the scoring core again on transformers 4.57 with FlagEmbedding, whose FlagReranker scores
 #      crossrank must equal (FlagEmbedding imports only on transformers 4), and the other reference
 #      venvs; the four packages built, installed from their wheels and smoke-tested; README.md's
-#      install lines exactly as written; then, in A's .venv-test once A has filled it, the Ray
-#      tests and the notebooks.
+#      install lines exactly as written; then the Ray tests, in A's .venv-test once A has filled it.
 # A runs here while B runs beside it: each is mostly one busy process (pip or pytest), so on two or
 # more cores the two take little longer than the longer one alone. B's output is printed when it
 # ends; a failure in either fails the run. Used as is by CI (.ci/run). torch is pinned: an
@@ -78,10 +78,6 @@ stream_b() {
   while [ ! -e "$ready" ]; do sleep 5; done
   stage "B: Ray (a local cluster per module), in .venv-test"
   run_pytest .venv-test -q -p no:cacheprovider --durations=5 tests/ray
-  if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
-    stage "B: notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
-    run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
-  fi
   stage "B: done"
 }
 
@@ -101,7 +97,7 @@ kill_tree() {  # kill_tree PID: the process and everything it started
 # Stopped or failed, A does not leave B running, and shows what B had printed.
 trap 'kill_tree "$b_pid"; echo "stream B, stopped:"; sed "s/^/  B| /" "$b_log"' EXIT
 
-stage "A: transformers 5.x: tests (Ray in B), integrations, docs (B runs beside it, log: $b_log)"
+stage "A: transformers 5.x: tests (Ray in B), integrations, notebooks, docs (B beside it: $b_log)"
 venv .venv-test
 extras=(-e ".[dev,eval,notebooks,calibration,serve,ray,openvino,otel,docs]")
 for pkg in integrations/langchain integrations/llama-index integrations/haystack; do
@@ -125,6 +121,10 @@ for pkg in integrations/langchain integrations/llama-index integrations/haystack
     run_pytest .venv-test -q -p no:cacheprovider "$pkg/tests"
   fi
 done
+if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
+  stage "A: notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
+  run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
+fi
 stage "A: docs: strict build, every Python block of README.md and docs/, the site in Chromium"
 bash scripts/docs/check.sh
 stage "A: done; waiting for B"
