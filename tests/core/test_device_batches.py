@@ -16,6 +16,7 @@ from crossrank.devices import MAX_BATCH_TOKENS, max_batch_tokens
 from crossrank.pipeline import Request, chunk_spans
 from crossrank.testing import SCORING_PAIRS as PAIRS
 from crossrank.testing import WORDS
+from crossrank.testing.checks import fail_forwards_above
 
 BERT_BASE = SimpleNamespace(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
 MINILM = SimpleNamespace(hidden_size=384, intermediate_size=1536, num_attention_heads=12)
@@ -111,16 +112,7 @@ def test_out_of_memory_under_a_device_budget_still_splits(bert_dir, monkeypatch)
     reranker = Reranker(bert_dir, device="cpu", max_length=48)
     expected = reranker.compute_score(pairs, batch_size=1)
     monkeypatch.setattr(torch_backend, "free_device_memory", lambda device: 64 * 2**20)
-    real_forward = reranker.model.forward
-    sizes = []
-
-    def forward(*args, input_ids=None, **kwargs):
-        sizes.append(input_ids.shape[0])
-        if input_ids.shape[0] > 3:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_forward(*args, input_ids=input_ids, **kwargs)
-
-    monkeypatch.setattr(reranker.model, "forward", forward)
+    sizes = fail_forwards_above(reranker.model, 3, monkeypatch)
     with pytest.warns(CrossrankWarning, match="out of memory"):
         got = reranker.compute_score(pairs)
     assert got == pytest.approx(expected, abs=1e-5)

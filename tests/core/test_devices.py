@@ -13,6 +13,7 @@ import crossrank.devices as devices
 from crossrank import CrossrankWarning, Reranker
 from crossrank.devices import choose_dtype, is_out_of_memory, resolve_device
 from crossrank.testing import SCORING_PAIRS as PAIRS
+from crossrank.testing.checks import fail_forwards_above
 
 PAIR_LISTS = [list(p) for p in PAIRS]
 
@@ -99,16 +100,7 @@ def test_fp32_errors_are_not_swallowed(bert_dir, monkeypatch):
 def test_out_of_memory_splits_the_batch_and_still_scores(bert_dir, monkeypatch):
     reranker = Reranker(bert_dir, device="cpu", max_length=48)
     expected = reranker.compute_score(PAIR_LISTS * 4, batch_size=1)
-    real_forward = reranker.model.forward
-    sizes = []
-
-    def forward(*args, input_ids=None, **kwargs):
-        sizes.append(input_ids.shape[0])
-        if input_ids.shape[0] > 3:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_forward(*args, input_ids=input_ids, **kwargs)
-
-    monkeypatch.setattr(reranker.model, "forward", forward)
+    sizes = fail_forwards_above(reranker.model, 3, monkeypatch)
     with pytest.warns(CrossrankWarning, match="out of memory"):
         got = reranker.compute_score(PAIR_LISTS * 4, batch_size=24)
     assert got == pytest.approx(expected, abs=1e-5)

@@ -61,3 +61,22 @@ def count_calls(monkeypatch, owner: Any, name: str) -> list:
 
     monkeypatch.setattr(owner, name, counting)
     return calls
+
+
+def fail_forwards_above(model, rows: int, monkeypatch) -> List[int]:
+    """Make ``model.forward`` raise CUDA's out-of-memory error for batches of more than ``rows``
+    (``monkeypatch``: pytest's fixture, which undoes it); returns the list of every batch's rows,
+    filled as forwards run."""
+    import torch
+
+    real_forward = model.forward
+    sizes: List[int] = []
+
+    def forward(*args: Any, input_ids=None, **kwargs: Any):
+        sizes.append(input_ids.shape[0])
+        if input_ids.shape[0] > rows:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(*args, input_ids=input_ids, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward)
+    return sizes
