@@ -1,4 +1,5 @@
-"""`crossrank serve --ray`: the command in a subprocess, 2 replicas on its own local Ray, SIGTERM."""
+"""`crossrank serve --ray`: the command in a subprocess, 2 replicas of two models (``--model
+NAME=PATH`` twice) on its own local Ray, routing by the request's model field, SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ pytest.importorskip("ray.serve", reason="Ray Serve is missing: pip install 'cros
 pytest.importorskip("fastapi", reason="crossrank[serve] is not installed")
 httpx = pytest.importorskip("httpx", reason="the tests speak HTTP with httpx")
 
+from crossrank import Reranker  # noqa: E402
 from crossrank.ray.deployment import REPLICA_HEADER  # noqa: E402
 
 STARTUP_S = 420  # a Ray start and two model loads on a busy 2-core machine
@@ -27,10 +29,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_ray_command_spreads_requests_and_exits_0_on_sigterm(bert_dir, tmp_path):
+def test_serve_ray_command_routes_two_models_spreads_requests_and_exits_0_on_sigterm(
+    model_dirs, tmp_path
+):
     port, log = free_port(), tmp_path / "serve.log"
+    paths = {"en": model_dirs["bert"], "multi": model_dirs["xlm-roberta"]}
     command = [sys.executable, "-m", "crossrank.cli", "serve", "--ray", "--replicas", "2"]
-    command += ["--model", bert_dir, "--max-length", "128", "--device", "cpu"]
+    command += ["--model", f"en={paths['en']}", "--model", f"multi={paths['multi']}"]
+    command += ["--max-length", "128", "--device", "cpu"]
     command += ["--port", str(port), "--api-key", "k"]
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
@@ -40,11 +46,23 @@ def test_serve_ray_command_spreads_requests_and_exits_0_on_sigterm(bert_dir, tmp
             assert process.poll() is None, log.read_text(encoding="utf-8")[-3000:]
             assert time.monotonic() < deadline, "crossrank serve --ray did not start in time"
             time.sleep(2)
-        url = f"http://127.0.0.1:{port}/v1/rerank"
+        url, auth = f"http://127.0.0.1:{port}/v1/rerank", {"Authorization": "Bearer k"}
         assert httpx.post(url, json=BODY, timeout=30).status_code == 401
+        for name, path in paths.items():  # each name reaches its own model, on either replica
+            expected = Reranker(path, max_length=128, device="cpu").compute_score(
+                [[BODY["query"], doc] for doc in BODY["documents"]], normalize=True
+            )
+            response = httpx.post(url, json={**BODY, "model": name}, headers=auth, timeout=30)
+            assert response.status_code == 200, response.text
+            got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
+            assert max(abs(got[i] - score) for i, score in enumerate(expected)) <= 1e-5, name
+        unknown = httpx.post(url, json={**BODY, "model": "fr"}, headers=auth, timeout=30)
+        assert unknown.status_code == 404 and "en, multi" in unknown.text, unknown.text
+        listed = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers=auth, timeout=30)
+        assert sorted(m["id"] for m in listed.json()["data"]) == ["en", "multi"]
         replicas = set()
         for _ in range(40):  # bounded: stop as soon as both replicas have answered
-            response = httpx.post(url, json=BODY, headers={"Authorization": "Bearer k"}, timeout=30)
+            response = httpx.post(url, json={**BODY, "model": "en"}, headers=auth, timeout=30)
             assert response.status_code == 200
             assert [r["index"] for r in response.json()["results"]] in ([0, 1], [1, 0])
             replicas.add(response.headers[REPLICA_HEADER])
