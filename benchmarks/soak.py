@@ -4,9 +4,9 @@ Phases (each bounded in requests and in time):
 
 1. capacity: closed-loop clients for ``--capacity-seconds``: requests/s the server sustains.
 2. soak: open loop at ``--load`` (default 80%) of that rate for ``--minutes``: resident memory of
-   the server process sampled every few seconds (drift after warm-up: the first tenth), p99 of the
-   first and the last window (a minute, or a tenth of a shorter run), requests lost (no valid
-   answer; must be 0).
+   the server process sampled every few seconds after ``--warmup-minutes`` of the same load, p99
+   of every window (a minute, or a tenth of a shorter run) of the measured part, first and last
+   compared, requests lost (no valid answer; must be 0).
 3. disconnects: ``--disconnects`` clients send a large request and close the connection before the
    answer; afterwards the queue must be empty (no leaked entries), the server must count them, its
    memory must be back near the soak's, and later requests must be answered as before.
@@ -19,8 +19,8 @@ Phases (each bounded in requests and in time):
    from a new replica process afterwards.
 
     python -m benchmarks.soak --model minilm --synthetic                 # the 10-minute soak
-    python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --disconnects 50 \
-        --capacity-seconds 3                                              # smoke run
+    python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --warmup-minutes 0.05 \
+        --disconnects 50 --capacity-seconds 3                             # smoke run
 """
 
 from __future__ import annotations
@@ -108,8 +108,12 @@ async def capacity(url: str, work: List[dict], seconds: float, clients: int) -> 
         return done / (time.perf_counter() - started)
 
 
-async def soak(url: str, pid: int, work: List[dict], rate: float, seconds: float) -> dict:
-    """Open loop at ``rate`` requests/s for ``seconds``: latencies per window, RSS samples."""
+async def soak(
+    url: str, pid: int, work: List[dict], rate: float, seconds: float, warmup_s: float = 0.0
+) -> dict:
+    """Open loop at ``rate`` requests/s for ``warmup_s`` + ``seconds``: latencies per window of
+    the measured part, RSS samples. The warm-up's requests count as sent and lost or not, but
+    neither its latencies nor its memory (caches and allocator pools fill then) are measured."""
     import httpx
 
     windows = max(2, min(10, int(seconds // 60) or 10))
@@ -117,14 +121,15 @@ async def soak(url: str, pid: int, work: List[dict], rate: float, seconds: float
     latencies: List[List[float]] = [[] for _ in range(windows)]
     statuses: Dict[str, int] = {}
     rss: List[Tuple[float, float]] = []
-    total = min(int(rate * seconds), MAX_SOAK_REQUESTS)
+    total = min(int(rate * (warmup_s + seconds)), MAX_SOAK_REQUESTS)
     started = time.perf_counter()
+    measured_from = started + warmup_s
 
     async def sample_rss() -> None:
-        while time.perf_counter() - started < seconds:
+        while time.perf_counter() - measured_from < seconds:
             value = rss_mib(pid)
-            if value is not None:
-                rss.append((time.perf_counter() - started, value))
+            if value is not None and time.perf_counter() >= measured_from:
+                rss.append((time.perf_counter() - measured_from, value))
             await asyncio.sleep(RSS_EVERY_S)
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=256)) as client:
@@ -134,25 +139,33 @@ async def soak(url: str, pid: int, work: List[dict], rate: float, seconds: float
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             status, took = await ask(client, url, work[i % len(work)])
             statuses[str(status)] = statuses.get(str(status), 0) + 1
-            if status == 200:
-                latencies[min(windows - 1, int((due - started) / window_s))].append(took)
+            if status == 200 and due >= measured_from:
+                latencies[min(windows - 1, int((due - measured_from) / window_s))].append(took)
 
         sampler = asyncio.ensure_future(sample_rss())
-        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(total))), seconds + 300)
+        await asyncio.wait_for(
+            asyncio.gather(*(one(i) for i in range(total))), warmup_s + seconds + 300
+        )
         sampler.cancel()
-    warm = [v for t, v in rss if t >= seconds / 10] or [v for _, v in rss]
     first, last = latencies[0], latencies[-1]
     every = [t for window in latencies for t in window]
+
+    def p99_ms(values: List[float]) -> Optional[float]:
+        return round(1000 * percentile(values, 99, "nearest"), 1) if values else None
+
     return {
         "requests": total,
         "rate_per_s": round(rate, 2),
+        "warmup_s": warmup_s,
         "statuses": statuses,
         "lost": sum(n for s, n in statuses.items() if s not in ("200", "429")),
-        "p99_first_ms": round(1000 * percentile(first, 99, "nearest"), 1) if first else None,
-        "p99_last_ms": round(1000 * percentile(last, 99, "nearest"), 1) if last else None,
-        "p99_ms": round(1000 * percentile(every, 99, "nearest"), 1) if every else None,
-        "rss_after_warmup_mib": round(warm[0], 1) if warm else None,
-        "rss_end_mib": round(warm[-1], 1) if warm else None,
+        "p99_first_ms": p99_ms(first),
+        "p99_last_ms": p99_ms(last),
+        "p99_ms": p99_ms(every),
+        "p99_by_window_ms": [p99_ms(window) for window in latencies],
+        "requests_by_window": [len(window) for window in latencies],
+        "rss_after_warmup_mib": round(rss[0][1], 1) if rss else None,
+        "rss_end_mib": round(rss[-1][1], 1) if rss else None,
         "rss_max_mib": round(max(v for _, v in rss), 1) if rss else None,
         "window_s": round(window_s, 1),
     }
@@ -310,7 +323,10 @@ def ray_phase(model: str, work: List[dict], args, logs: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     workload.add_model_arguments(parser, default="minilm")
-    parser.add_argument("--minutes", type=float, default=10.0, help="soak length")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak length (measured)")
+    parser.add_argument(
+        "--warmup-minutes", type=float, default=1.0, help="open loop before the measured soak"
+    )
     parser.add_argument("--load", type=float, default=0.8, help="share of measured capacity")
     parser.add_argument("--capacity-seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=8, help="closed-loop clients")
@@ -339,7 +355,8 @@ def main(argv=None) -> int:
         asyncio.run(capacity(server.url, work, min(3.0, args.capacity_seconds), args.clients))
         rate = asyncio.run(capacity(server.url, work, args.capacity_seconds, args.clients))
         soaked = asyncio.run(
-            soak(server.url, server.process.pid, work, args.load * rate, 60 * args.minutes)
+            soak(server.url, server.process.pid, work, args.load * rate, 60 * args.minutes,
+                 60 * args.warmup_minutes)  # fmt: skip
         )
         drift = None
         if soaked["rss_after_warmup_mib"]:
@@ -352,8 +369,8 @@ def main(argv=None) -> int:
         rows.append({"phase": "soak", "capacity_rps": round(rate, 2),
                      "rss_drift": None if drift is None else round(drift, 4),
                      "p99_last_vs_first": None if p99_change is None else round(p99_change, 4),
-                     **{k: v for k, v in soaked.items() if k != "statuses"},
-                     "statuses": json.dumps(soaked["statuses"])})  # fmt: skip
+                     **{k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                        for k, v in soaked.items()}})  # fmt: skip
         before = rss_mib(server.process.pid)
         sent = asyncio.run(disconnects(server.url, port, work, args.disconnects, 50))
         drained = wait_until(lambda: metric(server.url, "crossrank_queue_pairs") == 0, 300)
@@ -378,6 +395,7 @@ def main(argv=None) -> int:
         rows.append({"phase": "ray_replica_killed", **ray_phase(model, work, args, logs)})
     notes.append("loopback only; the client shares the machine with the server")
     settings = {"model": args.model, "minutes": args.minutes, "load": args.load,
+                "warmup_minutes": args.warmup_minutes, "queries": args.queries,
                 "clients": args.clients, "documents_per_request": args.candidates,
                 "max_length": args.max_length, "device": args.device,
                 "synthetic": args.synthetic, "disconnects": args.disconnects,
