@@ -5,6 +5,9 @@ from the repository root; prints one JSON line. Each call scores one query's can
 RAG pipeline does.
 
     python -m benchmarks.contenders --contender flagreranker --model DIR --workload pairs.json
+
+The decoder LLM rerankers' references (``mxbai-rerank``, ``flag-layerwise``, ``flag-lightweight``)
+are in ``benchmarks/llm_contenders.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,16 @@ import os
 import resource
 import sys
 import time
-from typing import Callable, List
+from typing import Callable, Dict, List, Optional
 
 from benchmarks.common import versions
+from benchmarks.llm_contenders import (
+    LLM_CONTENDERS,
+    crossrank_flag,
+    crossrank_options,
+    layer_options,
+    load_llm,
+)
 
 CONTENDERS = (
     "crossrank-torch",
@@ -40,6 +50,7 @@ EXTRA = (
     "crossrank-openvino-int8",
     "rerankers-t5",  # rerankers' T5Ranker, the reference for a monoT5 model (--model monot5)
     "pylate",  # PyLate's ColBERT + rank.rerank, the reference for a ColBERT model (--model colbert)
+    *LLM_CONTENDERS,  # the references for --model mxbai, layerwise and lightweight
 )
 CONTENDER_PACKAGES = (
     "torch",
@@ -48,6 +59,7 @@ CONTENDER_PACKAGES = (
     "sentence-transformers",
     "rerankers",
     "pylate",
+    "mxbai-rerank",
     "onnxruntime",
     "openvino",
     "crossrank",
@@ -55,8 +67,20 @@ CONTENDER_PACKAGES = (
 Scorer = Callable[[List[List[str]]], List[float]]
 
 
-def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
-    """Load contender ``name`` and return a function scoring a list of [query, passage] pairs."""
+def load(
+    name: str, model: str, batch_size: int, max_length: int, options: Optional[Dict] = None
+) -> Scorer:
+    """Load contender ``name`` and return a function scoring a list of [query, passage] pairs.
+
+    ``options``: layer options (``benchmarks.llm_contenders``); with them ``crossrank-torch`` is
+    crossrank's drop-in of the checkpoint's FlagEmbedding class, called as the reference is.
+    """
+    if name in LLM_CONTENDERS:
+        return load_llm(name, model, batch_size, max_length, options or {})
+    if options and name != "crossrank-torch":
+        raise SystemExit(f"{name} takes no layer options ({', '.join(options)})")
+    if options:
+        return crossrank_flag(model, batch_size, max_length, options)
     if name.startswith("crossrank"):
         from crossrank import Reranker
 
@@ -74,6 +98,7 @@ def load(name: str, model: str, batch_size: int, max_length: int) -> Scorer:
             backend=backend,
             quantize=quantize,
             **compile_options,
+            **crossrank_options(model),  # prompt_format="mxbai" for a Qwen2 decoder
         )
         return reranker.compute_score
     if name == "flagreranker":
@@ -185,7 +210,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--layer-options", help="JSON: cutoff_layers, compress_ratio/_layers")
     args = parser.parse_args(argv)
+    options = layer_options(args.layer_options)
 
     import torch
 
@@ -194,7 +221,7 @@ def main(argv=None) -> None:
     with open(args.workload, encoding="utf-8") as handle:
         workload = json.load(handle)
     started = time.perf_counter()
-    score = load(args.contender, args.model, args.batch_size, args.max_length)
+    score = load(args.contender, args.model, args.batch_size, args.max_length, options)
     load_s = time.perf_counter() - started
     rss_loaded = peak_rss_mib()
     score(workload["warmup"])
@@ -218,6 +245,8 @@ def main(argv=None) -> None:
         "versions": versions(CONTENDER_PACKAGES),
         "scores": scores,
     }
+    if options and args.contender == "crossrank-torch":
+        result["label"] = "crossrank, torch fp32, its FlagEmbedding drop-in (same layer options)"
     print(json.dumps(result))
 
 

