@@ -9,6 +9,9 @@ answer: must be 0) and how far crossrank's scores are from infinity's and from t
     python -m benchmarks.serve_load --requests 16 --concurrency 1 4 --skip-infinity   # short run
     python -m benchmarks.serve_load --model tiny --synthetic --queries 2 --candidates 2 \
         --requests 2 --concurrency 1 --skip-infinity                # smoke run: no data needed
+    python -m benchmarks.serve_load --model tiny --synthetic --skip-infinity --interleave 3 \
+        --in-process --baseline-src /tmp/old-main --client aiohttp --concurrency 1 64 \
+        --requests 300 --max-length 128   # the service's own overhead vs an older checkout
     PYTHONPATH=src python -m benchmarks.serve_load --device cuda --model .gpu/bundle/model \
         --requests-file .gpu/bundle/pairs.json --max-length 96 --skip-infinity  # GPU (gpu_real_set)
 
@@ -130,36 +133,63 @@ class Server:
         return self.process.returncode
 
 
-async def _one(client, url: str, body: dict, n_docs: int, parse) -> Tuple[Optional[list], int]:
-    """→ (scores by index or None if lost, number of 429 answers)."""
+async def _post(client, url: str, body: dict) -> Tuple[Optional[int], dict, object]:
+    """(status or None when the transport failed, headers, parsed body) with httpx or aiohttp."""
+    if client.__class__.__module__.startswith("aiohttp"):
+        import aiohttp
+
+        try:
+            async with client.post(url, json=body) as response:
+                return response.status, response.headers, await response.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None, {}, None
     import httpx
 
+    try:
+        response = await client.post(url, json=body)
+        return response.status_code, response.headers, response.json()
+    except (httpx.HTTPError, ValueError):
+        return None, {}, None
+
+
+async def _one(client, url: str, body: dict, n_docs: int, parse) -> Tuple[Optional[list], int]:
+    """→ (scores by index or None if lost, number of 429 answers)."""
     refused = 0
     for _ in range(MAX_RETRIES_429):
-        try:
-            response = await client.post(url, json=body)
-        except httpx.HTTPError:
-            return None, refused
-        if response.status_code == 429:
+        status, headers, answer = await _post(client, url, body)
+        if status == 429:
             refused += 1
-            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+            await asyncio.sleep(float(headers.get("retry-after", "1")))
             continue
-        if response.status_code != 200:
+        if status != 200:
             return None, refused
-        scores = _by_index(parse(response.json()), n_docs)
+        scores = _by_index(parse(answer), n_docs)
         return (scores if all(s == s for s in scores) else None), refused
     return None, refused
 
 
-async def _level(server: Server, route: str, make_body, parse, requests, level: int, args):
+def _client(level: int, args):
+    """The load generator's HTTP client: httpx, or aiohttp (``--client aiohttp``: less of the
+    shared CPU per request, so more of what is timed is the server's)."""
+    if args.client == "aiohttp":
+        import aiohttp
+
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=level),
+            timeout=aiohttp.ClientTimeout(total=args.request_timeout),
+        )
     import httpx
 
+    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+    return httpx.AsyncClient(timeout=args.request_timeout, limits=limits)
+
+
+async def _level(server: Server, route: str, make_body, parse, requests, level: int, args):
     latencies, pairs, refused, lost, scores = [], 0, 0, 0, {}
     next_index = 0
     started = time.perf_counter()
-    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
 
-    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits) as client:
+    async with _client(level, args) as client:
 
         async def worker() -> None:
             nonlocal next_index, pairs, refused, lost
@@ -199,14 +229,21 @@ def load_server(server: Server, route, make_body, parse, requests, args) -> Tupl
 
 
 def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], List[str]]:
-    """Both servers up at once; each round runs every level on crossrank, then on infinity, so a
-    drift in the machine's speed (a shared host) hits both alike. Rows carry their round."""
+    """Every server up at once; each round runs every level on each in turn (crossrank, the
+    ``--baseline-src`` crossrank, infinity), so a drift in the machine's speed (a shared host)
+    hits all alike. Rows carry their round."""
     cross = crossrank_server(model, args, logs / "serve_load.crossrank.log")
-    inf = infinity_server(model, args, logs / "serve_load.infinity.log")
-    contenders = [
-        (cross, "/v1/rerank", lambda q, d: {"query": q, "documents": d}),
-        (inf, "/rerank", lambda q, d: {"query": q, "documents": d, "model": model}),
-    ]
+    cohere = lambda q, d: {"query": q, "documents": d}  # noqa: E731
+    contenders = [(cross, "/v1/rerank", cohere)]
+    if args.baseline_src is not None:
+        log = logs / "serve_load.baseline.log"
+        baseline = crossrank_server(model, args, log, source=args.baseline_src)
+        contenders.append((baseline, "/v1/rerank", cohere))
+    if not args.skip_infinity:
+        inf = infinity_server(model, args, logs / "serve_load.infinity.log")
+        contenders.append(
+            (inf, "/rerank", lambda q, d: {"query": q, "documents": d, "model": model})
+        )
     parse = lambda body: [(r["index"], r["relevance_score"]) for r in body["results"]]  # noqa: E731
     rows, notes, scores = [], [], {}
     local = None
@@ -223,7 +260,7 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
                 _level(server, route, make_body, parse, requests[:2], 1, _warmup_args(args))
             )
         for round_ in range(args.interleave):
-            if local is not None:  # the ceiling, in this process, while both servers idle
+            if local is not None:  # the ceiling, in this process, while the servers idle
                 row, got = in_process(model, requests, args, reranker=local)
                 scores["in-process"] = dict(enumerate(got))
                 rows.append({**row, "round": round_ + 1})
@@ -237,32 +274,39 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
                     rows.append({**row, "round": round_ + 1})
                     print(_markdown([row]).splitlines()[-1] + f" round {round_ + 1}", flush=True)
     finally:
-        notes.append(f"crossrank serve exit status after SIGTERM: {cross.stop()}")
-        inf.stop()
-    diff = max_abs_diff(scores.get(cross.name, {}), scores.get(inf.name, {}))
-    notes.append(f"crossrank vs infinity max |score diff|: {diff}")
+        for server, _, _ in contenders:
+            notes.append(f"{server.name} exit status after SIGTERM: {server.stop()}")
+    served = [server.name for server, _, _ in contenders]
+    for other in served[1:]:
+        diff = max_abs_diff(scores.get(cross.name, {}), scores.get(other, {}))
+        notes.append(f"crossrank vs {other} max |score diff|: {diff}")
     if local is not None:
-        diff = max_abs_diff(scores.get(cross.name, {}), scores["in-process"])
-        notes.append(f"crossrank serve vs in-process max |score diff|: {diff}")
-        notes += _against_in_process(rows, cross.name, args)
+        for name in served[:2] if args.baseline_src is not None else served[:1]:
+            diff = max_abs_diff(scores.get(name, {}), scores["in-process"])
+            notes.append(f"{name} vs in-process max |score diff|: {diff}")
+            notes += _against_in_process(rows, name, args)
+    for other in served[1:]:
+        notes += _ratios(rows, cross.name, other, args)
+    return rows, notes
+
+
+def _ratios(rows: List[dict], mine: str, theirs: str, args) -> List[str]:
+    """Per level: ``mine``'s pairs/s over ``theirs`` in each round (and the median)."""
+    notes = []
+
+    def at(level: int, name: str) -> List[dict]:
+        return [r for r in rows if r["concurrency"] == level and r["contender"] == name]
+
     for level in args.concurrency:
-        mine = [
-            r["pairs_per_s"]
-            for r in rows
-            if r["concurrency"] == level and r["contender"] == cross.name
-        ]
-        theirs = [
-            r["pairs_per_s"]
-            for r in rows
-            if r["concurrency"] == level and r["contender"] == inf.name
-        ]
-        ratios = sorted(a / b for a, b in zip(mine, theirs))
+        ratios = sorted(
+            a["pairs_per_s"] / b["pairs_per_s"] for a, b in zip(at(level, mine), at(level, theirs))
+        )
         notes.append(
-            f"concurrency {level}: crossrank/infinity pairs/s per round "
+            f"concurrency {level}: {mine} / {theirs} requests/s per round "
             + ", ".join(f"{r:.2f}" for r in ratios)
             + f" (median {ratios[len(ratios) // 2]:.2f})"
         )
-    return rows, notes
+    return notes
 
 
 def _against_in_process(rows: List[dict], served: str, args) -> List[str]:
@@ -276,14 +320,20 @@ def _against_in_process(rows: List[dict], served: str, args) -> List[str]:
         }
         ratios = [mine[k]["pairs_per_s"] / ceiling[k]["pairs_per_s"] for k in sorted(mine)]
         notes.append(
-            f"concurrency {level}: crossrank serve / in-process pairs/s per round "
+            f"concurrency {level}: {served} / in-process pairs/s per round "
             + ", ".join(f"{r:.2f}" for r in ratios)
         )
         if level == 1:
             p99 = [mine[k]["p99_ms"] / ceiling[k]["p99_ms"] for k in sorted(mine)]
             notes.append(
-                "concurrency 1: crossrank serve p99 / in-process p99 per round "
+                f"concurrency 1: {served} p99 / in-process p99 per round "
                 + ", ".join(f"{r:.2f}" for r in p99)
+            )
+            # the service's own overhead: what a request costs beyond the in-process call
+            p50 = [mine[k]["p50_ms"] - ceiling[k]["p50_ms"] for k in sorted(mine)]
+            notes.append(
+                f"concurrency 1: {served} p50 - in-process p50 per round (ms) "
+                + ", ".join(f"{d:.1f}" for d in p50)
             )
     return notes
 
@@ -292,7 +342,9 @@ def _warmup_args(args):
     return argparse.Namespace(**{**vars(args), "requests": 2})
 
 
-def crossrank_server(model: str, args, log: Path) -> Server:
+def crossrank_server(model: str, args, log: Path, source: Optional[Path] = None) -> Server:
+    """``crossrank serve`` of this tree, or of ``source`` (another checkout's root, e.g. a git
+    worktree of an older commit: its ``src`` goes first on the path, same Python and packages)."""
     port = free_port()
     command = [
         sys.executable,
@@ -308,7 +360,10 @@ def crossrank_server(model: str, args, log: Path) -> Server:
     command += ["--backend", args.backend]
     command += ["--log-level", "warning"]
     command += ["--max-documents", "1000", "--max-queued-pairs", str(max(8192, 64 * 20 * 2))]
-    return Server("crossrank serve", command, port, "/health", log)
+    if source is None:
+        return Server("crossrank serve", command, port, "/health", log)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(source) / "src"), str(ROOT)]))
+    return Server(f"crossrank serve ({Path(source).name})", command, port, "/health", log, env)
 
 
 def infinity_server(model: str, args, log: Path) -> Server:
@@ -384,6 +439,17 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--device", default="cpu", help="crossrank's device, in process and served (cpu, cuda)"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="with --interleave: also serve from this checkout (e.g. a worktree of the old main)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "aiohttp"),
+        default="httpx",
+        help="the load generator's HTTP client (aiohttp takes less of a shared CPU)",
     )
     parser.add_argument(
         "--requests-file",
@@ -475,6 +541,8 @@ def _report(rows: List[dict], notes: List[str], model: str, args, argv) -> int:
         "interleave_rounds": args.interleave,
         "in_process": args.in_process,
         "infinity": None if args.skip_infinity else args.infinity_engine,
+        "baseline_src": None if args.baseline_src is None else display_path(args.baseline_src),
+        "client": args.client,
         "workload": str(args.requests_file or ("synthetic" if args.synthetic else "SciFact BM25")),
     }
     title = "Serve throughput and latency per concurrency over loopback"

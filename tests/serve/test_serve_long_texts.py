@@ -99,9 +99,10 @@ def test_a_5mb_document_does_not_hold_up_small_requests(bert_dir):
     huge = ("the giant panda eats bamboo " * 190_000)[:5_000_000]  # 5 MB, under the body limit
     with running_server(create_app(recording, ServeSettings())) as url:
         limits = httpx.Limits(max_connections=SMALL, max_keepalive_connections=SMALL)
-        with concurrent.futures.ThreadPoolExecutor(SMALL + 1) as pool, httpx.Client(
-            timeout=120, limits=limits
-        ) as client:
+        with (
+            concurrent.futures.ThreadPoolExecutor(SMALL + 1) as pool,
+            httpx.Client(timeout=120, limits=limits) as client,
+        ):
             small_latencies(url, pool, client)  # warm up (and open the connections)
             unloaded, _ = small_latencies(url, pool, client)
 

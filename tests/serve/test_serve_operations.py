@@ -162,6 +162,22 @@ def test_error_bodies_carry_no_stack_trace(reranker):
             assert "x-request-id" in response.headers and "x-total-time" in response.headers
 
 
+def test_a_non_finite_score_is_a_500_naming_the_document_never_a_null(reranker):
+    class Overflows:  # what a float16 model can give: one logit overflows
+        model_name, max_length = "overflows", 128
+
+        def score_many(self, queries, documents_per_query, **kwargs):
+            return [[float("nan") if i == 1 else 0.5 for i in range(len(d))]
+                    for d in documents_per_query]  # fmt: skip
+
+    with running_server(create_app(Overflows(), ServeSettings())) as url:
+        for route, field in (("/v1/rerank", "documents"), ("/rerank", "texts")):
+            response = post(f"{url}{route}", {"query": QUERY, field: DOCS})
+            assert response.status_code == 500, response.text
+            message = response.json()["message"]
+            assert f"non-finite score (nan) for {field}[1]" in message and "float32" in message
+
+
 @pytest.mark.parametrize(
     "flags, words",
     [

@@ -28,7 +28,8 @@ _LIMITS = (
      "Retry-After"),
     ("max_batch_tokens", int, "estimated tokens scored per worker round (large requests go "
      "in chunks)"),
-    ("max_wait_ms", float, "how long an idle worker waits for more requests to merge"),
+    ("max_wait_ms", float, "how long an idle worker holds a round open for more requests "
+     "(default 0: what arrives while a round runs makes the next round)"),
 )  # fmt: skip
 
 

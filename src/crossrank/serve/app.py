@@ -1,36 +1,27 @@
 """The FastAPI app: Cohere v1/Jina, Cohere v2 and TEI rerank routes over each model's batcher.
 
 State lives on ``app.state.crossrank`` and the batchers start in the app's lifespan, so the same
-app runs under uvicorn, in tests, or behind ``ray.serve.ingress``. One middleware guards (API
-keys), times (TEI's headers, :mod:`crossrank.serve.timing`), counts (Prometheus) and logs (one
-JSON access line) every request; the routes are in :mod:`crossrank.serve.routing`.
+app runs under uvicorn, in tests, or behind ``ray.serve.ingress``. One middleware
+(:mod:`crossrank.serve.guard`) checks keys, times, counts and logs every request; the routes are
+in :mod:`crossrank.serve.routing`.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from contextlib import asynccontextmanager
 from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .guard import Guard, internal_error
 from .limits import BodyLimit, ServeError, error_response, validation_message
 from .routing import TEI_AUTO_TRUNCATE, TOO_LONG_STATUS, add_routes
 from .settings import ServeSettings
 from .state import ServiceState
-from .timing import REQUEST_ID_HEADER, TIMINGS_KEY, Timings, access_logger, request_id
 from .tracing import Tracing
-
-logger = logging.getLogger("crossrank.serve")
-
-ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/health", "/info", "/metrics", "/v1/models")
-RERANK_ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank")
-OPEN_ROUTES = ("/health",)
 
 
 def create_app(
@@ -66,57 +57,8 @@ def create_app(
     _add_handlers(app)
     add_routes(app, state)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def guard_time_and_log(request: Request, call_next):
-        path = request.url.path
-        route = path if path in ROUTES else "other"
-        timings = Timings(request_id=request_id(request.headers.get(REQUEST_ID_HEADER)))
-        request.scope[TIMINGS_KEY] = timings
-        with tracing.request_span(request, route) as span:
-            if (
-                state.keys.required
-                and path not in OPEN_ROUTES
-                and not state.keys.allows(request.headers.get("authorization"))
-            ):
-                response: Response = error_response(
-                    request.scope,
-                    401,
-                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            else:
-                try:
-                    response = await call_next(request)
-                except Exception as error:  # answered here, so a 500 is timed and logged too
-                    response = _internal_error(request, error)
-            total = _observe(state, request, route, response.status_code, timings)
-            response.headers.update(timings.headers(total))
-            tracing.finish(span, timings, response.status_code)
-        return response
-
+    app.add_middleware(Guard, state=state, tracing=tracing)  # outermost: times everything
     return app
-
-
-def _observe(state: ServiceState, request: Request, route: str, status: int, timings) -> float:
-    """Count and log one answered request; returns its total seconds."""
-    total = time.perf_counter() - timings.started
-    state.metrics.requests.labels(route=route, status=str(status)).inc()
-    state.metrics.duration.labels(route=route).observe(total)
-    if route in RERANK_ROUTES and timings.model is not None:
-        state.metrics.model_requests.labels(model=timings.model, status=str(status)).inc()
-    if access_logger.isEnabledFor(logging.INFO):
-        client = request.client.host if request.client else None
-        access_logger.info(
-            timings.access_line(request.method, request.url.path, status, total, client)
-        )
-    return total
-
-
-def _internal_error(request: Request, error: Exception) -> Response:
-    # the log has the stack; the answer only the error's type, never a trace or its text
-    logger.exception("request failed", exc_info=error)
-    return error_response(request.scope, 500, f"internal error: {type(error).__name__}")
 
 
 def _add_handlers(app: FastAPI) -> None:
@@ -132,8 +74,8 @@ def _add_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception):
-        return _internal_error(request, error)
+    async def unanswered(request: Request, error: Exception):
+        return internal_error(request.scope, error)
 
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, error: ServeError):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .jsonio import FastJSONResponse
 
 
 class ServeError(Exception):
@@ -62,10 +63,10 @@ def error_response(
     message: str,
     detail: Any = None,
     headers: Optional[Dict[str, str]] = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     """The JSON error answer, with TEI's keys on the TEI route."""
     tei_status = status if is_tei_route(scope) else None
-    return JSONResponse(
+    return FastJSONResponse(
         error_body(message, detail, tei_status), status_code=status, headers=headers
     )
 

@@ -10,16 +10,18 @@ unscored pairs leave the queue and the metrics count it.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Dict, List, Optional, Tuple, Union
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from ..results import RankedDocument
 from .batcher import BatcherStopped, QueueFull, estimate_tokens
 from .cutting import cut_text
+from .jsonio import FastJSONResponse
 from .limits import ServeError, error_body
 from .models import MODEL_HEADER, ModelState
 from .schemas import (
@@ -105,6 +107,7 @@ def add_routes(app: FastAPI, state: ServiceState) -> None:
         finally:
             timings.add(ticket)
         ranked = chosen.apply(logits, texts, calibration=model.calibration)
+        finite(ranked, field)
         return ranked, estimate_tokens(query, texts, batcher.max_pair_tokens), model
 
     async def _wait(http: Request, ticket, model: ModelState, state, timings: Timings):
@@ -136,22 +139,22 @@ def add_routes(app: FastAPI, state: ServiceState) -> None:
         return {MODEL_HEADER: model.model_name}
 
     @app.post("/v1/rerank")
-    async def rerank_v1(request: CohereV1Request, http: Request) -> JSONResponse:
+    async def rerank_v1(request: CohereV1Request, http: Request) -> FastJSONResponse:
         """Cohere v1 / Jina rerank."""
         ranked, tokens, model = await rank(http, request, request.texts(), "documents")
         body = cohere_v1_response(ranked, request, model.model_name, tokens)
-        return JSONResponse(body, headers=headers(model))
+        return FastJSONResponse(body, headers=headers(model))
 
     @app.post("/v2/rerank")
-    async def rerank_v2(request: CohereV2Request, http: Request) -> JSONResponse:
+    async def rerank_v2(request: CohereV2Request, http: Request) -> FastJSONResponse:
         """Cohere v2 rerank."""
         ranked, tokens, model = await rank(
             http, request, request.texts(), "documents", True, request.max_tokens_per_doc
         )
-        return JSONResponse(cohere_v2_response(ranked, tokens), headers=headers(model))
+        return FastJSONResponse(cohere_v2_response(ranked, tokens), headers=headers(model))
 
     @app.post("/rerank")
-    async def rerank_tei(request: TEIRequest, http: Request) -> JSONResponse:
+    async def rerank_tei(request: TEIRequest, http: Request) -> FastJSONResponse:
         """TEI rerank: a bare array, normalized scores unless ``raw_scores``.
 
         ``truncate`` false: a pair the served max_length would cut is a 422 (as TEI >= 1.9);
@@ -162,29 +165,29 @@ def add_routes(app: FastAPI, state: ServiceState) -> None:
         ranked, _, model = await rank(
             http, request, request.texts, "texts", not request.raw_scores, truncate=truncate
         )
-        return JSONResponse(tei_response(ranked, request.return_text), headers=headers(model))
+        return FastJSONResponse(tei_response(ranked, request.return_text), headers=headers(model))
 
     @app.get("/health")
-    async def health() -> JSONResponse:
+    async def health() -> FastJSONResponse:
         """200 once every model is loaded, 503 before (or if loading failed)."""
         if not state.ready:
-            return JSONResponse(error_body(state.not_ready()), status_code=503)
+            return FastJSONResponse(error_body(state.not_ready()), status_code=503)
         body = {"status": "ok", "model": state.model_name}
         if len(state.models) > 1:
             body["models"] = state.names
-        return JSONResponse(body)
+        return FastJSONResponse(body)
 
     @app.get("/info")
-    async def info() -> JSONResponse:
+    async def info() -> FastJSONResponse:
         """Model, device, dtype, backend, max_length and the limits; every model under models."""
         if state.reranker is None:
             raise ServeError(503, state.default.not_ready(), {"Retry-After": "5"})
-        return JSONResponse(state.info())
+        return FastJSONResponse(state.info())
 
     @app.get("/v1/models")
-    async def models() -> JSONResponse:
+    async def models() -> FastJSONResponse:
         """The served models (OpenAI's list shape), each with its settings."""
-        return JSONResponse(state.model_list())
+        return FastJSONResponse(state.model_list())
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -197,6 +200,17 @@ async def _disconnected(http: Request) -> None:
     """Returns once the client has gone away (the body is read: only a disconnect comes)."""
     while (await http.receive())["type"] != "http.disconnect":
         await asyncio.sleep(0.05)  # a server that answers at once with no news: never spin
+
+
+def finite(ranked: List[RankedDocument], field: str) -> None:
+    """A score that is not a number is the model's fault, never an answer (JSON has no NaN)."""
+    for hit in ranked:
+        if not math.isfinite(hit.score):
+            raise ServeError(
+                500,
+                f"the model gave a non-finite score ({hit.score}) for {field}[{hit.index}]; "
+                "check its weights and dtype (float16 overflows: try bfloat16 or float32)",
+            )
 
 
 def _cut_all(query: str, texts: List[str], bound: int) -> Tuple[str, List[str]]:

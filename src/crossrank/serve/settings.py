@@ -21,7 +21,9 @@ class ServeSettings:
     max_body_bytes: int = 8 * 1024 * 1024  # request body; more -> 413
     max_queued_pairs: int = 8192  # accepted, unscored pairs of all requests; more -> 429
     max_batch_tokens: int = 16384  # estimated tokens the worker scores in one score_many call
-    max_wait_ms: float = 2.0  # how long an idle worker waits for more requests to merge
+    # how long an idle worker holds a round open for more requests: 0, as continuous batching
+    # (what arrives while a round runs makes the next round; waiting only adds latency)
+    max_wait_ms: float = 0.0
     retry_after_s: int = 1  # Retry-After of a 429
     api_key: Optional[str] = field(default=None, repr=False)  # Bearer token; None = open
     api_key_file: Optional[str] = None  # more keys, one a line; reread on SIGHUP
