@@ -26,41 +26,14 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from benchmarks import workload
-from benchmarks.common import ROOT, add_output_argument, display_path, percentile, write_result
-
-MAX_RETRIES_429 = 50
-START_TIMEOUT_S = 600
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def summary(name: str, level: int, latencies: List[float], pairs: int, seconds: float, **counts):
-    return {
-        "contender": name,
-        "concurrency": level,
-        "requests": len(latencies),
-        "pairs_per_s": round(pairs / seconds, 3) if seconds else 0.0,
-        # nearest rank, as the recorded runs (0 when no request finished)
-        "p50_ms": round(1000 * percentile(latencies, 50, "nearest"), 1) if latencies else 0.0,
-        "p99_ms": round(1000 * percentile(latencies, 99, "nearest"), 1) if latencies else 0.0,
-        **counts,
-    }
-
-
-# ---------------------------------------------------------------------- in process (the ceiling)
+from benchmarks.common import ROOT, add_output_argument, display_path, write_result
+from benchmarks.loadgen import Server, by_index, free_port, level_run, summary
 
 
 def in_process(model: str, requests, args, reranker=None) -> Tuple[dict, List[List[float]]]:
@@ -78,150 +51,38 @@ def in_process(model: str, requests, args, reranker=None) -> Tuple[dict, List[Li
         hits = reranker.rank(query, docs)
         latencies.append(time.perf_counter() - t)
         pairs += len(docs)
-        scores.append(_by_index([(h.index, h.score) for h in hits], len(docs)))
+        scores.append(by_index([(h.index, h.score) for h in hits], len(docs)))
         if time.perf_counter() - started > args.max_seconds:
             break
     row = summary("in-process rank loop", 1, latencies, pairs, time.perf_counter() - started)
     return row, scores
 
 
-def _by_index(pairs: List[Tuple[int, float]], n: int) -> List[float]:
-    scores = [float("nan")] * n
-    for index, score in pairs:
-        scores[index] = score
-    return scores
-
-
-# ---------------------------------------------------------------------- servers
-
-
-class Server:
-    """A server subprocess on a free loopback port, stopped with SIGTERM."""
-
-    def __init__(self, name, command: List[str], port: int, health: str, log: Path, env=None):
-        self.name, self.port, self.health = name, port, health
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(log, "w")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-
-    def wait_ready(self) -> None:
-        import httpx
-
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited ({self.process.returncode}); see {self.log.name}"
-                )
-            try:
-                if httpx.get(self.url + self.health, timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.name} did not become healthy in {START_TIMEOUT_S} s")
-
-    def stop(self) -> Optional[int]:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(120)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(30)
-        self.log.close()
-        return self.process.returncode
-
-
-async def _post(client, url: str, body: dict) -> Tuple[Optional[int], dict, object]:
-    """(status or None when the transport failed, headers, parsed body) with httpx or aiohttp."""
-    if client.__class__.__module__.startswith("aiohttp"):
-        import aiohttp
-
-        try:
-            async with client.post(url, json=body) as response:
-                return response.status, response.headers, await response.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-            return None, {}, None
-    import httpx
-
-    try:
-        response = await client.post(url, json=body)
-        return response.status_code, response.headers, response.json()
-    except (httpx.HTTPError, ValueError):
-        return None, {}, None
-
-
-async def _one(client, url: str, body: dict, n_docs: int, parse) -> Tuple[Optional[list], int]:
-    """→ (scores by index or None if lost, number of 429 answers)."""
-    refused = 0
-    for _ in range(MAX_RETRIES_429):
-        status, headers, answer = await _post(client, url, body)
-        if status == 429:
-            refused += 1
-            await asyncio.sleep(float(headers.get("retry-after", "1")))
-            continue
-        if status != 200:
-            return None, refused
-        scores = _by_index(parse(answer), n_docs)
-        return (scores if all(s == s for s in scores) else None), refused
-    return None, refused
-
-
-def _client(level: int, args):
-    """The load generator's HTTP client: httpx, or aiohttp (``--client aiohttp``: less of the
-    shared CPU per request, so more of what is timed is the server's)."""
-    if args.client == "aiohttp":
-        import aiohttp
-
-        return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=level),
-            timeout=aiohttp.ClientTimeout(total=args.request_timeout),
-        )
-    import httpx
-
-    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
-    return httpx.AsyncClient(timeout=args.request_timeout, limits=limits)
-
-
-async def _level(server: Server, route: str, make_body, parse, requests, level: int, args):
-    latencies, pairs, refused, lost, scores = [], 0, 0, 0, {}
-    next_index = 0
+def in_process_batched(reranker, requests, args, level: int) -> dict:
+    """The ceiling at concurrency ``level``: ``level`` requests scored in one ``score_many``
+    call (what a perfect server's batcher would do), in this process, no HTTP."""
+    chunks = [requests[i : i + level] for i in range(0, min(args.requests, len(requests)), level)]
+    reranker.score_many([q for q, _ in chunks[0]], [d for _, d in chunks[0]])  # warm-up
+    latencies, pairs = [], 0
     started = time.perf_counter()
-
-    async with _client(level, args) as client:
-
-        async def worker() -> None:
-            nonlocal next_index, pairs, refused, lost
-            while next_index < args.requests and time.perf_counter() - started < args.max_seconds:
-                i = next_index
-                next_index += 1
-                query, docs = requests[i % len(requests)]
-                t = time.perf_counter()
-                got, n429 = await _one(
-                    client, server.url + route, make_body(query, docs), len(docs), parse
-                )
-                refused += n429
-                if got is None:
-                    lost += 1
-                    continue
-                latencies.append(time.perf_counter() - t)
-                pairs += len(docs)
-                scores[i % len(requests)] = got
-
-        await asyncio.gather(*(worker() for _ in range(level)))
+    for chunk in chunks:
+        t = time.perf_counter()
+        reranker.score_many([q for q, _ in chunk], [d for _, d in chunk])
+        latencies.append(time.perf_counter() - t)
+        pairs += sum(len(d) for _, d in chunk)
     seconds = time.perf_counter() - started
-    return summary(
-        server.name, level, latencies, pairs, seconds, http_429=refused, lost=lost
-    ), scores
+    row = summary(
+        f"in-process score_many, {level} requests a call", level, latencies, pairs, seconds
+    )
+    return {**row, "requests": sum(len(chunk) for chunk in chunks)}
 
 
 def load_server(server: Server, route, make_body, parse, requests, args) -> Tuple[list, dict]:
     server.wait_ready()
-    asyncio.run(_level(server, route, make_body, parse, requests[:2], 1, _warmup_args(args)))
+    asyncio.run(level_run(server, route, make_body, parse, requests[:2], 1, _warmup_args(args)))
     rows, scores = [], {}
     for level in args.concurrency:
-        row, got = asyncio.run(_level(server, route, make_body, parse, requests, level, args))
+        row, got = asyncio.run(level_run(server, route, make_body, parse, requests, level, args))
         scores.update(got)
         rows.append(row)
         print(_markdown([row]).splitlines()[-1], flush=True)
@@ -257,7 +118,7 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
         for server, route, make_body in contenders:
             server.wait_ready()
             asyncio.run(
-                _level(server, route, make_body, parse, requests[:2], 1, _warmup_args(args))
+                level_run(server, route, make_body, parse, requests[:2], 1, _warmup_args(args))
             )
         for round_ in range(args.interleave):
             if local is not None:  # the ceiling, in this process, while the servers idle
@@ -265,10 +126,14 @@ def interleaved(model: str, requests, args, logs: Path) -> Tuple[List[dict], Lis
                 scores["in-process"] = dict(enumerate(got))
                 rows.append({**row, "round": round_ + 1})
                 print(_markdown([row]).splitlines()[-1] + f" round {round_ + 1}", flush=True)
+                for level in [c for c in args.concurrency if c > 1]:
+                    row = in_process_batched(local, requests, args, level)
+                    rows.append({**row, "round": round_ + 1})
+                    print(_markdown([row]).splitlines()[-1] + f" round {round_ + 1}", flush=True)
             for level in args.concurrency:
                 for server, route, make_body in contenders:
                     row, got = asyncio.run(
-                        _level(server, route, make_body, parse, requests, level, args)
+                        level_run(server, route, make_body, parse, requests, level, args)
                     )
                     scores.setdefault(server.name, {}).update(got)
                     rows.append({**row, "round": round_ + 1})
@@ -323,6 +188,17 @@ def _against_in_process(rows: List[dict], served: str, args) -> List[str]:
             f"concurrency {level}: {served} / in-process pairs/s per round "
             + ", ".join(f"{r:.2f}" for r in ratios)
         )
+        batched = {
+            r["round"]: r
+            for r in rows
+            if r["contender"].startswith("in-process score_many") and r["concurrency"] == level
+        }
+        if batched:
+            shares = [mine[k]["pairs_per_s"] / batched[k]["pairs_per_s"] for k in sorted(mine)]
+            notes.append(
+                f"concurrency {level}: {served} / in-process score_many of {level} requests "
+                "pairs/s per round " + ", ".join(f"{r:.2f}" for r in shares)
+            )
         if level == 1:
             p99 = [mine[k]["p99_ms"] / ceiling[k]["p99_ms"] for k in sorted(mine)]
             notes.append(

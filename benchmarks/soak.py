@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Tuple
 
 from benchmarks import workload
 from benchmarks.common import add_output_argument, percentile, write_result
-from benchmarks.serve_load import Server, free_port
+from benchmarks.loadgen import Server, free_port
 
 ROUTE = "/v1/rerank"
 MAX_SOAK_REQUESTS = 1_000_000  # the open loop never schedules more than this
@@ -355,8 +355,14 @@ def main(argv=None) -> int:
         asyncio.run(capacity(server.url, work, min(3.0, args.capacity_seconds), args.clients))
         rate = asyncio.run(capacity(server.url, work, args.capacity_seconds, args.clients))
         soaked = asyncio.run(
-            soak(server.url, server.process.pid, work, args.load * rate, 60 * args.minutes,
-                 60 * args.warmup_minutes)  # fmt: skip
+            soak(
+                server.url,
+                server.process.pid,
+                work,
+                args.load * rate,
+                60 * args.minutes,
+                60 * args.warmup_minutes,
+            )  # fmt: skip
         )
         drift = None
         if soaked["rss_after_warmup_mib"]:
