@@ -61,7 +61,8 @@ def in_process(model: str, requests, args, reranker=None) -> Tuple[dict, List[Li
 def in_process_batched(reranker, requests, args, level: int) -> dict:
     """The ceiling at concurrency ``level``: ``level`` requests scored in one ``score_many``
     call (what a perfect server's batcher would do), in this process, no HTTP."""
-    chunks = [requests[i : i + level] for i in range(0, min(args.requests, len(requests)), level)]
+    wanted = [requests[i % len(requests)] for i in range(args.requests)]  # as the servers get
+    chunks = [wanted[i : i + level] for i in range(0, len(wanted), level)]
     reranker.score_many([q for q, _ in chunks[0]], [d for _, d in chunks[0]])  # warm-up
     latencies, pairs = [], 0
     started = time.perf_counter()
