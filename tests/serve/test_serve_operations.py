@@ -162,6 +162,20 @@ def test_error_bodies_carry_no_stack_trace(reranker):
             assert "x-request-id" in response.headers and "x-total-time" in response.headers
 
 
+def test_a_client_gone_before_its_body_is_counted_499_and_the_server_goes_on(
+    reranker, labelled, wait_for
+):
+    with running_server(create_app(reranker, ServeSettings())) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            head = f"POST /v1/rerank HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+            sock.sendall(f'{head}\r\nContent-Length: 1000\r\n\r\n{{"query": '.encode())
+        sample = 'crossrank_requests_total{route="/v1/rerank",status="499"}'
+        wait_for(lambda: labelled(url, sample) == 1, "the 499 to be counted")
+        assert labelled(url, 'crossrank_requests_total{route="/v1/rerank",status="500"}') == 0
+        assert post(f"{url}/v1/rerank", {"query": QUERY, "documents": DOCS}).status_code == 200
+
+
 def test_a_non_finite_score_is_a_500_naming_the_document_never_a_null(reranker):
     class Overflows:  # what a float16 model can give: one logit overflows
         model_name, max_length = "overflows", 128

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .limits import error_response
+from .routing import CLIENT_GONE_STATUS
 from .timing import REQUEST_ID_HEADER, TIMINGS_KEY, Timings, access_logger, request_id
 
 if TYPE_CHECKING:  # no import cycle at run time: the state is handed in
@@ -77,6 +78,9 @@ class Guard:
                     if answer["started"]:
                         raise  # the answer is on its way: nothing else can be sent
                     await internal_error(scope, error)(scope, receive, timed_send)
+            if not answer["started"]:  # nothing was sent: the client left before its body came
+                answer["status"] = CLIENT_GONE_STATUS
+                answer["total"] = time.perf_counter() - timings.started
             self._observe(scope, route, answer["status"], answer["total"], timings)
             self.tracing.finish(span, timings, answer["status"])
 
