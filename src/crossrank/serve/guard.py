@@ -2,9 +2,10 @@
 JSON access log line and the request's trace span.
 
 A plain ASGI middleware, not Starlette's ``BaseHTTPMiddleware``: that one runs each request's
-route in a task group and streams its answer through a memory channel, about a millisecond per
-request on a small CPU; here the route runs in the request's own task and the headers are added
-to the answer's start message as it passes.
+route in a task group and streams its answer through a memory channel; here the route runs in the
+request's own task and the headers are added to the answer's start message as it passes (with
+orjson answers and no idle wait, the request path's overhead on 2 CPU cores roughly halved:
+``benchmarks/results/serve_load-2026-12-07-overhead-vs-old-main.json``).
 """
 
 from __future__ import annotations
