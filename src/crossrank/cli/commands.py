@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
-from . import calibrate, evaluate, pseudo_queries, rank, rerank_table, serve, train
+from . import adapt, calibrate, evaluate, pseudo_queries, rank, rerank_table, serve, train
 from .arguments import Parser, fail, one_line
 from .rank import EXIT_NO_DOCUMENTS
 
@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "train": train,
     "calibrate": calibrate,
     "pseudo-queries": pseudo_queries,
+    "adapt": adapt,
     "serve": serve,
     "rerank-table": rerank_table,
 }

@@ -20,6 +20,8 @@ __getattr__, __dir__ = lazy_exports(
         "TrainResult": ".loop",
         "train": ".loop",
         "make_pseudo_dataset": ".pseudo_queries",
+        "adapt": ".adaptation",
+        "AdaptResult": ".adaptation",
     },
     globals(),
 )
@@ -27,6 +29,7 @@ __getattr__, __dir__ = lazy_exports(
 if TYPE_CHECKING:  # pragma: no cover
     from .config import TrainConfig
     from .loop import TrainResult, train
+    from .adaptation import AdaptResult, adapt
     from .pseudo_queries import make_pseudo_dataset
 
-__all__ = ["TrainConfig", "TrainResult", "train", "make_pseudo_dataset"]
+__all__ = ["AdaptResult", "TrainConfig", "TrainResult", "adapt", "train", "make_pseudo_dataset"]
