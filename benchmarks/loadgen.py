@@ -9,6 +9,8 @@ retrying 429s after Retry-After (bounded) and counting what was lost.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -173,3 +175,42 @@ async def level_run(server: Server, route: str, make_body, parse, requests, leve
     return summary(
         server.name, level, latencies, pairs, seconds, http_429=refused, lost=lost
     ), scores
+
+
+def rss_mib(pid: int) -> Optional[float]:
+    """Resident memory of a process (Linux /proc), MiB; None where unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def metric(url: str, sample: str) -> float:
+    import httpx
+
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def cpu_split(server: Optional[str], client: Optional[str]) -> Tuple[List[int], List[int]]:
+    """The CPUs of the server and of this load generator: the given lists ("0,1" or "0-2"), or
+    by default all but the last CPU this process may use for the server and the last for the client
+    (one CPU: both share it)."""
+
+    def parse(text: str) -> List[int]:
+        cpus: List[int] = []
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            cpus += list(range(int(low), int(high or low) + 1))
+        return cpus
+
+    available = sorted(os.sched_getaffinity(0))
+    default_server = available[:-1] or available
+    return (
+        parse(server) if server else default_server,
+        parse(client) if client else available[-1:],
+    )

@@ -18,6 +18,11 @@ Phases (each bounded in requests and in time):
    answered (the client retries a failed one up to :data:`RETRIES` times), none lost, and answers
    from a new replica process afterwards.
 
+On a machine with several CPUs the server runs pinned to all but the last (its torch threads as
+many) and this load generator to the last one (``--server-cpus``, ``--client-cpus``): sharing
+cores, the client's bursts stall the server's OpenMP threads and the per-minute p99 measures that
+contention rather than the server. The Ray phase runs unpinned.
+
     python -m benchmarks.soak --model minilm --synthetic                 # the 10-minute soak
     python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --warmup-minutes 0.05 \
         --disconnects 50 --capacity-seconds 3                             # smoke run
@@ -28,9 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
-import re
-import signal
+import os
 import sys
 import tempfile
 import time
@@ -39,48 +42,11 @@ from typing import Dict, List, Optional, Tuple
 
 from benchmarks import workload
 from benchmarks.common import add_output_argument, percentile, write_result
-from benchmarks.loadgen import Server, free_port
+from benchmarks.faults import ask, disconnects, ray_phase, sigterm_under_load, wait_until
+from benchmarks.loadgen import Server, cpu_split, free_port, metric, rss_mib
 
-ROUTE = "/v1/rerank"
 MAX_SOAK_REQUESTS = 1_000_000  # the open loop never schedules more than this
 RSS_EVERY_S = 2.0
-RETRIES = 3  # a client's retries of a request that failed (Ray phase)
-REPLICA_HEADER = "x-crossrank-replica"
-REPLACE_TIMEOUT_S = 180  # how long the Ray phase waits to see the killed replica replaced
-
-
-def rss_mib(pid: int) -> Optional[float]:
-    """Resident memory of a process (Linux /proc), MiB; None where unreadable."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
-    return int(match.group(1)) / 1024 if match else None
-
-
-def metric(url: str, sample: str) -> float:
-    import httpx
-
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
-async def ask(client, url: str, body: dict) -> Tuple[Optional[int], float]:
-    """(status or None when the transport failed, seconds)."""
-    import httpx
-
-    started = time.perf_counter()
-    try:
-        response = await client.post(url + ROUTE, json=body)
-        ok = response.status_code != 200 or len(response.json()["results"]) == len(
-            body["documents"]
-        )
-        return (response.status_code if ok else -1), time.perf_counter() - started
-    except (httpx.TransportError, ValueError):
-        return None, time.perf_counter() - started
 
 
 def bodies(requests: List[Tuple[str, List[str]]]) -> List[dict]:
@@ -171,155 +137,6 @@ async def soak(
     }
 
 
-async def disconnects(url: str, port: int, work: List[dict], count: int, parallel: int) -> int:
-    """``count`` clients that send a request and hang up before the answer; returns how many
-    requests were sent in full."""
-    sent = 0
-    gate = asyncio.Semaphore(parallel)
-    rng = random.Random(0)
-
-    async def one(i: int) -> None:
-        nonlocal sent
-        body = json.dumps(work[i % len(work)]).encode()
-        async with gate:
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", port), 10
-                )
-            except (OSError, asyncio.TimeoutError):
-                return
-            writer.write(
-                f"POST {ROUTE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-            sent += 1
-            await asyncio.sleep(rng.uniform(0.0, 0.05))  # mid-flight: queued or being scored
-            writer.close()
-
-    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), 600)
-    return sent
-
-
-async def sigterm_under_load(server: Server, work: List[dict], clients: int, after_s: float):
-    """Closed-loop clients; SIGTERM after ``after_s``; what each request got."""
-    import httpx
-
-    counts = {"answered_200": 0, "refused": 0, "lost": 0, "other": 0}
-    stop = time.perf_counter() + after_s + 60
-    signalled = False
-    async with httpx.AsyncClient(timeout=120) as client:
-
-        async def worker(k: int) -> None:
-            i = k
-            while time.perf_counter() < stop and server.process.poll() is None:
-                try:
-                    response = await client.post(server.url + ROUTE, json=work[i % len(work)])
-                except httpx.ConnectError:
-                    counts["refused"] += 1  # not accepted: the listener is closed
-                    await asyncio.sleep(0.05)
-                    continue
-                except httpx.TransportError:
-                    counts["lost"] += 1  # accepted and never answered
-                    continue
-                if response.status_code == 200:
-                    counts["answered_200"] += 1
-                elif response.status_code == 503 and signalled:
-                    counts["refused"] += 1
-                else:
-                    counts["other"] += 1
-                i += clients
-
-        async def terminate() -> None:
-            nonlocal signalled
-            await asyncio.sleep(after_s)
-            signalled = True
-            server.process.send_signal(signal.SIGTERM)
-
-        await asyncio.gather(terminate(), *(worker(k) for k in range(clients)))
-    counts["exit_status"] = await asyncio.to_thread(server.process.wait, 120)
-    return counts
-
-
-async def ray_replica_killed(url: str, work: List[dict], clients: int, seconds: float) -> dict:
-    """Closed-loop clients on Ray Serve; one replica SIGKILLed a third of the way in."""
-    import os
-
-    import httpx
-
-    counts = {"answered_200": 0, "retried": 0, "lost": 0}
-    pids_before, pids_after = set(), set()
-    killed: List[int] = []
-    started = time.perf_counter()
-    stop = started + seconds
-    async with httpx.AsyncClient(timeout=120) as client:
-
-        async def worker(k: int) -> None:
-            i = k
-            while time.perf_counter() < stop:
-                for attempt in range(RETRIES + 1):
-                    try:
-                        response = await client.post(url + ROUTE, json=work[i % len(work)])
-                        if response.status_code == 200:
-                            counts["answered_200"] += 1
-                            _, _, pid = response.headers.get(REPLICA_HEADER, "::").rpartition(":")
-                            (pids_after if killed else pids_before).add(pid)
-                            break
-                    except httpx.TransportError:
-                        pass
-                    counts["retried"] += attempt < RETRIES
-                    await asyncio.sleep(0.5 * (attempt + 1))
-                else:
-                    counts["lost"] += 1
-                i += clients
-
-        async def kill_one() -> None:
-            await asyncio.sleep(seconds / 3)
-            victim = next((p for p in sorted(pids_before) if p.isdigit()), None)
-            if victim is not None:
-                killed.append(int(victim))
-                os.kill(int(victim), signal.SIGKILL)
-
-        await asyncio.gather(kill_one(), *(worker(k) for k in range(clients)))
-        replaced_by = time.perf_counter() + REPLACE_TIMEOUT_S  # Ray restarts it: wait, bounded
-        while killed and not pids_after - pids_before and time.perf_counter() < replaced_by:
-            try:
-                response = await client.post(url + ROUTE, json=work[0])
-                pids_after.add(response.headers.get(REPLICA_HEADER, "::").rpartition(":")[2])
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-        replaced_s = time.perf_counter() - started - seconds / 3
-    new = pids_after - pids_before
-    return {**counts, "killed_pid": killed[0] if killed else None,
-            "replicas_before": len(pids_before), "new_replica_seen": bool(new),
-            "replaced_within_s": round(replaced_s, 1) if new else None}  # fmt: skip
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def ray_phase(model: str, work: List[dict], args, logs: Path) -> dict:
-    """``crossrank serve --ray --replicas 2`` with one replica killed under load."""
-    port = free_port()
-    command = [sys.executable, "-m", "crossrank.cli", "serve", "--ray", "--replicas", "2",
-               "--model", model, "--port", str(port), "--device", args.device,
-               "--max-length", str(args.max_length)]  # fmt: skip
-    server = Server("crossrank --ray", command, port, "/health", logs / "ray.log")
-    try:
-        server.wait_ready()
-        return asyncio.run(ray_replica_killed(server.url, work, args.clients, args.ray_seconds))
-    finally:
-        server.stop()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     workload.add_model_arguments(parser, default="minilm")
@@ -335,6 +152,14 @@ def main(argv=None) -> int:
     parser.add_argument("--disconnects", type=int, default=1000)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--server-cpus",
+        default=None,
+        help="CPUs of the server, e.g. 0 or 0-2 (default: all but the last)",
+    )
+    parser.add_argument(
+        "--client-cpus", default=None, help="CPUs of this load generator (default: the last)"
+    )
     parser.add_argument("--ray-kill", action="store_true", help="also the Ray replica phase")
     parser.add_argument("--ray-seconds", type=float, default=60.0, help="Ray phase length")
     add_output_argument(parser)
@@ -348,7 +173,15 @@ def main(argv=None) -> int:
     command = [sys.executable, "-m", "crossrank.cli", "serve", "--model", model,
                "--port", str(port), "--device", args.device, "--max-length", str(args.max_length),
                "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    server = Server("crossrank", command, port, "/health", logs / "soak.log")
+    server_cpus, client_cpus = cpu_split(args.server_cpus, args.client_cpus)
+    everywhere = os.sched_getaffinity(0)
+    threads = str(len(server_cpus))  # torch's threads: one per CPU the server may use
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    server = Server(
+        "crossrank", ["taskset", "-c", ",".join(map(str, server_cpus))] + command, port,
+        "/health", logs / "soak.log", env=env,
+    )  # fmt: skip
+    os.sched_setaffinity(0, client_cpus)
     rows, notes = [], []
     try:
         server.wait_ready()
@@ -397,15 +230,20 @@ def main(argv=None) -> int:
         rows.append({"phase": "sigterm", **counts})  # refused: connection attempts turned away
     finally:
         server.stop()
+        os.sched_setaffinity(0, everywhere)
     if args.ray_kill:
         rows.append({"phase": "ray_replica_killed", **ray_phase(model, work, args, logs)})
-    notes.append("loopback only; the client shares the machine with the server")
+    notes.append(
+        f"loopback only; server pinned to CPUs {server_cpus} ({threads} torch threads), the load "
+        f"generator to CPUs {client_cpus}; the Ray phase unpinned"
+    )
     settings = {"model": args.model, "minutes": args.minutes, "load": args.load,
                 "warmup_minutes": args.warmup_minutes, "queries": args.queries,
                 "clients": args.clients, "documents_per_request": args.candidates,
                 "max_length": args.max_length, "device": args.device,
                 "synthetic": args.synthetic, "disconnects": args.disconnects,
-                "ray_kill": args.ray_kill}  # fmt: skip
+                "ray_kill": args.ray_kill, "server_cpus": server_cpus,
+                "client_cpus": client_cpus}  # fmt: skip
     title = "crossrank serve soak: memory drift, p99 over time, disconnects, SIGTERM under load"
     write_result("soak", title, settings, {"rows": rows}, args.output, notes, argv)
     for row in rows:

@@ -118,7 +118,7 @@ def load_weights(checkpoint: Checkpoint, auto_class, show_progress: bool = False
     missing weights named and the way to make a reranker of it (``crossrank train``).
     """
     try:
-        with _quiet_loading(show_progress):
+        with quiet_loading(show_progress):
             model, info = auto_class.from_pretrained(
                 checkpoint.location, output_loading_info=True, **checkpoint.options
             )
@@ -148,7 +148,7 @@ def load_weights(checkpoint: Checkpoint, auto_class, show_progress: bool = False
 
 
 @contextmanager
-def _quiet_loading(show_progress: bool):
+def quiet_loading(show_progress: bool):
     """Hide transformers' per-load "Loading weights" bar and load-report unless progress is wanted."""
     from transformers.utils import logging as hf_logging
 

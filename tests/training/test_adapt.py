@@ -83,7 +83,7 @@ def test_adapt_writes_pseudo_queries_a_model_and_its_summary_from_the_corpus_alo
         result.settings["max_length"] == 32 and result.settings["negatives"] == RECIPE["negatives"]
     )
     assert 0 < result.settings["time_budget_minutes"] < 28.0 - 1.0 + 1e-9
-    assert 0 < result.cpu_minutes < 28.0
+    assert 0 <= result.cpu_minutes < 28.0 and result.minutes > 0
 
     saved = json.loads((out / "adapt.json").read_text())
     assert saved == json.loads(json.dumps(result.to_dict()))

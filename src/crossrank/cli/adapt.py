@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``crossrank adapt``."""
     from ..training import adaptation as adapt  # no torch: --help stays fast
 
-    parser.add_argument("data", help="directory with corpus.jsonl[.gz] (BEIR format)")
+    parser.add_argument(
+        "data", metavar="DATA_DIR", help="directory with corpus.jsonl[.gz] (BEIR format)"
+    )
     parser.add_argument(
         "--model",
         required=True,

@@ -1,8 +1,10 @@
 """Training and adapting rerankers: the loop, its config, run state, checkpoint selection,
-distillation from a teacher and pseudo queries for corpora without labels.
+distillation from a teacher, pseudo queries for corpora without labels, and ``adapt``, which
+chains the last two into one call (``crossrank adapt``).
 
->>> from crossrank.training import TrainConfig, train                 # doctest: +SKIP
+>>> from crossrank.training import TrainConfig, adapt, train                 # doctest: +SKIP
 >>> train(TrainConfig(data="data/scifact", model="base", output="runs/x"))  # doctest: +SKIP
+>>> adapt("data/my-corpus", "all-MiniLM-L6-v2", "runs/my-corpus")            # doctest: +SKIP
 
 Names are imported on first use: ``TrainConfig`` needs no torch, ``train`` does.
 """
@@ -27,9 +29,9 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .adaptation import AdaptResult, adapt
     from .config import TrainConfig
     from .loop import TrainResult, train
-    from .adaptation import AdaptResult, adapt
     from .pseudo_queries import make_pseudo_dataset
 
 __all__ = ["AdaptResult", "TrainConfig", "TrainResult", "adapt", "train", "make_pseudo_dataset"]

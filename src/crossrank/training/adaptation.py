@@ -224,8 +224,8 @@ def adapt(
         output_dir=str(out),
         model_dir=str(model_dir),
         seed=seed,
-        cpu_minutes=round(cpu_minutes, 2),
-        minutes=round(minutes, 2),
+        cpu_minutes=round(cpu_minutes, 3),
+        minutes=round(minutes, 3),
         pseudo=pseudo,
         training={
             "steps": trained.steps,

@@ -37,6 +37,7 @@ from ..errors import ArgumentError
 from ..evaluation.beir import load_split
 from ..evaluation.reranking import BM25, BeirData, compute_metrics, fuse, load_beir
 from ..families.cross_encoder import CrossEncoderFamily, PairEncoder
+from ..loading import quiet_loading
 from ..pipeline import Pipeline, Request
 from . import state as train_state
 from .config import TrainConfig
@@ -240,7 +241,8 @@ def train(config: TrainConfig) -> TrainResult:
     )
     eval_run = bm25.search({q: eval_data.queries[q] for q in held_out}, config.eval_top_n)
 
-    tokenizer, model = _load(config)
+    with quiet_loading(config.show_progress):
+        tokenizer, model = _load(config)
     freeze(model, config.freeze_layers)
     set_dropout(model, config.dropout)
     model.to(device)
@@ -330,9 +332,10 @@ def train(config: TrainConfig) -> TrainResult:
         if held_out and config.eval_every and step % config.eval_every == 0 and step < total:
             evals.append(evaluate(step))
             stop = selection.offer(evals[-1], model)
-            bar.write(
-                f"step {step}: held-out nDCG@10 {evals[-1]} (best: step {selection.best_step})"
-            )
+            if config.show_progress:  # progress, like the bar: not on stdout when it is off
+                bar.write(
+                    f"step {step}: held-out nDCG@10 {evals[-1]} (best: step {selection.best_step})"
+                )
             if stop:
                 stopped_by = "early_stopping"
                 break
@@ -356,8 +359,9 @@ def train(config: TrainConfig) -> TrainResult:
     kept_step = selection.restore_best(model, step)
     model.eval()
     os.makedirs(config.output_dir, exist_ok=True)
-    model.save_pretrained(config.output_dir)
-    tokenizer.save_pretrained(config.output_dir)
+    with quiet_loading(config.show_progress):  # its "Writing model shards" bar
+        model.save_pretrained(config.output_dir)
+        tokenizer.save_pretrained(config.output_dir)
     train_state.readable_modes(Path(config.output_dir))
     result = TrainResult(
         config.output_dir, step, seconds, cpu_seconds, stopped_by, losses, evals, model, tokenizer
