@@ -31,6 +31,7 @@ MAINTAINED = (
     "gpu_check",
     "gpu_real_set",
     "soak",
+    "adapt",
 )
 
 
@@ -63,6 +64,33 @@ def test_rank_many_writes_a_result_that_load_results_accepts(benchmarks, bert_di
     assert rows["rank x N"]["forward_passes"] == 2  # one per query
     assert rows["rank_many"]["forward_passes"] == 1  # both queries share one batch
     assert record["figures"]["same_order"] is True
+
+
+def test_adapt_runs_each_seed_in_its_own_process_and_reports_the_spread(
+    benchmarks, bert_dir, tmp_path
+):
+    from crossrank.testing import write_titled_corpus
+
+    data = write_titled_corpus(tmp_path / "corpus", labelled=True)
+    output = tmp_path / "adapt.json"
+    command = [sys.executable, "-m", "benchmarks.adapt", "--data", str(data), "--model", bert_dir]
+    command += ["--seeds", "1", "2", "--budget-minutes", "2", "--runs", str(tmp_path / "runs")]
+    done = subprocess.run(
+        command + ["--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(output.read_text())["figures"]
+    assert [row["seed"] for row in figures["rows"]] == [1, 2]
+    for row in figures["rows"]:
+        summary = json.loads(
+            (tmp_path / "runs" / f"corpus-seed{row['seed']}" / "adapt.json").read_text()
+        )
+        assert row["rerank nDCG@10"] == summary["evaluation"]["results"]["rerank"]["nDCG@10"]
+        assert row["cpu_minutes"] == summary["cpu_minutes"] <= 2
+    alone = [row["rerank nDCG@10"] for row in figures["rows"]]
+    spread = {line["system"]: line for line in figures["over_seeds"]}["rerank"]
+    assert spread["min"] == round(min(alone), 4) and spread["max"] == round(max(alone), 4)
+    assert spread["spread"] == round(max(alone) - min(alone), 4)
 
 
 def test_load_results_names_the_file_and_the_missing_key(benchmarks, tmp_path):

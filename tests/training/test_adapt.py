@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -16,47 +15,12 @@ from crossrank import Reranker  # noqa: E402
 from crossrank.cli import main  # noqa: E402
 from crossrank.errors import ArgumentError  # noqa: E402
 from crossrank.evaluation.reranking import evaluate  # noqa: E402
-from crossrank.testing import save_model  # noqa: E402
+from crossrank.testing import save_model, write_titled_corpus  # noqa: E402
 from crossrank.training.adaptation import FUSE_WEIGHT, RECIPE, adapt  # noqa: E402
 
-WORDS = ["wing", "shock", "plate", "nozzle", "vortex", "rotor", "flutter", "panel", "jet", "cone"]
 # small enough for a test: the recipe's other settings stay as they are
 TINY = dict(max_length=32, eval_queries=4, eval_top_n=5, negatives_depth=10, max_steps=6)
-
-
-def _rows(n: int = 24):
-    rows = []
-    for i in range(n):
-        a, b, c = WORDS[i % 10], WORDS[(i * 3 + 1) % 10], WORDS[(i * 7 + 2) % 10]
-        rows.append(
-            {
-                "_id": f"d{i}",
-                "title": f"measured {a} and {b} loads in case {i} .",
-                "text": f"the {a} was tested in tunnel {i} at low speed . results for the {b} "
-                f"agree with theory {i} . a new method for {c} loads is proposed here {i} .",
-            }
-        )
-    return rows
-
-
-def write_collection(root: Path, labelled: bool = False) -> str:
-    """A corpus; its queries and qrels are valid with ``labelled``, else broken so reading fails."""
-    rows = _rows()
-    root.mkdir(parents=True, exist_ok=True)
-    with gzip.open(root / "corpus.jsonl.gz", "wt", encoding="utf-8") as stream:
-        stream.write("".join(json.dumps(r) + "\n" for r in rows))
-    (root / "qrels").mkdir(exist_ok=True)
-    if not labelled:
-        (root / "queries.jsonl").write_text('{"_id": "q1", "text": "secret"}\nnot json\n')
-        (root / "qrels" / "test.tsv").write_text("bad header\n")
-        return str(root)
-    queries = [{"_id": f"q{w}", "text": f"what loads act on the {w}"} for w in WORDS[:5]]
-    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
-    qrels = ["query-id\tcorpus-id\tscore"] + [
-        f"q{w}\td{i}\t1" for w in WORDS[:5] for i in range(len(rows)) if w in rows[i]["title"]
-    ]
-    (root / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n")
-    return str(root)
+DOCUMENTS = 20  # write_titled_corpus: 10 topics of 2 documents, each can give a pseudo query
 
 
 @pytest.fixture
@@ -65,14 +29,14 @@ def base(tmp_path):
 
 
 def test_adapt_writes_pseudo_queries_a_model_and_its_summary_from_the_corpus_alone(tmp_path, base):
-    source = write_collection(tmp_path / "unlabelled")  # its queries/qrels would fail to load
+    source = str(write_titled_corpus(tmp_path / "unlabelled"))  # queries/qrels broken: unread
     before = sorted(p.read_bytes() for p in Path(source).rglob("*") if p.is_file())
     out = tmp_path / "run"
     result = adapt(source, base, str(out), seed=3, overrides=TINY, show_progress=False)
 
     assert result.model_dir == str(out / "model") and result.seed == 3
     assert result.pseudo["source_files_read"] == ["corpus.jsonl.gz"]
-    assert sum(result.pseudo["queries"].values()) == len(_rows())
+    assert sum(result.pseudo["queries"].values()) == DOCUMENTS
     assert result.training["steps"] == 6 and result.training["stopped_by"] == "schedule"
     assert result.training["kept_step"] == 6  # the recipe keeps the last weights
     assert set(result.training["held_out_nDCG@10"]) >= {"bm25", "model", "fused@0.5"}
@@ -90,7 +54,7 @@ def test_adapt_writes_pseudo_queries_a_model_and_its_summary_from_the_corpus_alo
     log = json.loads((out / "model" / "training_log.json").read_text())
     assert log["config"]["data_dir"] == str(out / "pseudo") and log["config"]["seed"] == 3
     scores = Reranker(result.model_dir, max_length=32).compute_score(
-        [("wing loads", "the wing was tested"), ("wing loads", "rotor theory")]
+        [("panda bamboo", "a panda is eat"), ("panda bamboo", "the sky is blue")]
     )
     assert len(scores) == 2 and all(s == s for s in scores)
     assert sorted(p.read_bytes() for p in Path(source).rglob("*") if p.is_file()) == before
@@ -98,7 +62,7 @@ def test_adapt_writes_pseudo_queries_a_model_and_its_summary_from_the_corpus_alo
 
 
 def test_adapt_measures_on_the_split_it_is_asked_for(tmp_path, base):
-    source = write_collection(tmp_path / "labelled", labelled=True)
+    source = str(write_titled_corpus(tmp_path / "labelled", labelled=True))
     result = adapt(
         source,
         base,
@@ -109,7 +73,7 @@ def test_adapt_measures_on_the_split_it_is_asked_for(tmp_path, base):
     )
     results = result.evaluation["results"]
     assert set(results) == {"bm25", "rerank", f"fused@{FUSE_WEIGHT:g}"}
-    assert result.evaluation["split"] == "test" and result.evaluation["num_queries"] == 5
+    assert result.evaluation["split"] == "test" and result.evaluation["num_queries"] == 10
     # the same BM25 and reranker figures as crossrank eval on the saved model
     report = evaluate(
         source,
@@ -121,11 +85,11 @@ def test_adapt_measures_on_the_split_it_is_asked_for(tmp_path, base):
         assert results[system]["nDCG@10"] == pytest.approx(
             report.results[system]["nDCG@10"], abs=1e-6
         )
-    assert "test (5 queries, BM25 top-100), nDCG@10: bm25" in result.table()
+    assert "test (10 queries, BM25 top-100), nDCG@10: bm25" in result.table()
 
 
 def test_adapt_refuses_bad_arguments_naming_them(tmp_path, base):
-    source = write_collection(tmp_path / "c")
+    source = str(write_titled_corpus(tmp_path / "c"))
     out = tmp_path / "run"
     out.mkdir()
     (out / "kept.txt").write_text("a previous run")
@@ -153,7 +117,7 @@ def test_adapt_refuses_bad_arguments_naming_them(tmp_path, base):
 
 
 def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, capsys):
-    source = write_collection(tmp_path / "c")
+    source = str(write_titled_corpus(tmp_path / "c"))
     out = tmp_path / "run"
     # the recipe's own settings on a tiny corpus: 3 epochs of ~20 queries
     argv = ["adapt", source, "--model", base, "--output", str(out), "--no-progress", "--json"]

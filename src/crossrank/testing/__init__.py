@@ -31,6 +31,7 @@ from .data import (
     SCORING_PAIRS,
     tiny_train_config,
     write_tiny_beir,
+    write_titled_corpus,
 )
 from .decoders import (
     BGE_PROMPT,
@@ -96,4 +97,5 @@ __all__ = [
     "stub_service",
     "tiny_train_config",
     "write_tiny_beir",
+    "write_titled_corpus",
 ]

@@ -107,6 +107,43 @@ def write_tiny_beir(root: Path, gz: bool = True) -> Path:
     return root
 
 
+def write_titled_corpus(root: Path, labelled: bool = False) -> Path:
+    """Write a corpus that pseudo queries can be made from (``crossrank adapt``'s input).
+
+    Per topic of the tiny BEIR dataset, two documents with a title of four or more words and a
+    text of three sentences (so both ``title`` and ``ict`` queries can be drawn). With
+    ``labelled``, test queries (``"what <word> <word>"``, one per topic) and their qrels (the
+    topic's two documents) are written too; without it the queries and qrels files are broken on
+    purpose, so any code that reads them fails.
+    """
+    root = Path(root)
+    corpus, queries, qrels = [], [], []
+    for t, (a, b, c) in enumerate(_TOPICS):
+        for i, (x, y) in enumerate(((a, b), (b, c))):
+            doc_id = f"t{t}-d{i}"
+            corpus.append(
+                {
+                    "_id": doc_id,
+                    "title": f"the {x} and the {y} {_FILLER[i]}",
+                    "text": f"a {x} is {c} . the {y} and {a} score . {_FILLER[i + 2]} {b} {x} .",
+                }
+            )
+            qrels.append((f"q{t}", doc_id, 1))
+        queries.append({"_id": f"q{t}", "text": f"what {a} {b}"})
+    root.mkdir(parents=True, exist_ok=True)
+    with gzip.open(root / "corpus.jsonl.gz", "wt", encoding="utf-8") as stream:
+        stream.write("".join(json.dumps(row) + "\n" for row in corpus))
+    (root / "qrels").mkdir(exist_ok=True)
+    if labelled:
+        (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+        rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in qrels]
+        (root / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
+    else:
+        (root / "queries.jsonl").write_text('{"_id": "q1", "text": "secret"}\nnot json\n')
+        (root / "qrels" / "test.tsv").write_text("bad header\n")
+    return root
+
+
 def tiny_train_config(data, base, out, **overrides: Any):
     """A ``TrainConfig`` for ``base`` on the tiny BEIR dataset at ``data``, writing to ``out``.
 
