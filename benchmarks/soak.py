@@ -87,15 +87,26 @@ async def soak(
     latencies: List[List[float]] = [[] for _ in range(windows)]
     statuses: Dict[str, int] = {}
     rss: List[Tuple[float, float]] = []
+    queued: List[List[float]] = [[] for _ in range(windows)]  # the queue's pairs, sampled
     total = min(int(rate * (warmup_s + seconds)), MAX_SOAK_REQUESTS)
     started = time.perf_counter()
     measured_from = started + warmup_s
 
-    async def sample_rss() -> None:
-        while time.perf_counter() - measured_from < seconds:
+    async def sample(client) -> None:
+        """Every RSS_EVERY_S of the measured part: the server's memory and its queue depth (a
+        queue that grows within a window means the load is above what the server keeps up with)."""
+        while (now := time.perf_counter() - measured_from) < seconds:
             value = rss_mib(pid)
-            if value is not None and time.perf_counter() >= measured_from:
-                rss.append((time.perf_counter() - measured_from, value))
+            if now >= 0:
+                if value is not None:
+                    rss.append((now, value))
+                response = await client.get(url + "/metrics")
+                depth = [
+                    float(line.split()[1])
+                    for line in response.text.splitlines()
+                    if line.startswith("crossrank_queue_pairs ")
+                ]
+                queued[min(windows - 1, int(now / window_s))] += depth
             await asyncio.sleep(RSS_EVERY_S)
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=256)) as client:
@@ -108,7 +119,7 @@ async def soak(
             if status == 200 and due >= measured_from:
                 latencies[min(windows - 1, int((due - measured_from) / window_s))].append(took)
 
-        sampler = asyncio.ensure_future(sample_rss())
+        sampler = asyncio.ensure_future(sample(client))
         await asyncio.wait_for(
             asyncio.gather(*(one(i) for i in range(total))), warmup_s + seconds + 300
         )
@@ -130,6 +141,7 @@ async def soak(
         "p99_ms": p99_ms(every),
         "p99_by_window_ms": [p99_ms(window) for window in latencies],
         "requests_by_window": [len(window) for window in latencies],
+        "queue_pairs_max_by_window": [max(window, default=None) for window in queued],
         "rss_after_warmup_mib": round(rss[0][1], 1) if rss else None,
         "rss_end_mib": round(rss[-1][1], 1) if rss else None,
         "rss_max_mib": round(max(v for _, v in rss), 1) if rss else None,
