@@ -104,9 +104,11 @@ def test_adapt_refuses_bad_arguments_naming_them(tmp_path, base):
         adapt(source, base, str(tmp_path / "r4"), overrides={"learning_rat": 1e-4})
     with pytest.raises(ArgumentError, match="negatives must be >= 1"):
         adapt(source, base, str(tmp_path / "r5"), overrides={"negatives": 0})
+    with pytest.raises(ArgumentError, match=r"kinds \(--kind\) must be one or more of"):
+        adapt(source, base, str(tmp_path / "r8"), kinds="title,question")
     with pytest.raises(FileNotFoundError, match="data_dir"):
         adapt(str(tmp_path / "missing"), base, str(tmp_path / "r6"))
-    assert not any((tmp_path / name).exists() for name in ("r2", "r3", "r4", "r6"))
+    assert not any((tmp_path / f"r{n}").exists() for n in (2, 3, 4, 5, 6, 8))
 
     untitled = tmp_path / "untitled"
     untitled.mkdir()

@@ -33,6 +33,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from ..errors import ArgumentError
 from .config import TrainConfig
+from .pseudo_queries import KINDS as PSEUDO_KINDS
 
 # The training settings of the route (TrainConfig fields); ``overrides`` may replace any of them.
 RECIPE: Dict[str, Any] = dict(
@@ -187,6 +188,9 @@ def adapt(
 
     overrides = dict(overrides or {})
     _check(budget_minutes, evaluate_split, overrides)
+    kinds = kinds.split(",") if isinstance(kinds, str) else list(kinds)
+    if not kinds or any(kind.strip() not in PSEUDO_KINDS for kind in kinds):
+        raise ArgumentError(f"kinds (--kind) must be one or more of {PSEUDO_KINDS}, got {kinds!r}")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data_dir (DATA_DIR) {data_dir!r} is not a directory")
     settings = {**RECIPE, **overrides}
