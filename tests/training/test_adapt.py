@@ -124,7 +124,7 @@ def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, 
     # the recipe's own settings on a tiny corpus: 3 epochs of ~20 queries
     argv = ["adapt", source, "--model", base, "--output", str(out), "--no-progress", "--json"]
     assert main(argv + ["--kind", "title", "--seed", "7", "--device", "cpu"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = json.loads(capsys.readouterr().out)  # --json: stdout is the summary alone
     assert summary["seed"] == 7 and list(summary["pseudo"]["queries"]) == ["title"]
     assert summary["settings"]["device"] == "cpu"
     assert summary["training"]["stopped_by"] == "schedule"
