@@ -18,10 +18,10 @@ Phases (each bounded in requests and in time):
    answered (the client retries a failed one up to :data:`RETRIES` times), none lost, and answers
    from a new replica process afterwards.
 
-On a machine with several CPUs the server runs pinned to all but the last (its torch threads as
-many) and this load generator to the last one (``--server-cpus``, ``--client-cpus``): sharing
-cores, the client's bursts stall the server's OpenMP threads and the per-minute p99 measures that
-contention rather than the server. The Ray phase runs unpinned.
+With ``--pin`` the server runs pinned to all but the last CPU (its torch threads as many) and this
+load generator to the last one (``--server-cpus``, ``--client-cpus``), so that the client's bursts
+cannot stall the server's OpenMP threads; the Ray phase runs unpinned. On 2 cores this did not
+steady the per-minute p99 (benchmarks/RESULTS.md, Serve), so it is not the default.
 
     python -m benchmarks.soak --model minilm --synthetic                 # the 10-minute soak
     python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --warmup-minutes 0.05 \
@@ -165,6 +165,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server and load generator on separate CPUs (see --server-cpus, --client-cpus)",
+    )
+    parser.add_argument(
         "--server-cpus",
         default=None,
         help="CPUs of the server, e.g. 0 or 0-2 (default: all but the last)",
@@ -185,14 +190,15 @@ def main(argv=None) -> int:
     command = [sys.executable, "-m", "crossrank.cli", "serve", "--model", model,
                "--port", str(port), "--device", args.device, "--max-length", str(args.max_length),
                "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    server_cpus, client_cpus = cpu_split(args.server_cpus, args.client_cpus)
     everywhere = os.sched_getaffinity(0)
-    threads = str(len(server_cpus))  # torch's threads: one per CPU the server may use
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    server = Server(
-        "crossrank", ["taskset", "-c", ",".join(map(str, server_cpus))] + command, port,
-        "/health", logs / "soak.log", env=env,
-    )  # fmt: skip
+    server_cpus, client_cpus = sorted(everywhere), sorted(everywhere)
+    env = None
+    if args.pin:
+        server_cpus, client_cpus = cpu_split(args.server_cpus, args.client_cpus)
+        threads = str(len(server_cpus))  # torch's threads: one per CPU the server may use
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        command = ["taskset", "-c", ",".join(map(str, server_cpus))] + command
+    server = Server("crossrank", command, port, "/health", logs / "soak.log", env=env)
     os.sched_setaffinity(0, client_cpus)
     rows, notes = [], []
     try:
@@ -246,15 +252,15 @@ def main(argv=None) -> int:
     if args.ray_kill:
         rows.append({"phase": "ray_replica_killed", **ray_phase(model, work, args, logs)})
     notes.append(
-        f"loopback only; server pinned to CPUs {server_cpus} ({threads} torch threads), the load "
-        f"generator to CPUs {client_cpus}; the Ray phase unpinned"
+        f"loopback only; server on CPUs {server_cpus}, the load generator on CPUs {client_cpus}"
+        + ("; the Ray phase unpinned" if args.pin else "")
     )
     settings = {"model": args.model, "minutes": args.minutes, "load": args.load,
                 "warmup_minutes": args.warmup_minutes, "queries": args.queries,
                 "clients": args.clients, "documents_per_request": args.candidates,
                 "max_length": args.max_length, "device": args.device,
                 "synthetic": args.synthetic, "disconnects": args.disconnects,
-                "ray_kill": args.ray_kill, "server_cpus": server_cpus,
+                "ray_kill": args.ray_kill, "pin": args.pin, "server_cpus": server_cpus,
                 "client_cpus": client_cpus}  # fmt: skip
     title = "crossrank serve soak: memory drift, p99 over time, disconnects, SIGTERM under load"
     write_result("soak", title, settings, {"rows": rows}, args.output, notes, argv)
