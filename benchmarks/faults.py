@@ -21,13 +21,23 @@ REPLICA_HEADER = "x-crossrank-replica"
 REPLACE_TIMEOUT_S = 180  # how long the Ray phase waits to see the killed replica replaced
 
 
-async def ask(client, url: str, body: dict) -> Tuple[Optional[int], float]:
-    """(status or None when the transport failed, seconds)."""
+TIMING_HEADERS = ("x-queue-time", "x-tokenization-time", "x-inference-time")
+
+
+async def ask(
+    client, url: str, body: dict, timings: Optional[dict] = None
+) -> Tuple[Optional[int], float]:
+    """(status or None when the transport failed, seconds); ``timings`` gets the server's own
+    timing headers (ms) of an answered request."""
     import httpx
 
     started = time.perf_counter()
     try:
         response = await client.post(url + ROUTE, json=body)
+        if timings is not None:
+            timings.update(
+                {h: float(response.headers[h]) for h in TIMING_HEADERS if h in response.headers}
+            )
         ok = response.status_code != 200 or len(response.json()["results"]) == len(
             body["documents"]
         )

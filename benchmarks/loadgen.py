@@ -187,6 +187,22 @@ def rss_mib(pid: int) -> Optional[float]:
     return int(match.group(1)) / 1024 if match else None
 
 
+def cpu_times(pid: int) -> Optional[Tuple[float, float]]:
+    """(the process's CPU seconds, the host's stolen CPU seconds) so far, Linux /proc; None where
+    unreadable. Steal is time a virtual machine's CPUs waited for the host: a window in which it
+    rises, or the server gets less CPU, slows the server whatever its own code does."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        host = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    # stat fields after the name: state is the 1st, utime the 12th, stime the 13th
+    own = (int(fields[11]) + int(fields[12])) / tick
+    steal = int(host[8]) / tick if len(host) > 8 else 0.0
+    return own, steal
+
+
 def metric(url: str, sample: str) -> float:
     import httpx
 

@@ -43,7 +43,7 @@ from typing import Dict, List, Optional, Tuple
 from benchmarks import workload
 from benchmarks.common import add_output_argument, percentile, write_result
 from benchmarks.faults import ask, disconnects, ray_phase, sigterm_under_load, wait_until
-from benchmarks.loadgen import Server, cpu_split, free_port, metric, rss_mib
+from benchmarks.loadgen import Server, cpu_split, cpu_times, free_port, metric, rss_mib
 
 MAX_SOAK_REQUESTS = 1_000_000  # the open loop never schedules more than this
 RSS_EVERY_S = 2.0
@@ -88,6 +88,10 @@ async def soak(
     statuses: Dict[str, int] = {}
     rss: List[Tuple[float, float]] = []
     queued: List[List[float]] = [[] for _ in range(windows)]  # the queue's pairs, sampled
+    # per request: the server's own queue and inference time (its timing headers), to tell a
+    # window slowed by a backlog from one whose forwards ran slow
+    server_ms: List[List[dict]] = [[] for _ in range(windows)]
+    cpu: List[Tuple[float, Tuple[float, float]]] = []  # (time, (server CPU s, host steal s))
     total = min(int(rate * (warmup_s + seconds)), MAX_SOAK_REQUESTS)
     started = time.perf_counter()
     measured_from = started + warmup_s
@@ -100,6 +104,9 @@ async def soak(
             if now >= 0:
                 if value is not None:
                     rss.append((now, value))
+                times = cpu_times(pid)
+                if times is not None:
+                    cpu.append((now, times))
                 response = await client.get(url + "/metrics")
                 depth = [
                     float(line.split()[1])
@@ -114,10 +121,13 @@ async def soak(
         async def one(i: int) -> None:
             due = started + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            status, took = await ask(client, url, work[i % len(work)])
+            timings: dict = {}
+            status, took = await ask(client, url, work[i % len(work)], timings)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if status == 200 and due >= measured_from:
-                latencies[min(windows - 1, int((due - measured_from) / window_s))].append(took)
+                window = min(windows - 1, int((due - measured_from) / window_s))
+                latencies[window].append(took)
+                server_ms[window].append(timings)
 
         sampler = asyncio.ensure_future(sample(client))
         await asyncio.wait_for(
@@ -129,6 +139,21 @@ async def soak(
 
     def p99_ms(values: List[float]) -> Optional[float]:
         return round(1000 * percentile(values, 99, "nearest"), 1) if values else None
+
+    def p99_header(window: List[dict], header: str) -> Optional[float]:
+        values = [t[header] for t in window if header in t]
+        return round(percentile(values, 99, "nearest"), 1) if values else None
+
+    def per_window(which: int) -> List[Optional[float]]:
+        """CPU seconds per second in each window: the server's (0) or the host's steal (1)."""
+        shares = []
+        for k in range(windows):
+            inside = [(t, v[which]) for t, v in cpu if k * window_s <= t <= (k + 1) * window_s]
+            if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+                shares.append(None)
+                continue
+            shares.append(round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3))
+        return shares
 
     return {
         "requests": total,
@@ -142,6 +167,10 @@ async def soak(
         "p99_by_window_ms": [p99_ms(window) for window in latencies],
         "requests_by_window": [len(window) for window in latencies],
         "queue_pairs_max_by_window": [max(window, default=None) for window in queued],
+        "server_p99_queue_by_window_ms": [p99_header(w, "x-queue-time") for w in server_ms],
+        "server_p99_inference_by_window_ms": [p99_header(w, "x-inference-time") for w in server_ms],
+        "server_cpu_per_s_by_window": per_window(0),
+        "host_steal_per_s_by_window": per_window(1),
         "rss_after_warmup_mib": round(rss[0][1], 1) if rss else None,
         "rss_end_mib": round(rss[-1][1], 1) if rss else None,
         "rss_max_mib": round(max(v for _, v in rss), 1) if rss else None,
