@@ -123,7 +123,7 @@ for pkg in integrations/langchain integrations/llama-index integrations/haystack
 done
 if [ -d notebooks ] && ls notebooks/*.ipynb >/dev/null 2>&1; then
   stage "A: notebooks (the first one trains the offline demo reranker into runs/demo-reranker)"
-  run_pytest .venv-test -q -p no:cacheprovider --nbmake --nbmake-timeout=900 notebooks
+  run_pytest .venv-test -q -p no:cacheprovider --durations=6 --nbmake --nbmake-timeout=900 notebooks
 fi
 stage "A: docs: strict build, every Python block of README.md and docs/, the site in Chromium"
 bash scripts/docs/check.sh
