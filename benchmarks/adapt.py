@@ -48,7 +48,8 @@ def seed_row(seed: int, summary: dict) -> dict:
             "wall_minutes": summary["minutes"],
             "steps": summary["training"]["steps"],
             "stopped_by": summary["training"]["stopped_by"],
-            "pseudo_queries": sum(summary["pseudo"]["queries"].values()),
+            "pseudo_queries": summary["pseudo"]["pseudo_queries"],
+            "mixed_queries": sum(m["queries"] for m in summary["pseudo"]["mix"]),
         }
     )
     held_out = summary["training"]["held_out_nDCG@10"] or {}  # pseudo queries, never the labels
