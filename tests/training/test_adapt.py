@@ -153,5 +153,7 @@ def test_adapt_mixes_a_labelled_collection_with_the_pseudo_queries(tmp_path, bas
     assert sum(q.startswith(mixed["prefix"]) for q in trained_on) == 10
     assert sorted(p.read_bytes() for p in labelled.rglob("*") if p.is_file()) == before
 
-    assert main(argv + ["--overwrite", "--mix", str(tmp_path / "nowhere")]) == 2
+    fresh = ["adapt", source, "--model", base, "--output", str(tmp_path / "new"), "--no-progress"]
+    assert main(fresh + ["--mix", str(tmp_path / "nowhere")]) == 2
     assert "--mix" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # refused before anything was written
