@@ -3,7 +3,6 @@ batcher), the limits, the API keys and the metrics."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from typing import Any, Dict, List, Mapping, Optional
@@ -15,19 +14,6 @@ from .models import MODEL_HEADER, ModelState, unknown_model
 from .settings import ServeSettings
 
 logger = logging.getLogger("crossrank.serve")
-
-
-def freeze_loaded_objects() -> None:
-    """Keep the garbage collector's full passes off what was loaded, for the process's life.
-
-    torch, transformers and a model leave ~400,000 objects that live as long as the server.
-    Every full collection (Python starts one on its own once enough request objects survive)
-    walks all of them holding the GIL, for a second or more on 2 CPU cores, during which no
-    request is read and no batch starts: the p99 bursts of the soak (benchmarks/RESULTS.md,
-    Serve). Collected first, so only live objects are frozen (``gc.freeze``).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class ServiceState:
@@ -113,7 +99,6 @@ class ServiceState:
                 if self.on_load_error is not None:
                     self.on_load_error(error)
                 return
-        freeze_loaded_objects()
 
     def stop(self) -> None:
         """Finish every accepted request, then end the workers."""
