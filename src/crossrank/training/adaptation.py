@@ -34,7 +34,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 from ..errors import ArgumentError
 from .config import TrainConfig
 from .pseudo_queries import KINDS as PSEUDO_KINDS
-from .pseudo_queries import parse_mix
+from .pseudo_queries import check_mixes
 
 # The training settings of the route (TrainConfig fields); ``overrides`` may replace any of them.
 RECIPE: Dict[str, Any] = dict(
@@ -197,10 +197,7 @@ def adapt(
         raise ArgumentError(f"kinds (--kind) must be one or more of {PSEUDO_KINDS}, got {kinds!r}")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data_dir (DATA_DIR) {data_dir!r} is not a directory")
-    mixes = [] if mix is None else [mix] if isinstance(mix, (str, os.PathLike)) else list(mix)
-    for path, _ in map(parse_mix, mixes):  # a wrong --mix fails before anything is written
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"mix (--mix) {path!r} is not a directory")
+    check_mixes(mix)  # a wrong --mix fails before anything is written
     settings = {**RECIPE, **overrides}
     model_dir, pseudo_dir = Path(output_dir) / MODEL_DIR, Path(output_dir) / PSEUDO_DIR
     config = TrainConfig(
@@ -220,7 +217,7 @@ def adapt(
     threads = torch.get_num_threads()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     pseudo = make_pseudo_dataset(
-        data_dir, pseudo_dir, kinds=kinds, seed=seed, mix=mixes, overwrite=True
+        data_dir, pseudo_dir, kinds=kinds, seed=seed, mix=mix, overwrite=True
     )
     if not pseudo["pseudo_queries"]:
         raise ValueError(

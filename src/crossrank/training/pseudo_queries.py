@@ -40,7 +40,7 @@ _ABBREVIATIONS = frozenset(
 )
 _CLOSERS = "\"')]}\u201d\u2019"
 
-__all__ = ["KINDS", "make_pseudo_dataset", "split_sentences", "parse_mix"]
+__all__ = ["KINDS", "check_mixes", "make_pseudo_dataset", "split_sentences", "parse_mix"]
 
 
 def split_sentences(text: str) -> List[str]:
@@ -101,6 +101,17 @@ def parse_mix(spec: str) -> Tuple[str, str]:
     ):
         return head, split
     return spec, "train"
+
+
+def check_mixes(mix: Union[None, str, Sequence[str]]) -> List[Tuple[str, str]]:
+    """``mix`` (one ``"DIR[:SPLIT]"`` or several) as ``(dir, split)`` pairs, each dir checked to
+    exist: callers check before they write anything."""
+    mixes = [] if mix is None else [mix] if isinstance(mix, (str, os.PathLike)) else list(mix)
+    parsed = [parse_mix(m) for m in mixes]
+    for path, _ in parsed:
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"mix (--mix) {path!r} is not a directory")
+    return parsed
 
 
 def _check_arguments(kinds, max_queries, mix_max_queries, min_words, max_words) -> Tuple[str, ...]:
@@ -249,13 +260,10 @@ def make_pseudo_dataset(
     """
     kinds = _check_arguments(kinds, max_queries, mix_max_queries, min_query_words, max_query_words)
     source_dir = os.fspath(source_dir)
-    mixes = [] if mix is None else [mix] if isinstance(mix, (str, os.PathLike)) else list(mix)
-    mixes = [parse_mix(m) for m in mixes]
+    mixes = check_mixes(mix)
     corpus_path, corpus = _read_corpus(source_dir)
     loaded = []
     for path, split in mixes:
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"mix (--mix) {path!r} is not a directory")
         if os.path.samefile(path, source_dir):
             raise ValueError(
                 f"mix (--mix) {path!r} is the source collection: its qrels stay unread"
