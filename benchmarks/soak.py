@@ -2,7 +2,9 @@
 
 Phases (each bounded in requests and in time):
 
-1. capacity: closed-loop clients for ``--capacity-seconds``: requests/s the server sustains.
+1. capacity: closed-loop clients for ``--capacity-seconds``, then (``--capacity open``, the
+   default) open-loop steps from 50% of that figure up, ``--capacity-step-seconds`` each: the
+   highest rate the server keeps up with when requests arrive one by one, as in the soak.
 2. soak: open loop at ``--load`` (default 80%) of that rate for ``--minutes``: resident memory of
    the server process sampled every few seconds after ``--warmup-minutes`` of the same load, p99
    of every window (a minute, or a tenth of a shorter run) of the measured part, first and last
@@ -25,7 +27,7 @@ steady the per-minute p99 (benchmarks/RESULTS.md, Serve), so it is not the defau
 
     python -m benchmarks.soak --model minilm --synthetic                 # the 10-minute soak
     python -m benchmarks.soak --model tiny --synthetic --minutes 0.2 --warmup-minutes 0.05 \
-        --disconnects 50 --capacity-seconds 3                             # smoke run
+        --disconnects 50 --capacity-seconds 3 --capacity-step-seconds 2   # smoke run
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -47,6 +50,10 @@ from benchmarks.loadgen import Server, cpu_split, cpu_times, free_port, metric, 
 
 MAX_SOAK_REQUESTS = 1_000_000  # the open loop never schedules more than this
 RSS_EVERY_S = 2.0
+# open-loop capacity: offered rates as shares of the closed-loop figure, and the share of the
+# offered rate a step must be answered at to count as kept up with
+CAPACITY_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
+KEEP_UP = 0.97
 
 
 def bodies(requests: List[Tuple[str, List[str]]]) -> List[dict]:
@@ -74,6 +81,48 @@ async def capacity(url: str, work: List[dict], seconds: float, clients: int) -> 
         return done / (time.perf_counter() - started)
 
 
+def open_loop_capacity(url: str, pid: int, work: List[dict], start_rate: float, step_s: float):
+    """The highest open-loop rate the server keeps up with, stepping up from ``start_rate``.
+
+    Closed-loop clients keep several requests queued, so the server's rounds are larger, and
+    cheaper per pair, than those of requests arriving one by one: 80% of a closed-loop capacity can
+    sit at the open loop's own limit. Each step offers a rate for ``step_s``; a step is kept while
+    the server answers at least :data:`KEEP_UP` of it (a growing backlog stretches the time to the
+    last answer). Returns the last kept step's achieved rate and every step's row.
+    """
+    steps, kept = [], None
+    for factor in CAPACITY_STEPS:
+        rate = factor * start_rate
+        step = asyncio.run(soak(url, pid, work, rate, step_s))
+        keeps_up = step["achieved_per_s"] >= KEEP_UP * rate and step["lost"] == 0
+        steps.append(
+            {
+                "offered_per_s": round(rate, 2),
+                "achieved_per_s": step["achieved_per_s"],
+                "p99_ms": step["p99_ms"],
+                "queue_pairs_max": max(
+                    (v for v in step["queue_pairs_max_by_window"] if v is not None), default=None
+                ),
+                "server_cpu_per_s": step["server_cpu_per_s"],
+                "keeps_up": keeps_up,
+            }
+        )
+        print(json.dumps(steps[-1]), flush=True)
+        if not keeps_up:
+            break
+        kept = step["achieved_per_s"]
+    return kept if kept is not None else steps[0]["achieved_per_s"], steps
+
+
+def achieved_rate(answered: int, seconds_to_last_answer: float, latencies: List[float]) -> float:
+    """Answers per second of an open-loop run, over the time from the first send to the last
+    answer less one median latency (the last request's own): the offered rate while the server
+    keeps up; above its limit the backlog's drain stretches that time and this falls to the rate
+    it sustains."""
+    typical = statistics.median(latencies) if latencies else 0.0
+    return round(answered / max(1e-9, seconds_to_last_answer - typical), 2)
+
+
 async def soak(
     url: str, pid: int, work: List[dict], rate: float, seconds: float, warmup_s: float = 0.0
 ) -> dict:
@@ -95,6 +144,8 @@ async def soak(
     total = min(int(rate * (warmup_s + seconds)), MAX_SOAK_REQUESTS)
     started = time.perf_counter()
     measured_from = started + warmup_s
+    last_answer = started
+    all_took: List[float] = []
 
     async def sample(client) -> None:
         """Every RSS_EVERY_S of the measured part: the server's memory and its queue depth (a
@@ -119,11 +170,15 @@ async def soak(
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=256)) as client:
 
         async def one(i: int) -> None:
+            nonlocal last_answer
             due = started + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             timings: dict = {}
             status, took = await ask(client, url, work[i % len(work)], timings)
+            last_answer = max(last_answer, time.perf_counter())
             statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if status == 200:
+                all_took.append(took)
             if status == 200 and due >= measured_from:
                 window = min(windows - 1, int((due - measured_from) / window_s))
                 latencies[window].append(took)
@@ -144,20 +199,18 @@ async def soak(
         values = [t[header] for t in window if header in t]
         return round(percentile(values, 99, "nearest"), 1) if values else None
 
-    def per_window(which: int) -> List[Optional[float]]:
-        """CPU seconds per second in each window: the server's (0) or the host's steal (1)."""
-        shares = []
-        for k in range(windows):
-            inside = [(t, v[which]) for t, v in cpu if k * window_s <= t <= (k + 1) * window_s]
-            if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
-                shares.append(None)
-                continue
-            shares.append(round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3))
-        return shares
+    def per_window(which: int, start: float, length: float) -> Optional[float]:
+        """CPU seconds per second from ``start`` for ``length`` seconds of the measured part: the
+        server's (0) or the host's steal (1)."""
+        inside = [(t, v[which]) for t, v in cpu if start <= t <= start + length]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
 
     return {
         "requests": total,
         "rate_per_s": round(rate, 2),
+        "achieved_per_s": achieved_rate(statuses.get("200", 0), last_answer - started, all_took),
         "warmup_s": warmup_s,
         "statuses": statuses,
         "lost": sum(n for s, n in statuses.items() if s not in ("200", "429")),
@@ -169,8 +222,13 @@ async def soak(
         "queue_pairs_max_by_window": [max(window, default=None) for window in queued],
         "server_p99_queue_by_window_ms": [p99_header(w, "x-queue-time") for w in server_ms],
         "server_p99_inference_by_window_ms": [p99_header(w, "x-inference-time") for w in server_ms],
-        "server_cpu_per_s_by_window": per_window(0),
-        "host_steal_per_s_by_window": per_window(1),
+        "server_cpu_per_s": per_window(0, 0.0, seconds),
+        "server_cpu_per_s_by_window": [
+            per_window(0, k * window_s, window_s) for k in range(windows)
+        ],
+        "host_steal_per_s_by_window": [
+            per_window(1, k * window_s, window_s) for k in range(windows)
+        ],
         "rss_after_warmup_mib": round(rss[0][1], 1) if rss else None,
         "rss_end_mib": round(rss[-1][1], 1) if rss else None,
         "rss_max_mib": round(max(v for _, v in rss), 1) if rss else None,
@@ -187,6 +245,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--load", type=float, default=0.8, help="share of measured capacity")
     parser.add_argument("--capacity-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--capacity",
+        choices=("open", "closed"),
+        default="open",
+        help="the capacity --load is a share of: open-loop steps (default) or closed-loop clients",
+    )
+    parser.add_argument("--capacity-step-seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=8, help="closed-loop clients")
     parser.add_argument("--candidates", type=int, default=20, help="documents per request")
     parser.add_argument("--queries", type=int, default=50)
@@ -233,7 +298,12 @@ def main(argv=None) -> int:
     try:
         server.wait_ready()
         asyncio.run(capacity(server.url, work, min(3.0, args.capacity_seconds), args.clients))
-        rate = asyncio.run(capacity(server.url, work, args.capacity_seconds, args.clients))
+        closed_rate = asyncio.run(capacity(server.url, work, args.capacity_seconds, args.clients))
+        rate, steps = closed_rate, []
+        if args.capacity == "open":
+            rate, steps = open_loop_capacity(
+                server.url, server.process.pid, work, closed_rate, args.capacity_step_seconds
+            )
         soaked = asyncio.run(
             soak(
                 server.url,
@@ -252,7 +322,9 @@ def main(argv=None) -> int:
         p99_change = None
         if soaked["p99_first_ms"] and soaked["p99_last_ms"]:
             p99_change = soaked["p99_last_ms"] / soaked["p99_first_ms"] - 1
+        rows += [{"phase": "capacity step", **step} for step in steps]
         rows.append({"phase": "soak", "capacity_rps": round(rate, 2),
+                     "closed_loop_capacity_rps": round(closed_rate, 2),
                      "rss_drift": None if drift is None else round(drift, 4),
                      "p99_last_vs_first": None if p99_change is None else round(p99_change, 4),
                      **{k: json.dumps(v) if isinstance(v, (dict, list)) else v
@@ -285,6 +357,7 @@ def main(argv=None) -> int:
         + ("; the Ray phase unpinned" if args.pin else "")
     )
     settings = {"model": args.model, "minutes": args.minutes, "load": args.load,
+                "capacity": args.capacity, "capacity_step_seconds": args.capacity_step_seconds,
                 "warmup_minutes": args.warmup_minutes, "queries": args.queries,
                 "clients": args.clients, "documents_per_request": args.candidates,
                 "max_length": args.max_length, "device": args.device,

@@ -128,6 +128,17 @@ def test_stored_results_are_valid_and_results_md_names_only_stored_files(benchma
     assert named <= stored, named - stored
 
 
+def test_soak_capacity_counts_a_growing_backlog_as_not_keeping_up(benchmarks):
+    from benchmarks.soak import KEEP_UP, achieved_rate
+
+    # 300 requests offered over 30 s, each answered after ~0.5 s: the server kept up
+    kept_up = achieved_rate(300, 30.0 + 0.5, [0.4, 0.5, 0.6])
+    assert kept_up == pytest.approx(10.0, rel=0.01)
+    # the same 300 at a server that sustains 8/s: a 7.5 s backlog drains after the last send
+    behind = achieved_rate(300, 37.5 + 0.5, [0.4, 0.5, 6.0])
+    assert behind == pytest.approx(8.0, rel=0.01) and behind < KEEP_UP * 10.0
+
+
 def test_no_benchmark_edits_sys_path():
     offenders = [
         str(path.relative_to(ROOT))
