@@ -4,7 +4,8 @@ Phases (each bounded in requests and in time):
 
 1. capacity: closed-loop clients for ``--capacity-seconds``, then (``--capacity open``, the
    default) open-loop steps from 50% of that figure up, ``--capacity-step-seconds`` each: the
-   highest rate the server keeps up with when requests arrive one by one, as in the soak.
+   highest rate the server keeps up with, its p99 within twice the lightest step's, when requests
+   arrive one by one as in the soak.
 2. soak: open loop at ``--load`` (default 80%) of that rate for ``--minutes``: resident memory of
    the server process sampled every few seconds after ``--warmup-minutes`` of the same load, p99
    of every window (a minute, or a tenth of a shorter run) of the measured part, first and last
@@ -54,6 +55,10 @@ RSS_EVERY_S = 2.0
 # offered rate a step must be answered at to count as kept up with
 CAPACITY_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 KEEP_UP = 0.97
+# ... and how far its p99 may rise over the lightest step's. Throughput alone finds no limit: a
+# deeper queue makes larger, cheaper rounds, so a server keeps answering what it is offered well
+# past the point where its latency climbs
+LATENCY_KNEE = 2.0
 
 
 def bodies(requests: List[Tuple[str, List[str]]]) -> List[dict]:
@@ -88,13 +93,20 @@ def open_loop_capacity(url: str, pid: int, work: List[dict], start_rate: float, 
     cheaper per pair, than those of requests arriving one by one: 80% of a closed-loop capacity can
     sit at the open loop's own limit. Each step offers a rate for ``step_s``; a step is kept while
     the server answers at least :data:`KEEP_UP` of it (a growing backlog stretches the time to the
-    last answer). Returns the last kept step's achieved rate and every step's row.
+    last answer) with a p99 within :data:`LATENCY_KNEE` times the first step's: the knee of the
+    latency curve. Returns the last kept step's achieved rate and every step's row.
     """
     steps, kept = [], None
     for factor in CAPACITY_STEPS:
         rate = factor * start_rate
         step = asyncio.run(soak(url, pid, work, rate, step_s))
-        keeps_up = step["achieved_per_s"] >= KEEP_UP * rate and step["lost"] == 0
+        light = steps[0]["p99_ms"] if steps else step["p99_ms"]
+        keeps_up = (
+            step["achieved_per_s"] >= KEEP_UP * rate
+            and step["lost"] == 0
+            and step["p99_ms"] is not None
+            and step["p99_ms"] <= LATENCY_KNEE * light
+        )
         steps.append(
             {
                 "offered_per_s": round(rate, 2),
