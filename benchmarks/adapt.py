@@ -24,8 +24,9 @@ import sys
 
 from benchmarks.common import ROOT, add_output_argument, display_path, write_result
 from crossrank import testing
+from crossrank.training.adaptation import FUSE_WEIGHT
 
-SYSTEMS = ("bm25", "rerank", "fused@0.5")
+SYSTEMS = ("bm25", "rerank", f"fused@{FUSE_WEIGHT:g}")
 
 
 def adapt_command(args, seed: int, output: str) -> list:

@@ -32,6 +32,7 @@ MAINTAINED = (
     "gpu_real_set",
     "soak",
     "adapt",
+    "fusion_weight",
 )
 
 
@@ -91,6 +92,40 @@ def test_adapt_runs_each_seed_in_its_own_process_and_reports_the_spread(
     spread = {line["system"]: line for line in figures["over_seeds"]}["rerank"]
     assert spread["min"] == round(min(alone), 4) and spread["max"] == round(max(alone), 4)
     assert spread["spread"] == round(max(alone) - min(alone), 4)
+
+
+def test_fusion_weight_scores_once_and_fuses_at_every_weight(benchmarks, bert_dir, tmp_path):
+    from benchmarks import fusion_weight
+    from crossrank import Reranker
+    from crossrank.evaluation import evaluate
+    from crossrank.testing import write_titled_corpus
+
+    data = write_titled_corpus(tmp_path / "corpus", labelled=True)
+    argv = ["--data", str(data), "--models", bert_dir, "--chosen", "0.6"]
+    argv += ["--cache", str(tmp_path / "cache")]
+    fusion_weight.main([*argv, "--output", str(tmp_path / "first.json")])
+    [cached] = (tmp_path / "cache").iterdir()
+    stamp = cached.stat().st_mtime_ns
+    fusion_weight.main([*argv, "--output", str(tmp_path / "second.json")])
+    assert cached.stat().st_mtime_ns == stamp  # the second run read the scores, scored nothing
+
+    first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("first", "second"))
+    assert first["figures"]["rows"] == second["figures"]["rows"]
+    [row] = first["figures"]["rows"]
+    assert [k for k in row if k.startswith("minmax@")] == [
+        f"minmax@{w:g}" for w in fusion_weight.WEIGHTS
+    ]
+    report = evaluate(
+        str(data), Reranker(bert_dir, max_length=128), fuse_weight=0.6, show_progress=False
+    )
+    assert row["minmax@0"] == round(report.results["rerank"]["nDCG@10"], 4)
+    assert row["minmax@1"] == round(report.results["bm25"]["nDCG@10"], 4)
+    assert row["minmax@0.6"] == round(report.results["fused@0.6"]["nDCG@10"], 4)
+    best = first["figures"]["best_weight"]
+    assert 0 < best < 1 and row[f"minmax@{best:g}"] == max(
+        row[f"minmax@{w:g}"] for w in fusion_weight.WEIGHTS[1:-1]
+    )
+    assert first["figures"]["chosen_weight"] == 0.6
 
 
 def test_load_results_names_the_file_and_the_missing_key(benchmarks, tmp_path):
