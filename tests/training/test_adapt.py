@@ -16,7 +16,7 @@ from crossrank.cli import main  # noqa: E402
 from crossrank.errors import ArgumentError  # noqa: E402
 from crossrank.evaluation.reranking import evaluate  # noqa: E402
 from crossrank.testing import save_model, write_titled_corpus  # noqa: E402
-from crossrank.training.adaptation import FUSE_WEIGHT, RECIPE, adapt  # noqa: E402
+from crossrank.training.adaptation import AGREEMENT_TOP, FUSE_WEIGHT, RECIPE, adapt  # noqa: E402
 
 # small enough for a test: the recipe's other settings stay as they are
 TINY = dict(max_length=32, eval_queries=4, eval_top_n=5, negatives_depth=10, max_steps=6)
@@ -36,6 +36,8 @@ def test_adapt_writes_pseudo_queries_a_model_and_its_summary_from_the_corpus_alo
 
     assert result.model_dir == str(out / "model") and result.seed == 3
     assert result.pseudo["source_files_read"] == ["corpus.jsonl.gz"]
+    # the round-trip filter ran: every title shares its words with its own text here
+    assert result.pseudo["agreement_top"] == AGREEMENT_TOP
     assert sum(result.pseudo["queries"].values()) == DOCUMENTS
     assert result.training["steps"] == 6 and result.training["stopped_by"] == "schedule"
     assert result.training["kept_step"] == 6  # the recipe keeps the last weights
@@ -121,11 +123,12 @@ def test_adapt_refuses_bad_arguments_naming_them(tmp_path, base):
 def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, capsys):
     source = str(write_titled_corpus(tmp_path / "c"))
     out = tmp_path / "run"
-    # the recipe's own settings on a tiny corpus: 3 epochs of ~20 queries
+    # the recipe's own settings on a tiny corpus: 4 epochs of ~20 queries
     argv = ["adapt", source, "--model", base, "--output", str(out), "--no-progress", "--json"]
     assert main(argv + ["--kind", "title", "--seed", "7", "--device", "cpu"]) == 0
     summary = json.loads(capsys.readouterr().out)  # --json: stdout is the summary alone
     assert summary["seed"] == 7 and list(summary["pseudo"]["queries"]) == ["title"]
+    assert summary["pseudo"]["agreement_top"] == AGREEMENT_TOP
     assert summary["settings"]["device"] == "cpu"
     assert summary["training"]["stopped_by"] == "schedule"
     assert json.loads((out / "adapt.json").read_text()) == summary
@@ -134,6 +137,10 @@ def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, 
     assert "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--budget-minutes", "0.5"]) == 2
     assert "--budget-minutes" in capsys.readouterr().err
+    # 0 turns the filter off
+    more = ["--overwrite", "--kind", "title", "--bm25-agreement", "0"]
+    assert main(argv + more + ["--budget-minutes", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["pseudo"]["agreement_top"] is None
 
 
 def test_adapt_mixes_a_labelled_collection_with_the_pseudo_queries(tmp_path, base, capsys):

@@ -215,6 +215,33 @@ def test_output_directory_rules(tmp_path):
     assert (Path(source) / "corpus.jsonl.gz").is_file()
 
 
+def test_bm25_agreement_keeps_only_queries_whose_positive_bm25_ranks_in_the_top_k(tmp_path):
+    pytest.importorskip("bm25s")
+    pytest.importorskip("Stemmer")
+    from crossrank.evaluation.bm25 import BM25
+
+    # its title shares no word with its text: BM25 cannot find the positive for that query
+    vague = {"_id": "vague", "title": "wing shock response measurements .",
+             "text": "a survey written elsewhere about other matters entirely ."}  # fmt: skip
+    source = write_source(tmp_path / "src", rows=_corpus() + [vague])
+    everything = make_pseudo_dataset(source, tmp_path / "all", kinds="title,ict", seed=3)
+    summary = make_pseudo_dataset(
+        source, tmp_path / "out", kinds="title,ict", seed=3, agreement_top=1
+    )
+    unfiltered, kept = (load_beir(str(tmp_path / d), "train") for d in ("all", "out"))
+    run = BM25(unfiltered).search(unfiltered.queries, 1)
+    agree = {q for q, rel in unfiltered.qrels.items() if set(rel) <= set(run.get(q, {}))}
+    assert "title:vague" in unfiltered.queries and "title:vague" not in agree
+    assert set(kept.queries) == agree and set(kept.qrels) == agree
+    assert 0 < len(agree) < len(unfiltered.queries)
+    assert kept.corpus == unfiltered.corpus  # a dropped query's document is still a document
+    dropped = summary["dropped_by_agreement"]
+    assert summary["agreement_top"] == 1 and summary["pseudo_queries"] == len(agree)
+    for kind in ("title", "ict"):
+        assert summary["queries"][kind] + dropped.get(kind, 0) == everything["queries"][kind]
+    assert everything["dropped_by_agreement"] == {} and everything["agreement_top"] is None
+
+
 @pytest.mark.parametrize(
     "overrides, match",
     [
@@ -224,6 +251,7 @@ def test_output_directory_rules(tmp_path):
         ({"mix_max_queries": -1}, r"mix_max_queries \(--mix-max-queries\)"),
         ({"min_query_words": 0}, r"min_query_words \(--min-query-words\) must be >= 1"),
         ({"max_query_words": 2}, r"max_query_words \(--max-query-words\) must be an int >= "),
+        ({"agreement_top": 0}, r"agreement_top \(--bm25-agreement\) must be an int >= 1"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, overrides, match):

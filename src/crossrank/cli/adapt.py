@@ -53,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"pseudo-query kinds (default: {','.join(adapt.KINDS)}; see crossrank pseudo-queries)",
     )
     parser.add_argument(
+        "--bm25-agreement",
+        type=int,
+        default=adapt.AGREEMENT_TOP,
+        metavar="K",
+        help="keep a pseudo query only if BM25 ranks its positive in the top K; 0 keeps all "
+        f"(default: {adapt.AGREEMENT_TOP})",
+    )
+    parser.add_argument(
         "--mix",
         action="append",
         default=None,
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         budget_minutes=args.budget_minutes,
         kinds=args.kind,
+        agreement_top=args.bm25_agreement or None,
         mix=args.mix,
         evaluate_split=args.evaluate,
         overrides=overrides,

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-query-words", type=int, default=4, help="shorter queries skipped")
     parser.add_argument("--max-query-words", type=int, default=64, help="longer queries skipped")
     parser.add_argument(
+        "--bm25-agreement",
+        type=int,
+        default=None,
+        metavar="K",
+        help="keep a query only if BM25 ranks its positive in the top K (default: keep all)",
+    )
+    parser.add_argument(
         "--mix",
         action="append",
         default=None,
@@ -64,6 +71,9 @@ def _table(summary: dict) -> str:
         f"corpus: {summary['corpus_size']:,} documents ({summary['replaced_documents']:,} replaced "
         "by their pseudo-query positive, without the query text)",
     ]
+    if summary["dropped_by_agreement"]:
+        dropped = ", ".join(f"{k} {n:,}" for k, n in summary["dropped_by_agreement"].items())
+        lines.append(f"dropped (positive not in BM25's top {summary['agreement_top']}): {dropped}")
     if summary["skipped"]:
         skipped = ", ".join(f"{why} {n:,}" for why, n in summary["skipped"].items())
         lines.append(f"skipped documents: {skipped}")
@@ -88,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         mix_max_queries=args.mix_max_queries,
         min_query_words=args.min_query_words,
         max_query_words=args.max_query_words,
+        agreement_top=args.bm25_agreement,
         overwrite=args.overwrite,
     )
     print(json.dumps(summary) if args.json else _table(summary))

@@ -14,6 +14,11 @@ original holds the query verbatim, so kept as a BM25 hard negative it would be a
 Queries whose text is also a title or sentence of another document are skipped for the same reason.
 Labelled queries of other collections can be mixed in (``mix``), their ids prefixed.
 
+``agreement_top=K`` keeps a pseudo query only if BM25, over the written corpus, ranks its positive
+in the top K (round-trip filtering, as InPars and Promptagator filter generated queries): a
+sentence such as "the results are discussed." matches hundreds of documents, and its label would
+contradict the BM25 teacher that ``crossrank adapt`` trains beside it.
+
 >>> from crossrank.training.pseudo_queries import make_pseudo_dataset
 >>> make_pseudo_dataset("data/cranfield", "data/cranfield-pseudo", kinds=("title", "ict"))  # doctest: +SKIP
 {'queries': {'title': 689, 'ict': 661}, 'corpus_size': 1400, ...}
@@ -114,7 +119,9 @@ def check_mixes(mix: Union[None, str, Sequence[str]]) -> List[Tuple[str, str]]:
     return parsed
 
 
-def _check_arguments(kinds, max_queries, mix_max_queries, min_words, max_words) -> Tuple[str, ...]:
+def _check_arguments(
+    kinds, max_queries, mix_max_queries, min_words, max_words, agreement_top
+) -> Tuple[str, ...]:
     if isinstance(kinds, str):
         kinds = kinds.split(",")
     kinds = tuple(dict.fromkeys(k.strip() for k in kinds if k.strip()))
@@ -123,6 +130,7 @@ def _check_arguments(kinds, max_queries, mix_max_queries, min_words, max_words) 
     for name, value, flag in (
         ("max_queries", max_queries, "--max-queries"),
         ("mix_max_queries", mix_max_queries, "--mix-max-queries"),
+        ("agreement_top", agreement_top, "--bm25-agreement"),
     ):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -232,6 +240,16 @@ def _prepare_output(output_dir: str, protected: Sequence[str], overwrite: bool) 
     return out
 
 
+def _bm25_disagreements(rows: List[dict], qrels: List[Tuple[str, str, int]], queries, top: int):
+    """Ids of the pseudo queries whose positive BM25 does not rank in its top ``top`` of ``rows``."""
+    from ..evaluation.beir import BeirData
+    from ..evaluation.bm25 import BM25
+
+    corpus = {row["_id"]: (row["title"], row["text"]) for row in rows}
+    run = BM25(BeirData(corpus, {}, {})).search({q["_id"]: q["text"] for q in queries}, top)
+    return {query_id for query_id, doc_id, _ in qrels if doc_id not in run.get(query_id, {})}
+
+
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     with open(path, "w", encoding="utf-8") as stream:
         for row in rows:
@@ -248,6 +266,7 @@ def make_pseudo_dataset(
     mix_max_queries: Optional[int] = None,
     min_query_words: int = 4,
     max_query_words: int = 64,
+    agreement_top: Optional[int] = None,
     overwrite: bool = False,
 ) -> dict:
     """Write a BEIR training directory (split ``train``) of pseudo queries from ``source_dir``'s corpus.
@@ -256,9 +275,11 @@ def make_pseudo_dataset(
     drawn at random). ``max_queries`` caps the pseudo queries (documents drawn at random, seeded).
     ``mix``: ``"DIR[:SPLIT]"`` entries whose corpus and labelled queries of SPLIT (default
     ``train``; at most ``mix_max_queries`` each, sampled) are added with ids prefixed ``<name>:``.
-    Returns the summary also saved as ``pseudo.json``. Same arguments, same files.
+    ``agreement_top``: keep only the pseudo queries whose positive BM25 ranks in its top K. Returns the summary also saved as ``pseudo.json``. Same arguments, same files.
     """
-    kinds = _check_arguments(kinds, max_queries, mix_max_queries, min_query_words, max_query_words)
+    kinds = _check_arguments(
+        kinds, max_queries, mix_max_queries, min_query_words, max_query_words, agreement_top
+    )
     source_dir = os.fspath(source_dir)
     mixes = check_mixes(mix)
     corpus_path, corpus = _read_corpus(source_dir)
@@ -296,6 +317,14 @@ def make_pseudo_dataset(
                 counts[kind] += 1
                 break
     rows = [replaced.get(d) or {"_id": d, "title": t, "text": x} for d, (t, x) in corpus.items()]
+    dropped = Counter()
+    if agreement_top is not None and queries:
+        # a dropped query's document stays replaced: it is still a document of the corpus
+        disagree = _bm25_disagreements(rows, qrels, queries, agreement_top)
+        dropped.update(q.split(":", 1)[0] for q in disagree)
+        queries = [q for q in queries if q["_id"] not in disagree]
+        qrels = [row for row in qrels if row[0] not in disagree]
+        counts.subtract(dropped)
 
     mixed, query_counts = [], dict(counts)
     for path, split, data in loaded:
@@ -335,10 +364,12 @@ def make_pseudo_dataset(
         "min_query_words": min_query_words,
         "max_query_words": max_query_words,
         "queries": query_counts,
-        "pseudo_queries": len(replaced),
+        "pseudo_queries": sum(counts.values()),
         "corpus_size": len(rows),
         "replaced_documents": len(replaced),
         "skipped": dict(sorted(maker.skipped.items())),
+        "agreement_top": agreement_top,
+        "dropped_by_agreement": dict(sorted(dropped.items())),
         "mix": mixed,
         "mix_max_queries": mix_max_queries,
         "split": "train",
