@@ -36,6 +36,8 @@ def adapt_command(args, seed: int, output: str) -> list:
                "--evaluate", "test", "--json", "--no-progress", "--overwrite"]  # fmt: skip
     for mix in args.mix or ():
         command += ["--mix", mix]
+    for flag, value in (("--bm25-agreement", args.bm25_agreement), ("--epochs", args.epochs)):
+        command += [flag, str(value)] if value is not None else []
     return command + (["--device", args.device] if args.device else [])
 
 
@@ -83,6 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=28.0)
     parser.add_argument("--device", default=None, help="crossrank adapt --device (default: auto)")
     parser.add_argument("--mix", action="append", help="crossrank adapt --mix DIR[:SPLIT]")
+    parser.add_argument("--bm25-agreement", type=int, default=None, help="crossrank adapt's")
+    parser.add_argument("--epochs", type=float, default=None, help="crossrank adapt --epochs")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "adapt"))
     parser.add_argument("--title", default=None, help="the result's title (default: derived)")
     add_output_argument(parser)

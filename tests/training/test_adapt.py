@@ -131,6 +131,8 @@ def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, 
     assert summary["pseudo"]["agreement_top"] == AGREEMENT_TOP
     assert summary["settings"]["device"] == "cpu"
     assert summary["training"]["stopped_by"] == "schedule"
+    assert summary["settings"]["epochs"] == RECIPE["epochs"]
+    summary_steps = summary["training"]["steps"]
     assert json.loads((out / "adapt.json").read_text()) == summary
 
     assert main(argv) == 2  # the run is there: not replaced without --overwrite
@@ -138,9 +140,11 @@ def test_adapt_command_prints_the_summary_and_exits_2_on_errors(tmp_path, base, 
     assert main(argv + ["--budget-minutes", "0.5"]) == 2
     assert "--budget-minutes" in capsys.readouterr().err
     # 0 turns the filter off
-    more = ["--overwrite", "--kind", "title", "--bm25-agreement", "0"]
+    more = ["--overwrite", "--kind", "title", "--bm25-agreement", "0", "--epochs", "1"]
     assert main(argv + more + ["--budget-minutes", "2"]) == 0
-    assert json.loads(capsys.readouterr().out)["pseudo"]["agreement_top"] is None
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pseudo"]["agreement_top"] is None and summary["settings"]["epochs"] == 1.0
+    assert summary["training"]["steps"] < summary_steps
 
 
 def test_adapt_mixes_a_labelled_collection_with_the_pseudo_queries(tmp_path, base, capsys):

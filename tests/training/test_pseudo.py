@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -288,6 +289,10 @@ def test_cli_prints_summary_and_exit_status(tmp_path, capsys):
         _cli(["pseudo-queries", source, "-o", out, "--overwrite", "--json", "--kind", "ict"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["queries"] == {"ict": 15}
+    if importlib.util.find_spec("bm25s") and importlib.util.find_spec("Stemmer"):
+        argv = ["pseudo-queries", source, "-o", out, "--overwrite", "--bm25-agreement", "1"]
+        assert _cli(argv + ["--kind", "title,ict", "--seed", "5"]) == 0
+        assert "dropped (positive not in BM25's top 1): " in capsys.readouterr().out
     with pytest.raises(ValueError, match="--output"):
         _cli(["pseudo-queries", source, "-o", out])
     empty = write_source(tmp_path / "empty", rows=[], special=False)

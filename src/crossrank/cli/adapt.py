@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {adapt.AGREEMENT_TOP})",
     )
     parser.add_argument(
+        "--epochs",
+        type=float,
+        default=adapt.RECIPE["epochs"],
+        help="passes over the pseudo queries; the budget ends a large corpus's run earlier, its "
+        f"learning rate decayed all the same (default: {adapt.RECIPE['epochs']:g})",
+    )
+    parser.add_argument(
         "--mix",
         action="append",
         default=None,
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """Adapt; prints the summary (a table, or JSON) also saved as OUTPUT/adapt.json."""
     from ..training.adaptation import adapt
 
-    overrides = {}
+    overrides = {"epochs": args.epochs}
     if args.device is not None:
         overrides["device"] = args.device
     if args.bf16:

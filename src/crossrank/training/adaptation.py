@@ -240,7 +240,9 @@ def adapt(
     if not pseudo["pseudo_queries"]:
         raise ValueError(
             f"no pseudo query could be made from {data_dir!r}'s corpus (documents without titles "
-            "or sentences long enough): see crossrank pseudo-queries --kind and --min-query-words"
+            "or sentences long enough, or none whose positive BM25 ranks in the top "
+            f"{agreement_top}): see crossrank pseudo-queries --kind, --min-query-words and "
+            "--bm25-agreement"
         )
     config.time_budget_minutes = (
         budget_minutes - _cpu_minutes(threads, cpu_start) - _RESERVE_MINUTES
