@@ -85,7 +85,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=28.0)
     parser.add_argument("--device", default=None, help="crossrank adapt --device (default: auto)")
     parser.add_argument("--mix", action="append", help="crossrank adapt --mix DIR[:SPLIT]")
-    parser.add_argument("--bm25-agreement", type=int, default=None, help="crossrank adapt's")
+    parser.add_argument(
+        "--bm25-agreement", type=int, default=None, help="crossrank adapt --bm25-agreement"
+    )
     parser.add_argument("--epochs", type=float, default=None, help="crossrank adapt --epochs")
     parser.add_argument("--runs", default=str(ROOT / "runs" / "adapt"))
     parser.add_argument("--title", default=None, help="the result's title (default: derived)")

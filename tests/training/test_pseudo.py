@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -216,14 +215,15 @@ def test_output_directory_rules(tmp_path):
     assert (Path(source) / "corpus.jsonl.gz").is_file()
 
 
-def test_bm25_agreement_keeps_only_queries_whose_positive_bm25_ranks_in_the_top_k(tmp_path):
+def test_bm25_agreement_keeps_only_queries_whose_positive_bm25_ranks_in_the_top_k(tmp_path, capsys):
     pytest.importorskip("bm25s")
     pytest.importorskip("Stemmer")
     from crossrank.evaluation.bm25 import BM25
 
     # its title shares no word with its text: BM25 cannot find the positive for that query
-    vague = {"_id": "vague", "title": "wing shock response measurements .",
-             "text": "a survey written elsewhere about other matters entirely ."}  # fmt: skip
+    vague = dict(
+        _id="vague", title="wing shock response measurements .", text="a survey of others."
+    )
     source = write_source(tmp_path / "src", rows=_corpus() + [vague])
     everything = make_pseudo_dataset(source, tmp_path / "all", kinds="title,ict", seed=3)
     summary = make_pseudo_dataset(
@@ -241,6 +241,10 @@ def test_bm25_agreement_keeps_only_queries_whose_positive_bm25_ranks_in_the_top_
     for kind in ("title", "ict"):
         assert summary["queries"][kind] + dropped.get(kind, 0) == everything["queries"][kind]
     assert everything["dropped_by_agreement"] == {} and everything["agreement_top"] is None
+
+    argv = ["pseudo-queries", source, "-o", str(tmp_path / "cli"), "--bm25-agreement", "1"]
+    assert _cli(argv + ["--kind", "title,ict", "--seed", "3"]) == 0
+    assert "dropped (positive not in BM25's top 1): " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -289,10 +293,6 @@ def test_cli_prints_summary_and_exit_status(tmp_path, capsys):
         _cli(["pseudo-queries", source, "-o", out, "--overwrite", "--json", "--kind", "ict"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["queries"] == {"ict": 15}
-    if importlib.util.find_spec("bm25s") and importlib.util.find_spec("Stemmer"):
-        argv = ["pseudo-queries", source, "-o", out, "--overwrite", "--bm25-agreement", "1"]
-        assert _cli(argv + ["--kind", "title,ict", "--seed", "5"]) == 0
-        assert "dropped (positive not in BM25's top 1): " in capsys.readouterr().out
     with pytest.raises(ValueError, match="--output"):
         _cli(["pseudo-queries", source, "-o", out])
     empty = write_source(tmp_path / "empty", rows=[], special=False)

@@ -275,7 +275,8 @@ def make_pseudo_dataset(
     drawn at random). ``max_queries`` caps the pseudo queries (documents drawn at random, seeded).
     ``mix``: ``"DIR[:SPLIT]"`` entries whose corpus and labelled queries of SPLIT (default
     ``train``; at most ``mix_max_queries`` each, sampled) are added with ids prefixed ``<name>:``.
-    ``agreement_top``: keep only the pseudo queries whose positive BM25 ranks in its top K. Returns the summary also saved as ``pseudo.json``. Same arguments, same files.
+    ``agreement_top``: keep only the pseudo queries whose positive BM25 ranks in its top K.
+    Returns the summary also saved as ``pseudo.json``. Same arguments, same files.
     """
     kinds = _check_arguments(
         kinds, max_queries, mix_max_queries, min_query_words, max_query_words, agreement_top
